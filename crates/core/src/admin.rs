@@ -1,0 +1,112 @@
+//! The admin listener every service has: `/healthz` (the process is alive), `/readyz` (every
+//! dependency check passes and the service is not draining), `/metrics` (Prometheus text).
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Named readiness checks, set by the service as dependencies come and go. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    checks: Arc<Mutex<BTreeMap<&'static str, bool>>>,
+}
+
+impl Readiness {
+    /// Readiness with the given checks, all failing until set.
+    pub fn new(checks: &[&'static str]) -> Self {
+        let r = Self::default();
+        for c in checks {
+            r.set(c, false);
+        }
+        r
+    }
+
+    /// Records a check result.
+    pub fn set(&self, check: &'static str, ok: bool) {
+        if let Ok(mut checks) = self.checks.lock() {
+            checks.insert(check, ok);
+        }
+    }
+
+    /// True when every check passes.
+    pub fn is_ready(&self) -> bool {
+        self.checks.lock().map(|c| c.values().all(|ok| *ok)).unwrap_or(false)
+    }
+
+    fn snapshot(&self) -> BTreeMap<&'static str, bool> {
+        self.checks.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+#[derive(Clone)]
+struct AdminState {
+    registry: Arc<Registry>,
+    readiness: Readiness,
+}
+
+/// A bound admin listener.
+pub struct Admin {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Admin {
+    /// Binds `addr` (port 0 picks a free port).
+    pub async fn bind(addr: SocketAddr, registry: Arc<Registry>, readiness: Readiness) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        Ok(Self { listener, router: router(AdminState { registry, readiness }) })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `cancel`.
+    pub async fn run(self, cancel: CancellationToken) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move { cancel.cancelled().await })
+            .await
+    }
+}
+
+fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AdminState>) -> Response {
+    let checks = state.readiness.snapshot();
+    let ready = checks.values().all(|ok| *ok);
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = serde_json::json!({ "ready": ready, "checks": checks });
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    let mut text = String::new();
+    match prometheus_client::encoding::text::encode(&mut text, &state.registry) {
+        Ok(()) => (
+            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            text,
+        )
+            .into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed").into_response(),
+    }
+}

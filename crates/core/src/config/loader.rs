@@ -1,0 +1,418 @@
+//! The layered loader: embedded defaults → optional TOML file → `SKED_*` environment →
+//! `--set key=value` flags. Every problem is collected and reported at once.
+
+use std::{collections::BTreeMap, fmt, path::PathBuf};
+
+use toml::{Table, Value};
+
+use super::Config;
+
+const DEFAULTS: &str = include_str!("default.toml");
+const ENV_PREFIX: &str = "SKED_";
+const RDKAFKA: [&str; 2] = ["kafka", "rdkafka"];
+
+/// The inputs of one load. Tests build this by hand; they never touch the process environment.
+#[derive(Debug, Clone, Default)]
+pub struct Layers {
+    /// Optional TOML file.
+    pub file: Option<PathBuf>,
+    /// Environment variables; only those starting with `SKED_` are read.
+    pub env: Vec<(String, String)>,
+    /// `key.path=value` overrides from the command line.
+    pub sets: Vec<String>,
+}
+
+impl Layers {
+    /// The file and flags given, with the process environment.
+    pub fn from_process(file: Option<PathBuf>, sets: Vec<String>) -> Self {
+        Self { file, env: std::env::vars().collect(), sets }
+    }
+}
+
+/// Where a value came from, named in error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The embedded defaults.
+    Default,
+    /// The TOML file.
+    File(PathBuf),
+    /// An environment variable.
+    Env(String),
+    /// A `--set` flag.
+    Flag,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("defaults"),
+            Source::File(p) => write!(f, "file {}", p.display()),
+            Source::Env(name) => write!(f, "env {name}"),
+            Source::Flag => f.write_str("--set"),
+        }
+    }
+}
+
+/// Every problem found in one load.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct Error {
+    /// One line per problem, each naming the key.
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration ({} problem(s))", self.problems.len())?;
+        for p in &self.problems {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Loads, merges, deserializes and validates the configuration.
+pub fn load(layers: &Layers) -> Result<Config, Error> {
+    let defaults: Table = toml::from_str(DEFAULTS).expect("embedded default.toml is valid TOML");
+    let mut merged = defaults.clone();
+    let mut sources: BTreeMap<String, Source> = BTreeMap::new();
+    let mut problems = Vec::new();
+
+    if let Some(path) = &layers.file {
+        match std::fs::read_to_string(path) {
+            Ok(text) => match toml::from_str::<Table>(&text) {
+                Ok(table) => merge(&mut merged, table, &mut Vec::new(), &Source::File(path.clone()), &mut sources),
+                Err(e) => problems.push(format!("file {}: not valid TOML: {}", path.display(), e.message())),
+            },
+            Err(e) => problems.push(format!("file {}: cannot read: {e}", path.display())),
+        }
+    }
+
+    let mut env: Vec<_> = layers.env.iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+    env.sort();
+    for (name, raw) in env {
+        let path = env_path(&name[ENV_PREFIX.len()..]);
+        set_value(&mut merged, &defaults, &path, raw, Source::Env(name.clone()), &mut sources, &mut problems);
+    }
+
+    for set in &layers.sets {
+        let Some((key, raw)) = set.split_once('=') else {
+            problems.push(format!("--set {set}: expected key=value"));
+            continue;
+        };
+        let path = flag_path(key.trim());
+        set_value(&mut merged, &defaults, &path, raw, Source::Flag, &mut sources, &mut problems);
+    }
+
+    let config = deserialize_collecting(merged, &defaults, &sources, &mut problems);
+    if let Some(config) = &config {
+        problems.extend(config.validate());
+    }
+    match config {
+        Some(config) if problems.is_empty() => Ok(config),
+        _ => Err(Error { problems }),
+    }
+}
+
+/// `KAFKA__RDKAFKA__SESSION_TIMEOUT_MS` → `kafka.rdkafka."session.timeout.ms"`; otherwise each
+/// `__`-separated part is one lowercase level.
+fn env_path(rest: &str) -> Vec<String> {
+    let mut parts: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+    if parts.len() == 3 && parts[..2] == RDKAFKA {
+        parts[2] = parts[2].replace('_', ".");
+    }
+    parts
+}
+
+/// `kafka.rdkafka.session.timeout.ms` → the rdkafka property keeps its dots.
+fn flag_path(key: &str) -> Vec<String> {
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.len() > 2 && parts[..2] == RDKAFKA {
+        vec![RDKAFKA[0].into(), RDKAFKA[1].into(), parts[2..].join(".")]
+    } else {
+        parts.into_iter().map(str::to_owned).collect()
+    }
+}
+
+fn dotted(path: &[String]) -> String {
+    path.join(".")
+}
+
+/// Sets one value given as text, typed after the default at the same path.
+fn set_value(
+    merged: &mut Table,
+    defaults: &Table,
+    path: &[String],
+    raw: &str,
+    source: Source,
+    sources: &mut BTreeMap<String, Source>,
+    problems: &mut Vec<String>,
+) {
+    if path.iter().any(String::is_empty) {
+        problems.push(format!("{source}: `{}` is not a valid key", dotted(path)));
+        return;
+    }
+    let value = match coerce(defaults, path, raw) {
+        Ok(v) => v,
+        Err(why) => {
+            problems.push(format!("`{}` (from {source}): {why}", dotted(path)));
+            return;
+        }
+    };
+    let mut table = merged;
+    for part in &path[..path.len() - 1] {
+        let entry = table.entry(part.clone()).or_insert_with(|| Value::Table(Table::new()));
+        match entry {
+            Value::Table(t) => table = t,
+            _ => {
+                problems.push(format!("`{}` (from {source}): `{part}` is not a table", dotted(path)));
+                return;
+            }
+        }
+    }
+    table.insert(path[path.len() - 1].clone(), value);
+    sources.insert(dotted(path), source);
+}
+
+fn coerce(defaults: &Table, path: &[String], raw: &str) -> Result<Value, String> {
+    if path.len() == 3 && path[..2] == RDKAFKA {
+        return Ok(Value::String(raw.to_owned()));
+    }
+    match lookup(defaults, path) {
+        Some(Value::String(_)) => Ok(Value::String(raw.to_owned())),
+        Some(Value::Integer(_)) => {
+            raw.trim().parse().map(Value::Integer).map_err(|_| format!("`{raw}` is not an integer"))
+        }
+        Some(Value::Boolean(_)) => {
+            raw.trim().parse().map(Value::Boolean).map_err(|_| format!("`{raw}` is not true or false"))
+        }
+        Some(Value::Float(_)) => {
+            raw.trim().parse().map(Value::Float).map_err(|_| format!("`{raw}` is not a number"))
+        }
+        // Keys without a default (apps.<name>.*): TOML syntax if it parses, else a string.
+        _ => Ok(toml::from_str::<Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| Value::String(raw.to_owned()))),
+    }
+}
+
+fn lookup<'a>(table: &'a Table, path: &[String]) -> Option<&'a Value> {
+    let (last, parents) = path.split_last()?;
+    let mut t = table;
+    for p in parents {
+        t = t.get(p)?.as_table()?;
+    }
+    t.get(last)
+}
+
+fn remove(table: &mut Table, path: &[String]) {
+    let Some((last, parents)) = path.split_last() else { return };
+    let mut t = table;
+    for p in parents {
+        match t.get_mut(p).and_then(Value::as_table_mut) {
+            Some(next) => t = next,
+            None => return,
+        }
+    }
+    t.remove(last);
+}
+
+fn merge(
+    into: &mut Table,
+    from: Table,
+    path: &mut Vec<String>,
+    source: &Source,
+    sources: &mut BTreeMap<String, Source>,
+) {
+    for (key, value) in from {
+        path.push(key.clone());
+        match (into.get_mut(&key), value) {
+            (Some(Value::Table(existing)), Value::Table(incoming)) => {
+                merge(existing, incoming, path, source, sources)
+            }
+            (_, value) => {
+                sources.insert(dotted(path), source.clone());
+                into.insert(key, value);
+            }
+        }
+        path.pop();
+    }
+}
+
+/// Deserializes the merged tree. Serde stops at the first error, so after each one the
+/// offending key is put back to its default (or removed) and deserialization runs again,
+/// until it succeeds: every problem is reported, not just the first.
+fn deserialize_collecting(
+    mut merged: Table,
+    defaults: &Table,
+    sources: &BTreeMap<String, Source>,
+    problems: &mut Vec<String>,
+) -> Option<Config> {
+    for _ in 0..64 {
+        let de = Value::Table(merged.clone());
+        match serde_path_to_error::deserialize::<_, Config>(de) {
+            Ok(config) => return Some(config),
+            Err(err) => {
+                let mut path: Vec<String> = err
+                    .path()
+                    .iter()
+                    .filter_map(|seg| match seg {
+                        serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                        serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
+                        _ => None,
+                    })
+                    .collect();
+                let message = err.inner().to_string();
+                let message = message.lines().next().unwrap_or_default().to_owned();
+                if let Some(field) = unknown_field(&message) {
+                    if path.last() != Some(&field) {
+                        path.push(field);
+                    }
+                    let source = source_of(sources, &path);
+                    problems.push(format!("`{}` (from {source}): unknown key", dotted(&path)));
+                } else {
+                    let source = source_of(sources, &path);
+                    problems.push(format!("`{}` (from {source}): {message}", dotted(&path)));
+                }
+                if path.is_empty() {
+                    return None;
+                }
+                match lookup(defaults, &path) {
+                    Some(default) => {
+                        let default = default.clone();
+                        set_raw(&mut merged, &path, default);
+                    }
+                    None => remove(&mut merged, &path),
+                }
+            }
+        }
+    }
+    None
+}
+
+fn set_raw(table: &mut Table, path: &[String], value: Value) {
+    let Some((last, parents)) = path.split_last() else { return };
+    let mut t = table;
+    for p in parents {
+        match t.get_mut(p).and_then(Value::as_table_mut) {
+            Some(next) => t = next,
+            None => return,
+        }
+    }
+    t.insert(last.clone(), value);
+}
+
+fn source_of(sources: &BTreeMap<String, Source>, path: &[String]) -> Source {
+    let mut probe = path.to_vec();
+    while !probe.is_empty() {
+        if let Some(s) = sources.get(&dotted(&probe)) {
+            return s.clone();
+        }
+        probe.pop();
+    }
+    // A key set below an unknown one (`--set foo.bar=1` reported at `foo`).
+    let prefix = format!("{}.", dotted(path));
+    sources
+        .iter()
+        .find(|(k, _)| k.starts_with(&prefix))
+        .map_or(Source::Default, |(_, s)| s.clone())
+}
+
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest.split('`').next()?.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_load_and_validate() {
+        let config = load(&Layers::default()).unwrap();
+        assert_eq!(config.topics.ingest, "sked.ingest");
+        assert_eq!(config.redis.shards, 16);
+        assert_eq!(config.default_timezone, chrono_tz::UTC);
+    }
+
+    #[test]
+    fn env_overrides_with_nesting_and_types() {
+        let layers = Layers {
+            env: env(&[
+                ("SKED_KAFKA__BROKERS", "broker:9092"),
+                ("SKED_REDIS__SHARDS", "32"),
+                ("SKED_REDIS__KEY_PREFIX", "123"),
+                ("SKED_KAFKA__RDKAFKA__SESSION_TIMEOUT_MS", "6000"),
+                ("SKED_DEFAULT_TIMEZONE", "Asia/Dhaka"),
+                ("HOME", "/root"),
+            ]),
+            ..Default::default()
+        };
+        let config = load(&layers).unwrap();
+        assert_eq!(config.kafka.brokers, "broker:9092");
+        assert_eq!(config.redis.shards, 32);
+        assert_eq!(config.redis.key_prefix, "123");
+        assert_eq!(config.kafka.rdkafka["session.timeout.ms"], "6000");
+        assert_eq!(config.default_timezone, chrono_tz::Asia::Dhaka);
+    }
+
+    #[test]
+    fn flags_override_env() {
+        let layers = Layers {
+            env: env(&[("SKED_TOPICS__DUE", "from.env")]),
+            sets: vec!["topics.due=from.flag".into(), "kafka.rdkafka.socket.timeout.ms=100".into()],
+            ..Default::default()
+        };
+        let config = load(&layers).unwrap();
+        assert_eq!(config.topics.due, "from.flag");
+        assert_eq!(config.kafka.rdkafka["socket.timeout.ms"], "100");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let layers = Layers {
+            env: env(&[
+                ("SKED_KAFKA__BROKRS", "x"),
+                ("SKED_REDIS__SHARDS", "many"),
+                ("SKED_DEFAULT_TIMEZONE", "Mars/Olympus"),
+                ("SKED_HTTP__LISTEN_ADDR", "nowhere"),
+                ("SKED_INGEST__BATCH_LINGER", "soon"),
+                ("SKED_TOPICS__DLQ", "bad topic"),
+            ]),
+            ..Default::default()
+        };
+        let err = load(&layers).unwrap_err();
+        let text = err.to_string();
+        for needle in [
+            "`kafka.brokrs` (from env SKED_KAFKA__BROKRS): unknown key",
+            "`redis.shards` (from env SKED_REDIS__SHARDS): `many` is not an integer",
+            "`default_timezone`",
+            "`http.listen_addr`",
+            "`ingest.batch_linger`",
+            "`topics.dlq`",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+        assert_eq!(err.problems.len(), 6, "{text}");
+    }
+
+    #[test]
+    fn file_layer_and_unknown_app_keys() {
+        let dir = std::env::temp_dir().join(format!("sked-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("sked.toml");
+        std::fs::write(
+            &file,
+            "[apps.sms]\nhandler = \"http\"\nurl = \"http://sms\"\ntimeout = \"5s\"\n[apps.bad]\nhandler = \"kafka\"\nurl_typo = 1\n",
+        )
+        .unwrap();
+        let err = load(&Layers { file: Some(file.clone()), ..Default::default() }).unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert!(err.problems[0].contains("`apps.bad.url_typo`"), "{err}");
+        assert!(err.problems[0].contains("sked.toml"), "{err}");
+    }
+}

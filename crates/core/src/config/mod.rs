@@ -1,0 +1,12 @@
+//! Configuration: the option structs every service reads, and the layered loader
+//! (embedded defaults → optional TOML file → `SKED_*` environment → `--set` flags).
+
+mod args;
+mod duration;
+mod loader;
+mod options;
+
+pub use args::{Args, redact_url};
+pub use duration::HumanDuration;
+pub use loader::{Error, Layers, Source, load};
+pub use options::*;

@@ -1,0 +1,244 @@
+//! The option structs. Every field has a default in `default.toml`; structs reject unknown keys.
+
+use std::{collections::BTreeMap, net::SocketAddr, num::NonZeroU32};
+
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use super::HumanDuration;
+
+/// The whole configuration of an installation. Every service reads the same file and uses the
+/// sections it needs, so one ConfigMap serves a whole deployment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// IANA zone for zone-less times in requests.
+    pub default_timezone: Tz,
+    /// Kafka connection.
+    pub kafka: KafkaOptions,
+    /// Redis connection and key layout.
+    pub redis: RedisOptions,
+    /// Topic names.
+    pub topics: TopicsOptions,
+    /// Request limits.
+    pub limits: LimitsOptions,
+    /// Ingest service.
+    pub ingest: IngestOptions,
+    /// REST API (ingest service).
+    pub http: HttpOptions,
+    /// Admin endpoints (every service).
+    pub admin: AdminOptions,
+    /// Registered apps, by name.
+    pub apps: BTreeMap<String, AppOptions>,
+    /// Logging.
+    pub log: LogOptions,
+}
+
+/// `[log]`: how services log. The level comes from `RUST_LOG` (default `info`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogOptions {
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[kafka]`: how to reach the brokers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaOptions {
+    /// Bootstrap servers, comma separated.
+    pub brokers: String,
+    /// `client.id` prefix; the service name is appended.
+    pub client_id: String,
+    /// Any librdkafka property, passed through unchanged.
+    pub rdkafka: BTreeMap<String, String>,
+}
+
+/// `[redis]`: connection and key layout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisOptions {
+    /// `redis://` or `rediss://` URL.
+    pub url: String,
+    /// Prefix of every key.
+    pub key_prefix: String,
+    /// Number of due-index shards; fixed for the life of an installation.
+    pub shards: u16,
+    /// Lifetime of idempotency keys and finished job records.
+    pub idempotency_ttl: HumanDuration,
+}
+
+/// `[topics]`: topic names and how `sked topics create` creates them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicsOptions {
+    /// Schedule requests in.
+    pub ingest: String,
+    /// Fired jobs out (unless the app names its own topic).
+    pub due: String,
+    /// Retries waiting for their time.
+    pub retry: String,
+    /// Dead letters.
+    pub dlq: String,
+    /// Partitions of topics created by sked.
+    pub partitions: i32,
+    /// Replication factor of topics created by sked.
+    pub replication_factor: i32,
+}
+
+/// `[limits]`: what requests are accepted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsOptions {
+    /// Largest accepted request, in bytes.
+    pub max_request_bytes: usize,
+    /// Furthest accepted first fire, from now.
+    pub max_horizon: HumanDuration,
+}
+
+/// `[ingest]`: the ingest consumer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestOptions {
+    /// Consumer group id.
+    pub group_id: String,
+    /// Most records in one batch.
+    pub batch_max: usize,
+    /// How long a batch waits for more records after its first.
+    pub batch_linger: HumanDuration,
+    /// Bound on the drain after SIGTERM.
+    pub drain_timeout: HumanDuration,
+}
+
+/// `[http]`: REST listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpOptions {
+    /// `host:port` to listen on.
+    pub listen_addr: SocketAddr,
+}
+
+/// `[admin]`: health and metrics listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminOptions {
+    /// `host:port` to listen on.
+    pub listen_addr: SocketAddr,
+}
+
+/// `[apps.<name>]`: one registered app.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AppOptions {
+    /// `http`, `kafka`, or the name of a custom handler.
+    #[serde(default = "default_handler")]
+    pub handler: String,
+    /// Target URL of the `http` handler.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Due-topic override for this app's fired jobs.
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// Per-run timeout.
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    /// Default retry policy of this app's jobs.
+    #[serde(default)]
+    pub retry: Option<AppRetryOptions>,
+}
+
+/// `[apps.<name>.retry]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppRetryOptions {
+    /// Executions in all, the first included.
+    pub max_attempts: NonZeroU32,
+    /// First backoff.
+    pub initial: HumanDuration,
+    /// Largest backoff.
+    pub max: HumanDuration,
+}
+
+fn default_handler() -> String {
+    "http".to_owned()
+}
+
+impl Config {
+    /// Problems that serde cannot see: ranges and relations between keys.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, key: &str, what: &str| {
+            if !ok {
+                problems.push(format!("`{key}`: {what}"));
+            }
+        };
+        check(!self.kafka.brokers.trim().is_empty(), "kafka.brokers", "must name at least one broker");
+        check(
+            self.redis.url.starts_with("redis://") || self.redis.url.starts_with("rediss://"),
+            "redis.url",
+            "must start with redis:// or rediss://",
+        );
+        check(!self.redis.key_prefix.is_empty(), "redis.key_prefix", "must not be empty");
+        check(
+            !self.redis.key_prefix.contains(['{', '}']),
+            "redis.key_prefix",
+            "must not contain `{` or `}` (they would break Redis Cluster hash tags)",
+        );
+        check((1..=4096).contains(&self.redis.shards), "redis.shards", "must be between 1 and 4096");
+        check(!self.redis.idempotency_ttl.get().is_zero(), "redis.idempotency_ttl", "must be positive");
+        for (key, topic) in [
+            ("topics.ingest", &self.topics.ingest),
+            ("topics.due", &self.topics.due),
+            ("topics.retry", &self.topics.retry),
+            ("topics.dlq", &self.topics.dlq),
+        ] {
+            check(valid_topic(topic), key, "must be a Kafka topic name (1-249 of [a-zA-Z0-9._-])");
+        }
+        check(self.topics.partitions >= 1, "topics.partitions", "must be at least 1");
+        check(self.topics.replication_factor >= 1, "topics.replication_factor", "must be at least 1");
+        check(self.limits.max_request_bytes >= 64, "limits.max_request_bytes", "must be at least 64");
+        check(!self.ingest.group_id.is_empty(), "ingest.group_id", "must not be empty");
+        check(
+            (1..=100_000).contains(&self.ingest.batch_max),
+            "ingest.batch_max",
+            "must be between 1 and 100000",
+        );
+        for (name, app) in &self.apps {
+            let key = format!("apps.{name}.topic");
+            if let Some(topic) = &app.topic {
+                check(valid_topic(topic), &key, "must be a Kafka topic name");
+            }
+            if app.handler == "http" && app.url.is_none() {
+                check(false, &format!("apps.{name}.url"), "is required when handler = \"http\"");
+            }
+            if let Some(retry) = &app.retry {
+                check(
+                    retry.initial <= retry.max,
+                    &format!("apps.{name}.retry"),
+                    "initial must not exceed max",
+                );
+            }
+        }
+        problems
+    }
+
+    /// The registered app names, or `None` when no registry is configured.
+    pub fn app_registry(&self) -> Option<std::collections::BTreeSet<String>> {
+        (!self.apps.is_empty()).then(|| self.apps.keys().cloned().collect())
+    }
+}
+
+fn valid_topic(t: &str) -> bool {
+    (1..=249).contains(&t.len())
+        && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}

@@ -1,0 +1,46 @@
+//! librdkafka configuration from [`KafkaOptions`]. sked's settings come first; the
+//! `kafka.rdkafka` pass-through table is applied last, so an operator can override anything.
+
+use rdkafka::ClientConfig;
+
+use crate::config::KafkaOptions;
+
+fn base(options: &KafkaOptions, service: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &options.brokers)
+        .set("client.id", format!("{}-{service}", options.client_id));
+    config
+}
+
+fn pass_through(config: &mut ClientConfig, options: &KafkaOptions) {
+    for (key, value) in &options.rdkafka {
+        config.set(key, value);
+    }
+}
+
+/// A consumer in `group` that never commits by itself: sked commits an offset only after the
+/// record's effect is durable.
+pub fn consumer_config(options: &KafkaOptions, service: &str, group: &str) -> ClientConfig {
+    let mut config = base(options, service);
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false");
+    pass_through(&mut config, options);
+    config
+}
+
+/// An idempotent producer that waits for all in-sync replicas.
+pub fn producer_config(options: &KafkaOptions, service: &str) -> ClientConfig {
+    let mut config = base(options, service);
+    config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "2")
+        .set("message.timeout.ms", "30000");
+    pass_through(&mut config, options);
+    config
+}

@@ -1,0 +1,85 @@
+//! Dead-letter records: the original bytes and key, every original header, and the header set
+//! of ARCHITECTURE.md.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+
+use super::headers as h;
+use crate::reason::Reason;
+
+/// Where the failure happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum Stage {
+    /// The request could not be scheduled.
+    Ingest,
+    /// The job failed when run.
+    Execute,
+}
+
+/// What is known about a failure, beyond the record itself.
+#[derive(Debug, Clone)]
+pub struct Failure<'a> {
+    /// Where.
+    pub stage: Stage,
+    /// Why, machine-readable.
+    pub reason: Reason,
+    /// Why, for people.
+    pub message: &'a str,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Executions so far (0 for ingest).
+    pub attempts: u32,
+    /// The job's app, when known.
+    pub app: Option<&'a str>,
+    /// The job id, when known.
+    pub job_id: Option<&'a str>,
+}
+
+/// An owned copy of a dead letter, ready to produce.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Original key.
+    pub key: Option<Vec<u8>>,
+    /// Original value, unchanged.
+    pub payload: Option<Vec<u8>>,
+    /// Original headers followed by sked's.
+    pub headers: OwnedHeaders,
+}
+
+/// Builds the dead letter of `msg`.
+pub fn record(msg: &BorrowedMessage<'_>, failure: &Failure<'_>) -> Record {
+    let mut headers = OwnedHeaders::new();
+    if let Some(original) = msg.headers() {
+        for header in original.iter() {
+            headers = headers.insert(Header { key: header.key, value: header.value });
+        }
+    }
+    let partition = msg.partition().to_string();
+    let offset = msg.offset().to_string();
+    let millis = failure.at.timestamp_millis().to_string();
+    let iso = failure.at.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let attempts = failure.attempts.to_string();
+    let reason: &str = failure.reason.into();
+    let stage: &str = failure.stage.into();
+    let mut add = |key: &str, value: &str| {
+        headers = std::mem::take(&mut headers).insert(Header { key, value: Some(value.as_bytes()) });
+    };
+    add(h::ORIGINAL_TOPIC, msg.topic());
+    add(h::ORIGINAL_PARTITION, &partition);
+    add(h::ORIGINAL_OFFSET, &offset);
+    add(h::ERROR_MESSAGE, failure.message);
+    add(h::ERROR_TIMESTAMP, &millis);
+    add(h::FAILED_AT, &iso);
+    add(h::ERROR_REASON, reason);
+    add(h::SKED_STAGE, stage);
+    add(h::SKED_REASON, reason);
+    add(h::SKED_ATTEMPTS, &attempts);
+    if let Some(app) = failure.app {
+        add(h::SKED_APP, app);
+    }
+    if let Some(id) = failure.job_id {
+        add(h::SKED_JOB_ID, id);
+    }
+    Record { key: msg.key().map(<[u8]>::to_vec), payload: msg.payload().map(<[u8]>::to_vec), headers }
+}

@@ -1,0 +1,28 @@
+//! Header names of ARCHITECTURE.md, in one place.
+
+/// Topic the record was read from (Infinite-Scheduler name).
+pub const ORIGINAL_TOPIC: &str = "original-topic";
+/// Partition the record was read from.
+pub const ORIGINAL_PARTITION: &str = "original-partition";
+/// Offset the record was read from.
+pub const ORIGINAL_OFFSET: &str = "original-offset";
+/// Human-readable error.
+pub const ERROR_MESSAGE: &str = "error-message";
+/// When it failed, epoch ms.
+pub const ERROR_TIMESTAMP: &str = "error-timestamp";
+/// When it failed, ISO-8601 UTC (kafkakit name).
+pub const FAILED_AT: &str = "failed-at";
+/// Why it failed (kafkakit name; same value as `sked-reason`).
+pub const ERROR_REASON: &str = "error-reason";
+/// `ingest` or `execute`.
+pub const SKED_STAGE: &str = "sked-stage";
+/// Machine-readable reason.
+pub const SKED_REASON: &str = "sked-reason";
+/// Executions so far.
+pub const SKED_ATTEMPTS: &str = "sked-attempts";
+/// The job's app, when known.
+pub const SKED_APP: &str = "sked-app";
+/// The job id, when known.
+pub const SKED_JOB_ID: &str = "sked-job-id";
+/// W3C trace context.
+pub const TRACEPARENT: &str = "traceparent";

@@ -1,0 +1,16 @@
+//! sked-core: what two or more sked services share.
+//!
+//! Domain types ([`job`], [`request`], [`reason`]), schedule math ([`schedule`]), the Redis
+//! job store ([`store`]), Kafka adapters ([`kafka`]), configuration loading ([`config`]) and the
+//! runtime pieces every service uses ([`runtime`], [`admin`], [`telemetry`]).
+
+pub mod job;
+pub mod reason;
+pub mod request;
+pub mod schedule;
+pub mod config;
+pub mod store;
+pub mod admin;
+pub mod kafka;
+pub mod runtime;
+pub mod telemetry;

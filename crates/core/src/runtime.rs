@@ -1,0 +1,85 @@
+//! The shutdown tree shared by every service: one root [`CancellationToken`] cancelled by the
+//! first SIGTERM or SIGINT; a second signal exits at once.
+
+use tokio_util::sync::CancellationToken;
+
+/// Exit code for configuration errors (EX_USAGE).
+pub const EXIT_CONFIG: i32 = 64;
+
+/// A root token cancelled on the first SIGTERM/SIGINT. A second signal exits with 130.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let root = token.clone();
+    tokio::spawn(async move {
+        wait_signal().await;
+        tracing::info!("shutdown requested, draining (send the signal again to exit at once)");
+        root.cancel();
+        wait_signal().await;
+        tracing::warn!("second signal, exiting without draining");
+        std::process::exit(130);
+    });
+    token
+}
+
+async fn wait_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Exponential backoff for reconnect loops: 100 ms doubling up to `max`.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: std::time::Duration,
+    max: std::time::Duration,
+}
+
+impl Backoff {
+    /// Starts at 100 ms, caps at `max`.
+    pub fn new(max: std::time::Duration) -> Self {
+        Self { next: std::time::Duration::from_millis(100), max }
+    }
+
+    /// The delay to wait now; the next one doubles.
+    pub fn next_delay(&mut self) -> std::time::Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        d
+    }
+
+    /// Back to the first delay after a success.
+    pub fn reset(&mut self) {
+        self.next = std::time::Duration::from_millis(100);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(500));
+        let seq: Vec<_> = (0..5).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(seq, vec![100, 200, 400, 500, 500]);
+        b.reset();
+        assert_eq!(b.next_delay().as_millis(), 100);
+    }
+}

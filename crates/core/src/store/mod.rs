@@ -1,0 +1,24 @@
+//! The Redis job store: job records, the sharded due index and idempotency keys.
+//!
+//! Layout (prefix `P` = `redis.key_prefix`, `{sN}` = the shard's hash tag, so every multi-key
+//! script touches one Redis Cluster slot):
+//!
+//! | key | type | what |
+//! |---|---|---|
+//! | `P:{sN}:j:<job id>` | string | job record: 16 hex fingerprint, 1 state char, JSON spec |
+//! | `P:{sN}:due` | sorted set | pending job ids scored by due time (epoch ms) |
+//! | `P:{sN}:inflight` | sorted set | claimed job ids scored by lease deadline (scheduler) |
+//! | `P:idem:{sM}:<key>` | string, TTL | idempotency key → job id (`M` = shard of the key) |
+//! | `P:wake` | pub/sub channel | `<shard>:<due ms>` when a batch lowers a shard's earliest due |
+//!
+//! A job's shard is `xxh3(job id) mod shards`. Records of pending jobs never expire; cancelled
+//! (and, later, finished) records expire after `redis.idempotency_ttl`.
+
+mod client;
+mod keys;
+mod record;
+mod scripts;
+
+pub use client::{Applied, Cancelled, Error, Op, Store};
+pub use keys::Keys;
+pub use record::{JobRecord, JobState};

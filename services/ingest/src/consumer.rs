@@ -1,0 +1,384 @@
+//! The ingest consumer: records of the ingest topic into the Redis job store.
+//!
+//! Protocol, one batch at a time:
+//! 1. **consuming**: read up to `ingest.batch_max` records, or what arrives within
+//!    `ingest.batch_linger` after the first;
+//! 2. decide each record (job, cancel, or dead letter) and write every job and cancel of the
+//!    batch to Redis in one call; transient Redis errors are retried with backoff while
+//!    `/readyz` reports not ready, and nothing is committed meanwhile;
+//! 3. produce the batch's dead letters and wait until Kafka acknowledged every one (retrying);
+//! 4. commit, per partition, the offset after the batch's last record. Every record of the
+//!    batch is durable by then, so no offset passes an unfinished record.
+//!
+//! **draining** (first SIGTERM): stop reading, finish the batch in flight within
+//! `ingest.drain_timeout`, commit synchronously, return. A batch cut short by the deadline is
+//! not committed and is redelivered to the next owner, where Redis deduplicates it.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use chrono::Utc;
+use rdkafka::{
+    ClientContext, Offset, TopicPartitionList,
+    consumer::{CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer},
+    error::{KafkaError, KafkaResult},
+    message::{BorrowedMessage, Message},
+    producer::{FutureProducer, FutureRecord},
+};
+use sked_core::{
+    admin::Readiness,
+    kafka::dlq::{self, Failure, Stage},
+    reason::Reason,
+    request::{self, Limits},
+    runtime::Backoff,
+    store::{Applied, Op, Store},
+};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::{
+    decode::{self, Decision},
+    metrics::Metrics,
+};
+
+/// Logs rebalances and counts failed commits.
+pub struct Context {
+    metrics: Metrics,
+}
+
+impl ClientContext for Context {}
+
+impl ConsumerContext for Context {
+    fn post_rebalance(&self, _base: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => info!(partitions = tpl.count(), "partitions assigned"),
+            Rebalance::Revoke(tpl) => info!(partitions = tpl.count(), "partitions revoked"),
+            Rebalance::Error(err) => warn!(error = %err, "rebalance failed"),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(err) = result {
+            self.metrics.commit_errors.inc();
+            warn!(error = %err, "offset commit failed; records will be redelivered and deduplicated");
+        }
+    }
+}
+
+/// Settings the consumer loop needs.
+pub struct Settings {
+    /// Most records per batch.
+    pub batch_max: usize,
+    /// Wait for more records after the first.
+    pub batch_linger: Duration,
+    /// Bound on the drain after cancel.
+    pub drain_timeout: Duration,
+    /// Dead-letter topic.
+    pub dlq_topic: String,
+    /// Request limits.
+    pub limits: Limits,
+}
+
+/// The running consumer.
+pub struct IngestConsumer {
+    pub(crate) consumer: StreamConsumer<Context>,
+    pub(crate) producer: FutureProducer,
+    pub(crate) store: Store,
+    pub(crate) settings: Settings,
+    pub(crate) metrics: Metrics,
+    pub(crate) readiness: Readiness,
+}
+
+impl IngestConsumer {
+    /// Builds the context for [`StreamConsumer`] creation.
+    pub fn context(metrics: Metrics) -> Context {
+        Context { metrics }
+    }
+
+    /// Runs until `cancel`, then drains as described in the module docs.
+    pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
+        // Fires `ingest.drain_timeout` after `cancel`: retries give up, the batch is abandoned.
+        let hard_stop = CancellationToken::new();
+        {
+            let (cancel, hard_stop, grace) = (cancel.clone(), hard_stop.clone(), self.settings.drain_timeout);
+            tokio::spawn(async move {
+                cancel.cancelled().await;
+                tokio::time::sleep(grace).await;
+                hard_stop.cancel();
+            });
+        }
+        let mut backoff = Backoff::new(Duration::from_secs(5));
+        loop {
+            let batch = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                batch = self.next_batch() => batch,
+            };
+            let batch = match batch {
+                Ok(batch) => {
+                    self.readiness.set("kafka", true);
+                    backoff.reset();
+                    batch
+                }
+                Err(err) => {
+                    self.readiness.set("kafka", false);
+                    warn!(error = %err, "kafka consume failed, backing off");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                    continue;
+                }
+            };
+            if let Some(tpl) = self.process(&batch, &hard_stop).await? {
+                self.commit(&tpl, if cancel.is_cancelled() { CommitMode::Sync } else { CommitMode::Async });
+            }
+        }
+        info!("ingest consumer drained");
+        Ok(())
+    }
+
+    async fn next_batch(&self) -> KafkaResult<Vec<BorrowedMessage<'_>>> {
+        let first = self.consumer.recv().await?;
+        let mut batch = Vec::with_capacity(self.settings.batch_max.min(4096));
+        batch.push(first);
+        let deadline = Instant::now() + self.settings.batch_linger;
+        while batch.len() < self.settings.batch_max {
+            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Ok(Ok(msg)) => batch.push(msg),
+                Ok(Err(err)) => {
+                    debug!(error = %err, "consume error inside a batch; closing the batch");
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Makes a batch durable. Returns the offsets to commit, or `None` when the drain deadline
+    /// cut it short (nothing may be committed then).
+    async fn process(
+        &self,
+        batch: &[BorrowedMessage<'_>],
+        hard_stop: &CancellationToken,
+    ) -> anyhow::Result<Option<TopicPartitionList>> {
+        let started = Instant::now();
+        let now = Utc::now();
+        self.metrics.received.inc_by(batch.len() as u64);
+        self.metrics.batch_records.observe(batch.len() as f64);
+
+        let mut ops = Vec::with_capacity(batch.len());
+        let mut op_msg = Vec::with_capacity(batch.len());
+        let mut rejects: Vec<(usize, request::Error)> = Vec::new();
+        for (i, msg) in batch.iter().enumerate() {
+            match decode::decide(msg, &self.settings.limits, now) {
+                Decision::Apply(op) => {
+                    ops.push(op);
+                    op_msg.push(i);
+                }
+                Decision::Reject(err) => rejects.push((i, err)),
+            }
+        }
+
+        let Some(applied) = self.apply(&ops, hard_stop).await else { return Ok(None) };
+        for (i, result) in applied.into_iter().enumerate() {
+            match result {
+                Ok(applied) => self.metrics.stored(outcome(&applied), "kafka"),
+                Err(err) => rejects.push((op_msg[i], err)),
+            }
+        }
+        let written = Utc::now();
+        for msg in batch {
+            let at = decode::record_time(msg, written);
+            let secs = (written - at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+            self.metrics.ingest_latency_seconds.observe(secs);
+        }
+
+        rejects.sort_by_key(|(i, _)| *i);
+        if !self.dead_letter(batch, &ops, &op_msg, &rejects, hard_stop).await {
+            return Ok(None);
+        }
+
+        let mut last: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+        for msg in batch {
+            let e = last.entry((msg.topic(), msg.partition())).or_insert(msg.offset());
+            *e = (*e).max(msg.offset());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in last {
+            tpl.add_partition_offset(topic, partition, Offset::Offset(offset + 1))?;
+        }
+        self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
+        Ok(Some(tpl))
+    }
+
+    /// Writes the ops, retrying transient failures until they succeed or `hard_stop`. An op
+    /// that keeps failing for another reason is rejected alone (reason `internal`) so it
+    /// cannot block the partition.
+    async fn apply(
+        &self,
+        ops: &[Op],
+        hard_stop: &CancellationToken,
+    ) -> Option<Vec<Result<Applied, request::Error>>> {
+        if ops.is_empty() {
+            return Some(Vec::new());
+        }
+        let mut backoff = Backoff::new(Duration::from_secs(5));
+        let mut permanent_failures = 0;
+        loop {
+            match self.store.apply(ops).await {
+                Ok(applied) => {
+                    self.readiness.set("redis", true);
+                    return Some(applied.into_iter().map(Ok).collect());
+                }
+                Err(err) if err.is_transient() => {
+                    self.readiness.set("redis", false);
+                    self.metrics.store_errors.inc();
+                    warn!(error = %err, ops = ops.len(), "redis write failed, retrying; nothing committed");
+                }
+                Err(err) => {
+                    self.metrics.store_errors.inc();
+                    permanent_failures += 1;
+                    warn!(error = %err, ops = ops.len(), "redis write failed");
+                    if permanent_failures >= 3 {
+                        return self.apply_one_by_one(ops, hard_stop).await;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = hard_stop.cancelled() => return None,
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+        }
+    }
+
+    async fn apply_one_by_one(
+        &self,
+        ops: &[Op],
+        hard_stop: &CancellationToken,
+    ) -> Option<Vec<Result<Applied, request::Error>>> {
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            let single = std::slice::from_ref(op);
+            loop {
+                match self.store.apply(single).await {
+                    Ok(mut a) => {
+                        out.push(a.pop().ok_or_else(|| request::Error::new(Reason::Internal, "no result")));
+                        break;
+                    }
+                    Err(err) if err.is_transient() => {
+                        tokio::select! {
+                            _ = hard_stop.cancelled() => return None,
+                            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        }
+                    }
+                    Err(err) => {
+                        out.push(Err(request::Error::new(Reason::Internal, format!("cannot store: {err}"))));
+                        break;
+                    }
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// Produces one dead letter per rejected record and waits for every ack. Returns false
+    /// when `hard_stop` came first.
+    async fn dead_letter(
+        &self,
+        batch: &[BorrowedMessage<'_>],
+        ops: &[Op],
+        op_msg: &[usize],
+        rejects: &[(usize, request::Error)],
+        hard_stop: &CancellationToken,
+    ) -> bool {
+        if rejects.is_empty() {
+            return true;
+        }
+        let now = Utc::now();
+        let mut pending: Vec<dlq::Record> = rejects
+            .iter()
+            .map(|(i, err)| {
+                self.metrics.rejected(err.reason);
+                let msg = &batch[*i];
+                let spec = op_msg.iter().position(|m| m == i).and_then(|o| match &ops[o] {
+                    Op::Insert(spec) => Some(decode::describe(spec)),
+                    Op::Cancel(_) => None,
+                });
+                debug!(
+                    messaging.kafka.offset = msg.offset(),
+                    reason = %err.reason,
+                    error = %err.message,
+                    "request rejected to the dlq"
+                );
+                dlq::record(
+                    msg,
+                    &Failure {
+                        stage: Stage::Ingest,
+                        reason: err.reason,
+                        message: &err.message,
+                        at: now,
+                        attempts: 0,
+                        job_id: spec.map(|s| s.0),
+                        app: spec.map(|s| s.1),
+                    },
+                )
+            })
+            .collect();
+        let mut backoff = Backoff::new(Duration::from_secs(5));
+        loop {
+            let sends = pending.iter().map(|r| {
+                let mut record: FutureRecord<'_, [u8], [u8]> =
+                    FutureRecord::to(&self.settings.dlq_topic).headers(r.headers.clone());
+                if let Some(key) = &r.key {
+                    record = record.key(key.as_slice());
+                }
+                if let Some(payload) = &r.payload {
+                    record = record.payload(payload.as_slice());
+                }
+                self.producer.send(record, Duration::from_secs(30))
+            });
+            let results = futures::future::join_all(sends).await;
+            let failed: Vec<dlq::Record> = pending
+                .into_iter()
+                .zip(results)
+                .filter_map(|(record, result)| match result {
+                    Ok(_) => None,
+                    Err((err, _)) => {
+                        self.metrics.dlq_errors.inc();
+                        warn!(error = %err, topic = %self.settings.dlq_topic, "dead letter not acknowledged, retrying");
+                        Some(record)
+                    }
+                })
+                .collect();
+            if failed.is_empty() {
+                return true;
+            }
+            pending = failed;
+            tokio::select! {
+                _ = hard_stop.cancelled() => return false,
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+        }
+    }
+
+    fn commit(&self, tpl: &TopicPartitionList, mode: CommitMode) {
+        if let Err(err) = self.consumer.commit(tpl, mode) {
+            self.metrics.commit_errors.inc();
+            match err {
+                KafkaError::ConsumerCommit(code) => {
+                    warn!(error = %code, "offset commit failed; records will be redelivered and deduplicated")
+                }
+                other => warn!(error = %other, "offset commit failed"),
+            }
+        }
+    }
+}
+
+/// Metric label of a store outcome.
+pub fn outcome(applied: &Applied) -> &'static str {
+    match applied {
+        Applied::Created => "created",
+        Applied::Updated => "updated",
+        Applied::Duplicate { .. } => "duplicate",
+        Applied::Cancel(c) => c.into(),
+    }
+}
