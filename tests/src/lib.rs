@@ -1,1 +1,359 @@
-//! placeholder
+//! Test harness for sked's end-to-end scenarios. Every test gets its own topics, consumer
+//! groups and Redis key prefix, so tests run in parallel against one broker and one Redis.
+//!
+//! The broker and Redis must be up (`scripts/dev-stack.sh up`, which `scripts/test.sh` runs).
+//! A missing service fails the test: nothing here skips.
+
+pub mod ingest;
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use rdkafka::{
+    ClientConfig, Message, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, Consumer},
+    message::{Header, OwnedHeaders, OwnedMessage},
+    producer::{FutureProducer, FutureRecord, Producer},
+};
+use sked_core::config::{Config, Layers, load};
+
+/// Kafka bootstrap servers of the test broker (`SKED_TEST_KAFKA`, default 127.0.0.1:9092).
+pub fn brokers() -> String {
+    std::env::var("SKED_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// Redis URL of the test Redis (`SKED_TEST_REDIS`, default redis://127.0.0.1:6379).
+pub fn redis_url() -> String {
+    std::env::var("SKED_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A unique name for one test's resources.
+pub fn unique(name: &str) -> String {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    format!("{name}-{}", &id[id.len() - 10..])
+}
+
+/// The `--set` overrides of one test: unique topics, group and key prefix, ports chosen by
+/// the OS, and librdkafka timeouts short enough for tests.
+pub fn test_sets(ns: &str) -> Vec<String> {
+    vec![
+        format!("kafka.brokers={}", brokers()),
+        format!("redis.url={}", redis_url()),
+        format!("redis.key_prefix=t:{ns}"),
+        format!("topics.ingest={ns}.ingest"),
+        format!("topics.due={ns}.due"),
+        format!("topics.retry={ns}.retry"),
+        format!("topics.dlq={ns}.dlq"),
+        "topics.partitions=3".into(),
+        format!("ingest.group_id={ns}-ingest"),
+        "ingest.drain_timeout=10s".into(),
+        "http.listen_addr=127.0.0.1:0".into(),
+        "admin.listen_addr=127.0.0.1:0".into(),
+        "kafka.rdkafka.session.timeout.ms=6000".into(),
+        "kafka.rdkafka.heartbeat.interval.ms=500".into(),
+        "kafka.rdkafka.max.poll.interval.ms=10000".into(),
+        "kafka.rdkafka.topic.metadata.refresh.interval.ms=1000".into(),
+    ]
+}
+
+/// A configuration for one test, with `extra` overrides on top of [`test_sets`].
+pub fn test_config(ns: &str, extra: &[&str]) -> Config {
+    let mut sets = test_sets(ns);
+    sets.extend(extra.iter().map(|s| s.to_string()));
+    load(&Layers {
+        sets,
+        ..Default::default()
+    })
+    .expect("test configuration is valid")
+}
+
+/// Creates the configured topics with `partitions` partitions.
+pub async fn create_topics(config: &Config, partitions: i32) {
+    let topics = sked_core::kafka::topics::needed(config);
+    sked_core::kafka::topics::ensure(&config.kafka, &topics, partitions, 1)
+        .await
+        .expect("create test topics (is the broker up? scripts/dev-stack.sh up)");
+}
+
+/// A plain producer, as any client of sked would use.
+pub fn producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("linger.ms", "1")
+        .create()
+        .expect("create producer")
+}
+
+/// Produces one record and waits for the ack. `value = None` is a tombstone.
+pub async fn produce(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: Option<i32>,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[(&str, &str)],
+) -> (i32, i64) {
+    let mut h = OwnedHeaders::new();
+    for (k, v) in headers {
+        h = h.insert(Header {
+            key: k,
+            value: Some(v.as_bytes()),
+        });
+    }
+    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(h);
+    if let Some(p) = partition {
+        record = record.partition(p);
+    }
+    if let Some(k) = key {
+        record = record.key(k);
+    }
+    if let Some(v) = value {
+        record = record.payload(v);
+    }
+    let d = producer
+        .send(record, Duration::from_secs(30))
+        .await
+        .map_err(|(e, _)| e)
+        .expect("produce");
+    (d.partition, d.offset)
+}
+
+/// Flushes a producer.
+pub fn flush(producer: &FutureProducer) {
+    producer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+/// Reads every record of `topic` (all partitions, from the beginning) until `expected` records
+/// arrived or `timeout` passed, then keeps reading for `settle` to catch extra records.
+pub fn read_topic(
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+    timeout: Duration,
+    settle: Duration,
+) -> Vec<OwnedMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("create reader");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + timeout;
+    let mut settle_until: Option<std::time::Instant> = None;
+    loop {
+        let now = std::time::Instant::now();
+        if now > deadline || settle_until.is_some_and(|s| now > s) {
+            break;
+        }
+        if let Some(Ok(msg)) = consumer.poll(Duration::from_millis(100)) {
+            out.push(msg.detach());
+        }
+        if out.len() >= expected && settle_until.is_none() {
+            settle_until = Some(std::time::Instant::now() + settle);
+        }
+    }
+    out
+}
+
+/// The value of header `name` of `msg`, as UTF-8.
+pub fn header(msg: &OwnedMessage, name: &str) -> Option<String> {
+    use rdkafka::message::Headers;
+    let headers = msg.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// Polls `check` every 50 ms until it returns `Some` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A Redis connection to the test Redis.
+pub async fn redis(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to redis (is it up? scripts/dev-stack.sh up)")
+}
+
+/// Number of jobs in the due index of an installation (sum over shards).
+pub async fn due_count(url: &str, prefix: &str, shards: u16) -> u64 {
+    let mut conn = redis(url).await;
+    let mut pipe = redis::pipe();
+    for s in 0..shards {
+        pipe.zcard(format!("{prefix}:{{s{s}}}:due"));
+    }
+    let counts: Vec<u64> = pipe.query_async(&mut conn).await.expect("zcard");
+    counts.into_iter().sum()
+}
+
+/// Path of a binary of this workspace, next to the test executable's `deps/` folder.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not built: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// A service binary running as a child process; killed (SIGKILL) on drop.
+pub struct Proc {
+    /// The child.
+    pub child: Child,
+}
+
+impl Proc {
+    /// Starts `binary(name)` with `--set` flags.
+    pub fn start(name: &str, sets: &[String]) -> Self {
+        let mut cmd = Command::new(binary(name));
+        for s in sets {
+            cmd.arg("--set").arg(s);
+        }
+        let child = cmd
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn service");
+        Self { child }
+    }
+
+    /// kill -9.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A private redis-server on a free port, for tests that stop and start Redis. Append-only
+/// with fsync on every write, so a restart keeps every acknowledged write.
+pub struct PrivateRedis {
+    /// Its port.
+    pub port: u16,
+    dir: PathBuf,
+    persist: bool,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    /// Starts one on a free port, append-only with fsync on every write.
+    pub fn start() -> Self {
+        Self::start_with(true)
+    }
+
+    /// Starts one on a free port; `persist = false` keeps everything in memory only.
+    pub fn start_with(persist: bool) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("free port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let dir = std::env::temp_dir().join(unique("sked-redis"));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let mut r = Self {
+            port,
+            dir,
+            persist,
+            child: None,
+        };
+        r.resume();
+        r
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it (SIGKILL).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port and data directory.
+    pub fn resume(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(if self.persist {
+                ["--appendonly", "yes", "--appendfsync", "always"]
+            } else {
+                ["--appendonly", "no", "--appendfsync", "no"]
+            })
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server (install it: scripts/dev-stack.sh up)");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("private redis-server did not start on port {}", self.port);
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// HTTP client for the REST and admin APIs.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client")
+}

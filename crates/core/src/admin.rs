@@ -43,7 +43,10 @@ impl Readiness {
 
     /// True when every check passes.
     pub fn is_ready(&self) -> bool {
-        self.checks.lock().map(|c| c.values().all(|ok| *ok)).unwrap_or(false)
+        self.checks
+            .lock()
+            .map(|c| c.values().all(|ok| *ok))
+            .unwrap_or(false)
     }
 
     fn snapshot(&self) -> BTreeMap<&'static str, bool> {
@@ -65,9 +68,19 @@ pub struct Admin {
 
 impl Admin {
     /// Binds `addr` (port 0 picks a free port).
-    pub async fn bind(addr: SocketAddr, registry: Arc<Registry>, readiness: Readiness) -> std::io::Result<Self> {
+    pub async fn bind(
+        addr: SocketAddr,
+        registry: Arc<Registry>,
+        readiness: Readiness,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
-        Ok(Self { listener, router: router(AdminState { registry, readiness }) })
+        Ok(Self {
+            listener,
+            router: router(AdminState {
+                registry,
+                readiness,
+            }),
+        })
     }
 
     /// The address actually bound.
@@ -85,7 +98,10 @@ impl Admin {
 
 fn router(state: AdminState) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -94,7 +110,11 @@ fn router(state: AdminState) -> Router {
 async fn readyz(State(state): State<AdminState>) -> Response {
     let checks = state.readiness.snapshot();
     let ready = checks.values().all(|ok| *ok);
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = serde_json::json!({ "ready": ready, "checks": checks });
     (status, Json(body)).into_response()
 }
@@ -103,7 +123,10 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     let mut text = String::new();
     match prometheus_client::encoding::text::encode(&mut text, &state.registry) {
         Ok(()) => (
-            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
             text,
         )
             .into_response(),

@@ -4,13 +4,13 @@
 //! job store ([`store`]), Kafka adapters ([`kafka`]), configuration loading ([`config`]) and the
 //! runtime pieces every service uses ([`runtime`], [`admin`], [`telemetry`]).
 
+pub mod admin;
+pub mod config;
 pub mod job;
+pub mod kafka;
 pub mod reason;
 pub mod request;
-pub mod schedule;
-pub mod config;
-pub mod store;
-pub mod admin;
-pub mod kafka;
 pub mod runtime;
+pub mod schedule;
+pub mod store;
 pub mod telemetry;

@@ -53,7 +53,10 @@ pub struct Backoff {
 impl Backoff {
     /// Starts at 100 ms, caps at `max`.
     pub fn new(max: std::time::Duration) -> Self {
-        Self { next: std::time::Duration::from_millis(100), max }
+        Self {
+            next: std::time::Duration::from_millis(100),
+            max,
+        }
     }
 
     /// The delay to wait now; the next one doubles.

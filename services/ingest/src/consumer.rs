@@ -49,7 +49,11 @@ pub struct Context {
 impl ClientContext for Context {}
 
 impl ConsumerContext for Context {
-    fn post_rebalance(&self, _base: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(
+        &self,
+        _base: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &Rebalance<'_>,
+    ) {
         match rebalance {
             Rebalance::Assign(tpl) => info!(partitions = tpl.count(), "partitions assigned"),
             Rebalance::Revoke(tpl) => info!(partitions = tpl.count(), "partitions revoked"),
@@ -100,7 +104,11 @@ impl IngestConsumer {
         // Fires `ingest.drain_timeout` after `cancel`: retries give up, the batch is abandoned.
         let hard_stop = CancellationToken::new();
         {
-            let (cancel, hard_stop, grace) = (cancel.clone(), hard_stop.clone(), self.settings.drain_timeout);
+            let (cancel, hard_stop, grace) = (
+                cancel.clone(),
+                hard_stop.clone(),
+                self.settings.drain_timeout,
+            );
             tokio::spawn(async move {
                 cancel.cancelled().await;
                 tokio::time::sleep(grace).await;
@@ -128,7 +136,14 @@ impl IngestConsumer {
                 }
             };
             if let Some(tpl) = self.process(&batch, &hard_stop).await? {
-                self.commit(&tpl, if cancel.is_cancelled() { CommitMode::Sync } else { CommitMode::Async });
+                self.commit(
+                    &tpl,
+                    if cancel.is_cancelled() {
+                        CommitMode::Sync
+                    } else {
+                        CommitMode::Async
+                    },
+                );
             }
         }
         info!("ingest consumer drained");
@@ -178,7 +193,9 @@ impl IngestConsumer {
             }
         }
 
-        let Some(applied) = self.apply(&ops, hard_stop).await else { return Ok(None) };
+        let Some(applied) = self.apply(&ops, hard_stop).await else {
+            return Ok(None);
+        };
         for (i, result) in applied.into_iter().enumerate() {
             match result {
                 Ok(applied) => self.metrics.stored(outcome(&applied), "kafka"),
@@ -193,20 +210,27 @@ impl IngestConsumer {
         }
 
         rejects.sort_by_key(|(i, _)| *i);
-        if !self.dead_letter(batch, &ops, &op_msg, &rejects, hard_stop).await {
+        if !self
+            .dead_letter(batch, &ops, &op_msg, &rejects, hard_stop)
+            .await
+        {
             return Ok(None);
         }
 
         let mut last: BTreeMap<(&str, i32), i64> = BTreeMap::new();
         for msg in batch {
-            let e = last.entry((msg.topic(), msg.partition())).or_insert(msg.offset());
+            let e = last
+                .entry((msg.topic(), msg.partition()))
+                .or_insert(msg.offset());
             *e = (*e).max(msg.offset());
         }
         let mut tpl = TopicPartitionList::new();
         for ((topic, partition), offset) in last {
             tpl.add_partition_offset(topic, partition, Offset::Offset(offset + 1))?;
         }
-        self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .batch_seconds
+            .observe(started.elapsed().as_secs_f64());
         Ok(Some(tpl))
     }
 
@@ -261,7 +285,10 @@ impl IngestConsumer {
             loop {
                 match self.store.apply(single).await {
                     Ok(mut a) => {
-                        out.push(a.pop().ok_or_else(|| request::Error::new(Reason::Internal, "no result")));
+                        out.push(
+                            a.pop()
+                                .ok_or_else(|| request::Error::new(Reason::Internal, "no result")),
+                        );
                         break;
                     }
                     Err(err) if err.is_transient() => {
@@ -271,7 +298,10 @@ impl IngestConsumer {
                         }
                     }
                     Err(err) => {
-                        out.push(Err(request::Error::new(Reason::Internal, format!("cannot store: {err}"))));
+                        out.push(Err(request::Error::new(
+                            Reason::Internal,
+                            format!("cannot store: {err}"),
+                        )));
                         break;
                     }
                 }
@@ -299,10 +329,13 @@ impl IngestConsumer {
             .map(|(i, err)| {
                 self.metrics.rejected(err.reason);
                 let msg = &batch[*i];
-                let spec = op_msg.iter().position(|m| m == i).and_then(|o| match &ops[o] {
-                    Op::Insert(spec) => Some(decode::describe(spec)),
-                    Op::Cancel(_) => None,
-                });
+                let spec = op_msg
+                    .iter()
+                    .position(|m| m == i)
+                    .and_then(|o| match &ops[o] {
+                        Op::Insert(spec) => Some(decode::describe(spec)),
+                        Op::Cancel(_) => None,
+                    });
                 debug!(
                     messaging.kafka.offset = msg.offset(),
                     reason = %err.reason,

@@ -22,7 +22,10 @@ pub enum Decision {
 /// The reference instant of a record: its Kafka timestamp (so a redelivery resolves `delay`
 /// the same way), or now when it has none.
 pub fn record_time(msg: &BorrowedMessage<'_>, now: DateTime<Utc>) -> DateTime<Utc> {
-    msg.timestamp().to_millis().and_then(DateTime::from_timestamp_millis).unwrap_or(now)
+    msg.timestamp()
+        .to_millis()
+        .and_then(DateTime::from_timestamp_millis)
+        .unwrap_or(now)
 }
 
 /// Decodes one record. A record without a value (tombstone) cancels the job named by its key.
@@ -36,7 +39,10 @@ pub fn decide(msg: &BorrowedMessage<'_>, limits: &Limits, now: DateTime<Utc>) ->
                     format!("tombstone key is not a job id: {e}"),
                 )),
             },
-            Some(Err(_)) => Decision::Reject(request::Error::new(Reason::InvalidId, "tombstone key is not utf-8")),
+            Some(Err(_)) => Decision::Reject(request::Error::new(
+                Reason::InvalidId,
+                "tombstone key is not utf-8",
+            )),
             None => Decision::Reject(request::Error::new(
                 Reason::MissingField,
                 "tombstone without a key: nothing to cancel",

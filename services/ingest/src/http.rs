@@ -44,7 +44,9 @@ pub fn router(api: Api) -> Router {
     Router::new()
         .route("/v1/jobs", post(submit))
         .route("/v1/jobs/{id}", get(fetch).delete(cancel))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(api)
 }
@@ -59,7 +61,11 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { status, code: code.into(), message: message.into() }
+        Self {
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -84,9 +90,17 @@ impl From<store::Error> for ApiError {
     fn from(err: store::Error) -> Self {
         warn!(error = %err, "store call failed");
         if err.is_transient() {
-            Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the job store is unavailable; retry later")
+            Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the job store is unavailable; retry later",
+            )
         } else {
-            Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            )
         }
     }
 }
@@ -101,7 +115,11 @@ struct Submitted {
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
-async fn submit(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn submit(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let header_key = match headers.get(IDEMPOTENCY_HEADER).map(|v| v.to_str()) {
         None => None,
         Some(Ok(v)) if !v.trim().is_empty() => Some(v.trim().to_owned()),
@@ -116,11 +134,18 @@ async fn submit(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Resu
     // Without an id in the body: the Idempotency-Key header, else a new time-ordered UUID.
     let fallback = match &header_key {
         Some(key) => JobId::parse(key).map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", format!("header Idempotency-Key: {e}"))
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_id",
+                format!("header Idempotency-Key: {e}"),
+            )
         })?,
         None => JobId::new_v7(),
     };
-    let origin = Origin { now: Utc::now(), fallback_id: Some(fallback) };
+    let origin = Origin {
+        now: Utc::now(),
+        fallback_id: Some(fallback),
+    };
     let mut spec = request::parse(&body, &api.limits, &origin)?;
     if spec.idempotency_key.is_none() {
         spec.idempotency_key = header_key;
@@ -129,24 +154,52 @@ async fn submit(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Resu
     let due_at = spec.first_due;
     let applied = api.store.apply(&[Op::Insert(Box::new(spec))]).await?;
     let applied = applied.into_iter().next().ok_or_else(|| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
     })?;
     api.metrics.stored(outcome(&applied), "http");
     let (status, body) = match applied {
-        Applied::Created => (StatusCode::CREATED, Submitted { id, status: "created", due_at: Some(due_at) }),
-        Applied::Updated => (StatusCode::OK, Submitted { id, status: "updated", due_at: Some(due_at) }),
-        Applied::Duplicate { existing } => {
-            (StatusCode::OK, Submitted { id: existing.to_string(), status: "duplicate", due_at: None })
-        }
+        Applied::Created => (
+            StatusCode::CREATED,
+            Submitted {
+                id,
+                status: "created",
+                due_at: Some(due_at),
+            },
+        ),
+        Applied::Updated => (
+            StatusCode::OK,
+            Submitted {
+                id,
+                status: "updated",
+                due_at: Some(due_at),
+            },
+        ),
+        Applied::Duplicate { existing } => (
+            StatusCode::OK,
+            Submitted {
+                id: existing.to_string(),
+                status: "duplicate",
+                due_at: None,
+            },
+        ),
         Applied::Cancel(_) => {
-            return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error"));
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            ));
         }
     };
     Ok((status, Json(body)).into_response())
 }
 
 fn parse_id(raw: &str) -> Result<JobId, ApiError> {
-    JobId::parse(raw).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", e.to_string()))
+    JobId::parse(raw)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", e.to_string()))
 }
 
 /// `GET /v1/jobs/{id}` body.
@@ -160,7 +213,12 @@ struct JobView {
 
 impl JobView {
     fn new(record: JobRecord) -> Self {
-        Self { id: record.spec.id.to_string(), state: record.state.into(), next_due: record.next_due, job: record.spec }
+        Self {
+            id: record.spec.id.to_string(),
+            state: record.state.into(),
+            next_due: record.next_due,
+            job: record.spec,
+        }
     }
 }
 
@@ -168,7 +226,11 @@ async fn fetch(State(api): State<Api>, Path(raw): Path<String>) -> Result<Respon
     let id = parse_id(&raw)?;
     match api.store.get(&id).await? {
         Some(record) => Ok(Json(JobView::new(record)).into_response()),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("job {id} not found"))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("job {id} not found"),
+        )),
     }
 }
 
@@ -181,7 +243,11 @@ async fn cancel(State(api): State<Api>, Path(raw): Path<String>) -> Result<Respo
             let status: &'static str = result.into();
             Ok(Json(serde_json::json!({ "id": id.as_str(), "status": status })).into_response())
         }
-        Cancelled::NotFound => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("job {id} not found"))),
+        Cancelled::NotFound => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("job {id} not found"),
+        )),
         Cancelled::Dispatched | Cancelled::Finished => Err(ApiError::new(
             StatusCode::CONFLICT,
             "already_dispatched",

@@ -52,41 +52,79 @@ impl Metrics {
             received: Counter::default(),
             stored: Family::default(),
             rejected: Family::default(),
-            batch_seconds: Histogram::new(
-                [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5].into_iter(),
-            ),
-            batch_records: Histogram::new([1.0, 10.0, 100.0, 500.0, 1000.0, 2000.0, 5000.0].into_iter()),
-            ingest_latency_seconds: Histogram::new(
-                [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0].into_iter(),
-            ),
+            batch_seconds: Histogram::new([
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            batch_records: Histogram::new([1.0, 10.0, 100.0, 500.0, 1000.0, 2000.0, 5000.0]),
+            ingest_latency_seconds: Histogram::new([
+                0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
+            ]),
             store_errors: Counter::default(),
             dlq_errors: Counter::default(),
             commit_errors: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("sked_ingest");
-        r.register("received_records", "Records read from the ingest topic", m.received.clone());
-        r.register("stored_records", "Store outcomes of requests and cancels", m.stored.clone());
-        r.register("rejected_records", "Requests rejected to the DLQ, by reason", m.rejected.clone());
-        r.register("batch_duration_seconds", "From a batch's first record to its commit", m.batch_seconds.clone());
-        r.register("batch_size_records", "Records per batch", m.batch_records.clone());
+        r.register(
+            "received_records",
+            "Records read from the ingest topic",
+            m.received.clone(),
+        );
+        r.register(
+            "stored_records",
+            "Store outcomes of requests and cancels",
+            m.stored.clone(),
+        );
+        r.register(
+            "rejected_records",
+            "Requests rejected to the DLQ, by reason",
+            m.rejected.clone(),
+        );
+        r.register(
+            "batch_duration_seconds",
+            "From a batch's first record to its commit",
+            m.batch_seconds.clone(),
+        );
+        r.register(
+            "batch_size_records",
+            "Records per batch",
+            m.batch_records.clone(),
+        );
         r.register(
             "latency_seconds",
             "From a record's Kafka timestamp to its durable write",
             m.ingest_latency_seconds.clone(),
         );
-        r.register("store_errors", "Failed batch writes to Redis, each retried", m.store_errors.clone());
-        r.register("dlq_errors", "Failed dead-letter produces, each retried", m.dlq_errors.clone());
-        r.register("commit_errors", "Failed offset commits", m.commit_errors.clone());
+        r.register(
+            "store_errors",
+            "Failed batch writes to Redis, each retried",
+            m.store_errors.clone(),
+        );
+        r.register(
+            "dlq_errors",
+            "Failed dead-letter produces, each retried",
+            m.dlq_errors.clone(),
+        );
+        r.register(
+            "commit_errors",
+            "Failed offset commits",
+            m.commit_errors.clone(),
+        );
         m
     }
 
     /// Counts one store outcome.
     pub fn stored(&self, outcome: &'static str, source: &'static str) {
-        self.stored.get_or_create(&OutcomeLabel { outcome, source }).inc();
+        self.stored
+            .get_or_create(&OutcomeLabel { outcome, source })
+            .inc();
     }
 
     /// Counts one rejection.
     pub fn rejected(&self, reason: sked_core::reason::Reason) {
-        self.rejected.get_or_create(&ReasonLabel { reason: reason.to_string() }).inc();
+        self.rejected
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 }

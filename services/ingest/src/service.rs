@@ -82,24 +82,43 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
     let readiness = Readiness::new(&["redis", "kafka", "not_draining"]);
     readiness.set("not_draining", true);
 
-    let admin = Admin::bind(config.admin.listen_addr, Arc::new(registry), readiness.clone())
-        .await
-        .with_context(|| format!("cannot listen on admin.listen_addr {}", config.admin.listen_addr))?;
+    let admin = Admin::bind(
+        config.admin.listen_addr,
+        Arc::new(registry),
+        readiness.clone(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot listen on admin.listen_addr {}",
+            config.admin.listen_addr
+        )
+    })?;
     let admin_addr = admin.local_addr()?;
     let http_listener = TcpListener::bind(config.http.listen_addr)
         .await
-        .with_context(|| format!("cannot listen on http.listen_addr {}", config.http.listen_addr))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on http.listen_addr {}",
+                config.http.listen_addr
+            )
+        })?;
     let http_addr = http_listener.local_addr()?;
     let mut tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)> = Vec::new();
-    tasks.push(("admin", tokio::spawn(admin.run(cancel.clone()).map_err_anyhow())));
+    tasks.push((
+        "admin",
+        tokio::spawn(admin.run(cancel.clone()).map_err_anyhow()),
+    ));
     info!(%admin_addr, %http_addr, "ingest listening");
 
     let store = connect_store(&config, &readiness, &cancel).await?;
-    let producer: FutureProducer =
-        kafka::producer_config(&config.kafka, SERVICE).create().context("cannot create kafka producer")?;
-    let consumer: StreamConsumer<_> = kafka::consumer_config(&config.kafka, SERVICE, &config.ingest.group_id)
-        .create_with_context(IngestConsumer::context(metrics.clone()))
-        .context("cannot create kafka consumer")?;
+    let producer: FutureProducer = kafka::producer_config(&config.kafka, SERVICE)
+        .create()
+        .context("cannot create kafka producer")?;
+    let consumer: StreamConsumer<_> =
+        kafka::consumer_config(&config.kafka, SERVICE, &config.ingest.group_id)
+            .create_with_context(IngestConsumer::context(metrics.clone()))
+            .context("cannot create kafka consumer")?;
     consumer
         .subscribe(&[config.topics.ingest.as_str()])
         .with_context(|| format!("cannot subscribe to {}", config.topics.ingest))?;
@@ -110,7 +129,11 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
         default_timezone: config.default_timezone,
         apps: config.app_registry(),
     });
-    let api = Api { store: store.clone(), limits: limits.clone(), metrics: metrics.clone() };
+    let api = Api {
+        store: store.clone(),
+        limits: limits.clone(),
+        metrics: metrics.clone(),
+    };
     let http_cancel = cancel.clone();
     tasks.push((
         "http",
@@ -139,13 +162,28 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
     tasks.push(("consumer", tokio::spawn(ingest.run(cancel.clone()))));
     tasks.push((
         "health",
-        tokio::spawn(health(store, producer.clone(), config.topics.ingest.clone(), readiness, cancel)),
+        tokio::spawn(health(
+            store,
+            producer.clone(),
+            config.topics.ingest.clone(),
+            readiness,
+            cancel,
+        )),
     ));
-    Ok(Running { http_addr, admin_addr, tasks, producer })
+    Ok(Running {
+        http_addr,
+        admin_addr,
+        tasks,
+        producer,
+    })
 }
 
 /// Connects to Redis, retrying with backoff until it answers or `cancel`.
-async fn connect_store(config: &Config, readiness: &Readiness, cancel: &CancellationToken) -> anyhow::Result<Store> {
+async fn connect_store(
+    config: &Config,
+    readiness: &Readiness,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Store> {
     let mut backoff = Backoff::new(Duration::from_secs(5));
     loop {
         match Store::connect(&config.redis).await {
@@ -178,7 +216,9 @@ async fn health(
         let p = producer.clone();
         let t = topic.clone();
         let kafka_ok = tokio::task::spawn_blocking(move || {
-            p.client().fetch_metadata(Some(&t), Duration::from_secs(2)).is_ok()
+            p.client()
+                .fetch_metadata(Some(&t), Duration::from_secs(2))
+                .is_ok()
         })
         .await
         .unwrap_or(false);

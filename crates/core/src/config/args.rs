@@ -43,14 +43,19 @@ impl Config {
                 *value = REDACTED.to_owned();
             }
         }
-        toml::to_string_pretty(&copy).unwrap_or_else(|e| format!("# cannot print configuration: {e}\n"))
+        toml::to_string_pretty(&copy)
+            .unwrap_or_else(|e| format!("# cannot print configuration: {e}\n"))
     }
 }
 
 /// `redis://user:pass@host` → `redis://user:<redacted>@host`.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else { return url.to_owned() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
     let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
     if userinfo.contains(':') {
         format!("{scheme}://{user}:{REDACTED}@{host}")
@@ -76,7 +81,10 @@ mod tests {
         let text = config.dump();
         assert!(!text.contains("hunter2"), "{text}");
         assert!(!text.contains("s3cret"), "{text}");
-        assert!(text.contains("redis://sked:<redacted>@redis:6379"), "{text}");
+        assert!(
+            text.contains("redis://sked:<redacted>@redis:6379"),
+            "{text}"
+        );
         // The dump is itself a valid configuration file.
         let _: Config = toml::from_str(&text).unwrap();
     }

@@ -25,7 +25,11 @@ pub struct Layers {
 impl Layers {
     /// The file and flags given, with the process environment.
     pub fn from_process(file: Option<PathBuf>, sets: Vec<String>) -> Self {
-        Self { file, env: std::env::vars().collect(), sets }
+        Self {
+            file,
+            env: std::env::vars().collect(),
+            sets,
+        }
     }
 }
 
@@ -62,7 +66,11 @@ pub struct Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid configuration ({} problem(s))", self.problems.len())?;
+        write!(
+            f,
+            "invalid configuration ({} problem(s))",
+            self.problems.len()
+        )?;
         for p in &self.problems {
             write!(f, "\n  - {p}")?;
         }
@@ -80,18 +88,40 @@ pub fn load(layers: &Layers) -> Result<Config, Error> {
     if let Some(path) = &layers.file {
         match std::fs::read_to_string(path) {
             Ok(text) => match toml::from_str::<Table>(&text) {
-                Ok(table) => merge(&mut merged, table, &mut Vec::new(), &Source::File(path.clone()), &mut sources),
-                Err(e) => problems.push(format!("file {}: not valid TOML: {}", path.display(), e.message())),
+                Ok(table) => merge(
+                    &mut merged,
+                    table,
+                    &mut Vec::new(),
+                    &Source::File(path.clone()),
+                    &mut sources,
+                ),
+                Err(e) => problems.push(format!(
+                    "file {}: not valid TOML: {}",
+                    path.display(),
+                    e.message()
+                )),
             },
             Err(e) => problems.push(format!("file {}: cannot read: {e}", path.display())),
         }
     }
 
-    let mut env: Vec<_> = layers.env.iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+    let mut env: Vec<_> = layers
+        .env
+        .iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
     env.sort();
     for (name, raw) in env {
         let path = env_path(&name[ENV_PREFIX.len()..]);
-        set_value(&mut merged, &defaults, &path, raw, Source::Env(name.clone()), &mut sources, &mut problems);
+        set_value(
+            &mut merged,
+            &defaults,
+            &path,
+            raw,
+            Source::Env(name.clone()),
+            &mut sources,
+            &mut problems,
+        );
     }
 
     for set in &layers.sets {
@@ -100,7 +130,15 @@ pub fn load(layers: &Layers) -> Result<Config, Error> {
             continue;
         };
         let path = flag_path(key.trim());
-        set_value(&mut merged, &defaults, &path, raw, Source::Flag, &mut sources, &mut problems);
+        set_value(
+            &mut merged,
+            &defaults,
+            &path,
+            raw,
+            Source::Flag,
+            &mut sources,
+            &mut problems,
+        );
     }
 
     let config = deserialize_collecting(merged, &defaults, &sources, &mut problems);
@@ -160,11 +198,16 @@ fn set_value(
     };
     let mut table = merged;
     for part in &path[..path.len() - 1] {
-        let entry = table.entry(part.clone()).or_insert_with(|| Value::Table(Table::new()));
+        let entry = table
+            .entry(part.clone())
+            .or_insert_with(|| Value::Table(Table::new()));
         match entry {
             Value::Table(t) => table = t,
             _ => {
-                problems.push(format!("`{}` (from {source}): `{part}` is not a table", dotted(path)));
+                problems.push(format!(
+                    "`{}` (from {source}): `{part}` is not a table",
+                    dotted(path)
+                ));
                 return;
             }
         }
@@ -179,15 +222,21 @@ fn coerce(defaults: &Table, path: &[String], raw: &str) -> Result<Value, String>
     }
     match lookup(defaults, path) {
         Some(Value::String(_)) => Ok(Value::String(raw.to_owned())),
-        Some(Value::Integer(_)) => {
-            raw.trim().parse().map(Value::Integer).map_err(|_| format!("`{raw}` is not an integer"))
-        }
-        Some(Value::Boolean(_)) => {
-            raw.trim().parse().map(Value::Boolean).map_err(|_| format!("`{raw}` is not true or false"))
-        }
-        Some(Value::Float(_)) => {
-            raw.trim().parse().map(Value::Float).map_err(|_| format!("`{raw}` is not a number"))
-        }
+        Some(Value::Integer(_)) => raw
+            .trim()
+            .parse()
+            .map(Value::Integer)
+            .map_err(|_| format!("`{raw}` is not an integer")),
+        Some(Value::Boolean(_)) => raw
+            .trim()
+            .parse()
+            .map(Value::Boolean)
+            .map_err(|_| format!("`{raw}` is not true or false")),
+        Some(Value::Float(_)) => raw
+            .trim()
+            .parse()
+            .map(Value::Float)
+            .map_err(|_| format!("`{raw}` is not a number")),
         // Keys without a default (apps.<name>.*): TOML syntax if it parses, else a string.
         _ => Ok(toml::from_str::<Table>(&format!("v = {raw}"))
             .ok()
@@ -206,7 +255,9 @@ fn lookup<'a>(table: &'a Table, path: &[String]) -> Option<&'a Value> {
 }
 
 fn remove(table: &mut Table, path: &[String]) {
-    let Some((last, parents)) = path.split_last() else { return };
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
     let mut t = table;
     for p in parents {
         match t.get_mut(p).and_then(Value::as_table_mut) {
@@ -291,7 +342,9 @@ fn deserialize_collecting(
 }
 
 fn set_raw(table: &mut Table, path: &[String], value: Value) {
-    let Some((last, parents)) = path.split_last() else { return };
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
     let mut t = table;
     for p in parents {
         match t.get_mut(p).and_then(Value::as_table_mut) {
@@ -328,7 +381,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -364,7 +420,10 @@ mod tests {
     fn flags_override_env() {
         let layers = Layers {
             env: env(&[("SKED_TOPICS__DUE", "from.env")]),
-            sets: vec!["topics.due=from.flag".into(), "kafka.rdkafka.socket.timeout.ms=100".into()],
+            sets: vec![
+                "topics.due=from.flag".into(),
+                "kafka.rdkafka.socket.timeout.ms=100".into(),
+            ],
             ..Default::default()
         };
         let config = load(&layers).unwrap();
@@ -410,9 +469,45 @@ mod tests {
             "[apps.sms]\nhandler = \"http\"\nurl = \"http://sms\"\ntimeout = \"5s\"\n[apps.bad]\nhandler = \"kafka\"\nurl_typo = 1\n",
         )
         .unwrap();
-        let err = load(&Layers { file: Some(file.clone()), ..Default::default() }).unwrap_err();
+        let err = load(&Layers {
+            file: Some(file.clone()),
+            ..Default::default()
+        })
+        .unwrap_err();
         assert_eq!(err.problems.len(), 1, "{err}");
         assert!(err.problems[0].contains("`apps.bad.url_typo`"), "{err}");
         assert!(err.problems[0].contains("sked.toml"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod docs_tests {
+    use toml::{Table, Value};
+
+    fn keys(table: &Table, prefix: &str, out: &mut Vec<String>) {
+        for (k, v) in table {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                Value::Table(t) if !t.is_empty() => keys(t, &key, out),
+                _ => out.push(key),
+            }
+        }
+    }
+
+    #[test]
+    fn every_default_key_is_documented_in_configuration_md() {
+        let docs = include_str!("../../../../docs/configuration.md");
+        let defaults: Table = toml::from_str(super::DEFAULTS).unwrap();
+        let mut all = Vec::new();
+        keys(&defaults, "", &mut all);
+        let missing: Vec<_> = all
+            .iter()
+            .filter(|k| !docs.contains(&format!("`{k}`")))
+            .collect();
+        assert!(missing.is_empty(), "undocumented keys: {missing:?}");
     }
 }

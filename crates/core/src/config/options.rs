@@ -182,32 +182,68 @@ impl Config {
                 problems.push(format!("`{key}`: {what}"));
             }
         };
-        check(!self.kafka.brokers.trim().is_empty(), "kafka.brokers", "must name at least one broker");
+        check(
+            !self.kafka.brokers.trim().is_empty(),
+            "kafka.brokers",
+            "must name at least one broker",
+        );
         check(
             self.redis.url.starts_with("redis://") || self.redis.url.starts_with("rediss://"),
             "redis.url",
             "must start with redis:// or rediss://",
         );
-        check(!self.redis.key_prefix.is_empty(), "redis.key_prefix", "must not be empty");
+        check(
+            !self.redis.key_prefix.is_empty(),
+            "redis.key_prefix",
+            "must not be empty",
+        );
         check(
             !self.redis.key_prefix.contains(['{', '}']),
             "redis.key_prefix",
             "must not contain `{` or `}` (they would break Redis Cluster hash tags)",
         );
-        check((1..=4096).contains(&self.redis.shards), "redis.shards", "must be between 1 and 4096");
-        check(!self.redis.idempotency_ttl.get().is_zero(), "redis.idempotency_ttl", "must be positive");
+        check(
+            (1..=4096).contains(&self.redis.shards),
+            "redis.shards",
+            "must be between 1 and 4096",
+        );
+        check(
+            !self.redis.idempotency_ttl.get().is_zero(),
+            "redis.idempotency_ttl",
+            "must be positive",
+        );
         for (key, topic) in [
             ("topics.ingest", &self.topics.ingest),
             ("topics.due", &self.topics.due),
             ("topics.retry", &self.topics.retry),
             ("topics.dlq", &self.topics.dlq),
         ] {
-            check(valid_topic(topic), key, "must be a Kafka topic name (1-249 of [a-zA-Z0-9._-])");
+            check(
+                valid_topic(topic),
+                key,
+                "must be a Kafka topic name (1-249 of [a-zA-Z0-9._-])",
+            );
         }
-        check(self.topics.partitions >= 1, "topics.partitions", "must be at least 1");
-        check(self.topics.replication_factor >= 1, "topics.replication_factor", "must be at least 1");
-        check(self.limits.max_request_bytes >= 64, "limits.max_request_bytes", "must be at least 64");
-        check(!self.ingest.group_id.is_empty(), "ingest.group_id", "must not be empty");
+        check(
+            self.topics.partitions >= 1,
+            "topics.partitions",
+            "must be at least 1",
+        );
+        check(
+            self.topics.replication_factor >= 1,
+            "topics.replication_factor",
+            "must be at least 1",
+        );
+        check(
+            self.limits.max_request_bytes >= 64,
+            "limits.max_request_bytes",
+            "must be at least 64",
+        );
+        check(
+            !self.ingest.group_id.is_empty(),
+            "ingest.group_id",
+            "must not be empty",
+        );
         check(
             (1..=100_000).contains(&self.ingest.batch_max),
             "ingest.batch_max",
@@ -219,7 +255,11 @@ impl Config {
                 check(valid_topic(topic), &key, "must be a Kafka topic name");
             }
             if app.handler == "http" && app.url.is_none() {
-                check(false, &format!("apps.{name}.url"), "is required when handler = \"http\"");
+                check(
+                    false,
+                    &format!("apps.{name}.url"),
+                    "is required when handler = \"http\"",
+                );
             }
             if let Some(retry) = &app.retry {
                 check(
@@ -240,5 +280,6 @@ impl Config {
 
 fn valid_topic(t: &str) -> bool {
     (1..=249).contains(&t.len())
-        && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }

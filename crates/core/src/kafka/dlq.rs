@@ -52,7 +52,10 @@ pub fn record(msg: &BorrowedMessage<'_>, failure: &Failure<'_>) -> Record {
     let mut headers = OwnedHeaders::new();
     if let Some(original) = msg.headers() {
         for header in original.iter() {
-            headers = headers.insert(Header { key: header.key, value: header.value });
+            headers = headers.insert(Header {
+                key: header.key,
+                value: header.value,
+            });
         }
     }
     let partition = msg.partition().to_string();
@@ -63,7 +66,10 @@ pub fn record(msg: &BorrowedMessage<'_>, failure: &Failure<'_>) -> Record {
     let reason: &str = failure.reason.into();
     let stage: &str = failure.stage.into();
     let mut add = |key: &str, value: &str| {
-        headers = std::mem::take(&mut headers).insert(Header { key, value: Some(value.as_bytes()) });
+        headers = std::mem::take(&mut headers).insert(Header {
+            key,
+            value: Some(value.as_bytes()),
+        });
     };
     add(h::ORIGINAL_TOPIC, msg.topic());
     add(h::ORIGINAL_PARTITION, &partition);
@@ -81,5 +87,9 @@ pub fn record(msg: &BorrowedMessage<'_>, failure: &Failure<'_>) -> Record {
     if let Some(id) = failure.job_id {
         add(h::SKED_JOB_ID, id);
     }
-    Record { key: msg.key().map(<[u8]>::to_vec), payload: msg.payload().map(<[u8]>::to_vec), headers }
+    Record {
+        key: msg.key().map(<[u8]>::to_vec),
+        payload: msg.payload().map(<[u8]>::to_vec),
+        headers,
+    }
 }

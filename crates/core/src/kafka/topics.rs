@@ -80,7 +80,10 @@ pub async fn ensure(
     let admin: AdminClient<DefaultClientContext> = config.create()?;
     let existing = partition_counts(&admin, topics)?;
     let mut out = Vec::new();
-    let missing: Vec<&String> = topics.iter().filter(|t| !existing.iter().any(|(n, _)| n == *t)).collect();
+    let missing: Vec<&String> = topics
+        .iter()
+        .filter(|t| !existing.iter().any(|(n, _)| n == *t))
+        .collect();
     if !missing.is_empty() {
         let new: Vec<NewTopic<'_>> = missing
             .iter()
@@ -103,7 +106,10 @@ pub async fn ensure(
             if n == partitions {
                 Outcome::Exists { partitions: n }
             } else {
-                Outcome::ExistsWithOtherPartitions { partitions: n, configured: partitions }
+                Outcome::ExistsWithOtherPartitions {
+                    partitions: n,
+                    configured: partitions,
+                }
             },
         ));
     }
@@ -115,11 +121,17 @@ fn partition_counts(
     admin: &AdminClient<DefaultClientContext>,
     topics: &[String],
 ) -> Result<Vec<(String, i32)>, Error> {
-    let metadata = admin.inner().fetch_metadata(None, Duration::from_secs(10))?;
+    let metadata = admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(10))?;
     Ok(metadata
         .topics()
         .iter()
-        .filter(|t| topics.iter().any(|n| n == t.name()) && t.error().is_none() && !t.partitions().is_empty())
+        .filter(|t| {
+            topics.iter().any(|n| n == t.name())
+                && t.error().is_none()
+                && !t.partitions().is_empty()
+        })
         .map(|t| (t.name().to_owned(), t.partitions().len() as i32))
         .collect())
 }

@@ -57,7 +57,10 @@ impl Error {
                     || e.is_connection_refusal()
                     || matches!(
                         e.kind(),
-                        ErrorKind::BusyLoadingError | ErrorKind::TryAgain | ErrorKind::ClusterDown | ErrorKind::MasterDown
+                        ErrorKind::BusyLoadingError
+                            | ErrorKind::TryAgain
+                            | ErrorKind::ClusterDown
+                            | ErrorKind::MasterDown
                     )
             }
             _ => false,
@@ -116,7 +119,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("keys", &self.keys).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
     }
 }
 
@@ -169,8 +174,12 @@ impl Store {
             }
             let id = match op {
                 Op::Insert(spec) => {
-                    let enc = record::encode(spec, JobState::Scheduled)
-                        .map_err(|source| Error::Encode { id: spec.id.clone(), source })?;
+                    let enc = record::encode(spec, JobState::Scheduled).map_err(|source| {
+                        Error::Encode {
+                            id: spec.id.clone(),
+                            source,
+                        }
+                    })?;
                     encoded[i] = Some(enc);
                     &spec.id
                 }
@@ -186,14 +195,19 @@ impl Store {
         let channel = self.keys.wake_channel();
         for (shard, idxs) in &by_shard {
             let mut inv = scripts::APPLY.prepare_invoke();
-            inv.key(self.keys.due(*shard)).key(self.keys.inflight(*shard));
+            inv.key(self.keys.due(*shard))
+                .key(self.keys.inflight(*shard));
             inv.arg(self.ttl_ms).arg(&channel).arg(shard.index());
             for &i in idxs {
                 match &ops[i] {
                     Op::Insert(spec) => {
                         let (fp, rec) = encoded[i].as_ref().expect("encoded above");
                         inv.key(self.keys.job(*shard, &spec.id));
-                        inv.arg("i").arg(spec.id.as_str()).arg(fp).arg(rec).arg(spec.first_due.timestamp_millis());
+                        inv.arg("i")
+                            .arg(spec.id.as_str())
+                            .arg(fp)
+                            .arg(rec)
+                            .arg(spec.first_due.timestamp_millis());
                     }
                     Op::Cancel(id) => {
                         inv.key(self.keys.job(*shard, id));
@@ -206,13 +220,19 @@ impl Store {
         let replies: Vec<Vec<String>> = self.query_scripts(&pipe).await?;
         for ((_, idxs), reply) in by_shard.iter().zip(replies) {
             if reply.len() != idxs.len() {
-                return Err(Error::Protocol(format!("{} statuses for {} ops", reply.len(), idxs.len())));
+                return Err(Error::Protocol(format!(
+                    "{} statuses for {} ops",
+                    reply.len(),
+                    idxs.len()
+                )));
             }
             for (&i, status) in idxs.iter().zip(reply) {
                 results[i] = Some(match status.as_str() {
                     "created" => Applied::Created,
                     "updated" => Applied::Updated,
-                    "duplicate" => Applied::Duplicate { existing: op_id(&ops[i]).clone() },
+                    "duplicate" => Applied::Duplicate {
+                        existing: op_id(&ops[i]).clone(),
+                    },
                     "cancelled" => Applied::Cancel(Cancelled::Cancelled),
                     "not_found" => Applied::Cancel(Cancelled::NotFound),
                     "already_cancelled" => Applied::Cancel(Cancelled::AlreadyCancelled),
@@ -228,7 +248,11 @@ impl Store {
     /// `SET NX GET` for each insert whose idempotency key differs from its job id. A key that
     /// already names another job makes the op a duplicate of that job. A key naming this very
     /// job is a retry of an earlier, interrupted attempt, which goes on.
-    async fn claim_idempotency_keys(&self, ops: &[Op], results: &mut [Option<Applied>]) -> Result<(), Error> {
+    async fn claim_idempotency_keys(
+        &self,
+        ops: &[Op],
+        results: &mut [Option<Applied>],
+    ) -> Result<(), Error> {
         let mut pipe = redis::pipe();
         let mut idxs = Vec::new();
         for (i, op) in ops.iter().enumerate() {
@@ -255,8 +279,10 @@ impl Store {
             if let Some(prev) = prev
                 && prev != op_id(&ops[i]).as_str()
             {
-                let existing = JobId::parse(&prev)
-                    .map_err(|e| Error::Corrupt { key: prev.clone(), reason: e.to_string() })?;
+                let existing = JobId::parse(&prev).map_err(|e| Error::Corrupt {
+                    key: prev.clone(),
+                    reason: e.to_string(),
+                })?;
                 results[i] = Some(Applied::Duplicate { existing });
             }
         }
@@ -264,7 +290,10 @@ impl Store {
     }
 
     /// Runs a pipeline of script calls, loading the scripts once if Redis lost them.
-    async fn query_scripts<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, Error> {
+    async fn query_scripts<T: redis::FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, Error> {
         let mut conn = self.conn.clone();
         match pipe.query_async(&mut conn).await {
             Err(e) if e.kind() == ErrorKind::NoScriptError => {
@@ -296,9 +325,14 @@ impl Store {
             .query_async(&mut conn)
             .await?;
         let Some(raw) = raw else { return Ok(None) };
-        let (state, spec) = record::decode(&raw).map_err(|reason| Error::Corrupt { key, reason })?;
+        let (state, spec) =
+            record::decode(&raw).map_err(|reason| Error::Corrupt { key, reason })?;
         let next_due = score.and_then(|ms| DateTime::<Utc>::from_timestamp_millis(ms as i64));
-        Ok(Some(JobRecord { state, next_due, spec }))
+        Ok(Some(JobRecord {
+            state,
+            next_due,
+            spec,
+        }))
     }
 
     /// Number of jobs in the due index, all shards (a gauge; O(shards)).
@@ -315,7 +349,9 @@ impl Store {
     /// The earliest due entries of a shard (id, due), for inspection and tests.
     pub async fn peek_due(&self, shard: Shard, n: isize) -> Result<Vec<(String, f64)>, Error> {
         let mut conn = self.conn.clone();
-        Ok(conn.zrange_withscores(self.keys.due(shard), 0, n - 1).await?)
+        Ok(conn
+            .zrange_withscores(self.keys.due(shard), 0, n - 1)
+            .await?)
     }
 }
 

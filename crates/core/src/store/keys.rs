@@ -12,7 +12,10 @@ pub struct Keys {
 impl Keys {
     /// Keys under `prefix`, with `shards` due-index shards.
     pub fn new(prefix: impl Into<String>, shards: u16) -> Self {
-        Self { prefix: prefix.into(), shards: shards.max(1) }
+        Self {
+            prefix: prefix.into(),
+            shards: shards.max(1),
+        }
     }
 
     /// Number of shards.

@@ -17,7 +17,15 @@ const SPEC_OFFSET: usize = 17;
 
 /// Where a job is in its life.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::Display, strum::IntoStaticStr, strum::EnumIter,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::EnumIter,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -58,7 +66,10 @@ pub struct JobRecord {
 }
 
 /// Serializes a spec into a record with the given state; returns (fingerprint, record).
-pub(crate) fn encode(spec: &JobSpec, state: JobState) -> Result<(String, String), serde_json::Error> {
+pub(crate) fn encode(
+    spec: &JobSpec,
+    state: JobState,
+) -> Result<(String, String), serde_json::Error> {
     let json = serde_json::to_string(spec)?;
     let fp = format!("{:016x}", xxh3_64(json.as_bytes()));
     let mut record = String::with_capacity(SPEC_OFFSET + json.len());
@@ -75,6 +86,7 @@ pub(crate) fn decode(raw: &[u8]) -> Result<(JobState, JobSpec), String> {
     }
     let state = JobState::from_code(raw[STATE_OFFSET])
         .ok_or_else(|| format!("unknown state code {:?}", raw[STATE_OFFSET] as char))?;
-    let spec = serde_json::from_slice(&raw[SPEC_OFFSET..]).map_err(|e| format!("bad spec json: {e}"))?;
+    let spec =
+        serde_json::from_slice(&raw[SPEC_OFFSET..]).map_err(|e| format!("bad spec json: {e}"))?;
     Ok((state, spec))
 }

@@ -1,0 +1,139 @@
+//! A small client of the sked REST API (`POST /v1/jobs`, `GET` and `DELETE /v1/jobs/{id}`).
+//!
+//! Every call returns the body of a 2xx answer as text, unchanged, or an [`Error`] already
+//! classified by exit code.
+
+use std::time::Duration;
+
+use reqwest::{Method, Url, header};
+
+use crate::error::{self, Error, exit};
+
+/// The header that makes a submission idempotent.
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A 2xx answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The body, unchanged.
+    pub body: String,
+}
+
+/// A client bound to one API base URL.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: Url,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client of the API at `base` (e.g. `http://127.0.0.1:8080`, a path prefix is kept);
+    /// each call gives up after `timeout`.
+    pub fn new(base: Url, timeout: Duration) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+            .user_agent(concat!("sked-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                Error::new(exit::FAILURE, format!("cannot set up the HTTP client: {e}"))
+            })?;
+        Ok(Self { base, http })
+    }
+
+    /// `POST /v1/jobs` with `body` as the request, and the `Idempotency-Key` header if given.
+    pub async fn submit(
+        &self,
+        body: Vec<u8>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Answer, Error> {
+        let mut request = self
+            .http
+            .request(Method::POST, self.url(&["v1", "jobs"])?)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(key) = idempotency_key {
+            request = request.header(IDEMPOTENCY_HEADER, key);
+        }
+        self.send(request).await
+    }
+
+    /// `GET /v1/jobs/{id}`.
+    pub async fn get(&self, id: &str) -> Result<Answer, Error> {
+        self.send(self.http.get(self.url(&["v1", "jobs", id])?))
+            .await
+    }
+
+    /// `DELETE /v1/jobs/{id}`.
+    pub async fn cancel(&self, id: &str) -> Result<Answer, Error> {
+        self.send(self.http.delete(self.url(&["v1", "jobs", id])?))
+            .await
+    }
+
+    /// The base URL with `segments` appended, each percent-encoded (an id may hold `/`).
+    fn url(&self, segments: &[&str]) -> Result<Url, Error> {
+        let mut url = self.base.clone();
+        url.set_query(None);
+        url.set_fragment(None);
+        url.path_segments_mut()
+            .map_err(|()| Error::new(exit::USAGE, format!("--api {}: not a base URL", self.base)))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Answer, Error> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| error::from_transport(&self.base, &e))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| error::from_transport(&self.base, &e))?;
+        if !status.is_success() {
+            return Err(error::from_response(status, &body));
+        }
+        let body = String::from_utf8(body.to_vec()).map_err(|_| {
+            Error::new(
+                exit::FAILURE,
+                format!(
+                    "unexpected answer from the sked API (HTTP {}): not UTF-8",
+                    status.as_u16()
+                ),
+            )
+        })?;
+        Ok(Answer {
+            status: status.as_u16(),
+            body,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(base: &str) -> Client {
+        Client::new(Url::parse(base).unwrap(), Duration::from_secs(1)).unwrap()
+    }
+
+    #[test]
+    fn urls_keep_the_prefix_and_encode_ids() {
+        let c = client("http://127.0.0.1:8080");
+        assert_eq!(
+            c.url(&["v1", "jobs"]).unwrap().as_str(),
+            "http://127.0.0.1:8080/v1/jobs"
+        );
+        let c = client("https://sked.example/api/?x=1#f");
+        assert_eq!(
+            c.url(&["v1", "jobs", "a/b c?d"]).unwrap().as_str(),
+            "https://sked.example/api/v1/jobs/a%2Fb%20c%3Fd"
+        );
+    }
+}

@@ -1,0 +1,343 @@
+//! The command line of `sked`: global flags, commands and their arguments (clap derive).
+//!
+//! Parsing only; what each command does is in [`crate::run`].
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{ArgGroup, Parser, Subcommand};
+use reqwest::Url;
+use serde_json::value::RawValue;
+
+/// Default address of the ingest service's REST API.
+pub const DEFAULT_API_URL: &str = "http://127.0.0.1:8080";
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0   success (also when `topics create` finds a topic with another partition count)
+  1   any other error (unexpected answer, unreadable file, ...)
+  2   usage error (bad flags or arguments)
+  3   not found (no such job)
+  4   request rejected by validation (HTTP 400 or 413)
+  5   conflict with the job's state (HTTP 409, e.g. the job was already dispatched)
+  64  configuration error (`topics create`)
+  69  service unavailable, overloaded or unreachable (HTTP 429/502/503/504, connection
+      failure, timeout, Kafka unreachable)
+
+Errors are printed as one line on stderr: `sked: <message>`.";
+
+/// The `sked` command line.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "sked",
+    version,
+    about = "Operate sked: submit, inspect and cancel jobs, bootstrap Kafka topics",
+    after_help = EXIT_CODES,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Base URL of the sked REST API (the ingest service).
+    #[arg(long, global = true, env = "SKED_API_URL", default_value = DEFAULT_API_URL, value_name = "URL", value_parser = parse_api_url)]
+    pub api: Url,
+    /// Machine output: print the server's JSON answer unchanged (or, for `topics create`,
+    /// the outcomes as JSON).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Give up on an API call after this long, e.g. `10s`.
+    #[arg(long, global = true, default_value = "30s", value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: Duration,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Submit, inspect and cancel jobs through the REST API.
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// Manage the Kafka topics of an installation.
+    #[command(subcommand)]
+    Topics(TopicsCommand),
+}
+
+/// `sked job ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum JobCommand {
+    /// Submit a schedule request (POST /v1/jobs).
+    ///
+    /// Either send a request JSON as-is from a file or stdin (`--file F`, `--file -` or just
+    /// `-`), in the native or the Infinite-Scheduler shape, or build a native request from
+    /// flags: `--app` and exactly one of `--run-at`, `--delay`, `--cron`, `--every`.
+    #[command(override_usage = "\
+sked job submit --app <APP> (--run-at <TIME> | --delay <DURATION> | --cron <EXPR> | --every <DURATION>) [OPTIONS]
+       sked job submit (--file <FILE> | <FILE> | -) [--idempotency-key <KEY>]")]
+    Submit(Box<SubmitArgs>),
+    /// Show a job: id, app, state, next due time, schedule and payload (GET /v1/jobs/{id}).
+    Get {
+        /// The job id.
+        id: String,
+    },
+    /// Cancel a job's pending fires (DELETE /v1/jobs/{id}).
+    ///
+    /// Exits 3 if there is no such job and 5 if it has no pending fire left to cancel.
+    Cancel {
+        /// The job id.
+        id: String,
+    },
+}
+
+/// `sked job submit` arguments.
+#[derive(Debug, Clone, clap::Args)]
+// Exactly one source: a request file, or a time flag (with `--app`) to build one.
+#[command(group(
+    ArgGroup::new("source")
+        .args(["file", "input", "run_at", "delay", "cron", "every"])
+        .required(true)
+        .multiple(false)
+))]
+pub struct SubmitArgs {
+    /// Send the request JSON in this file as-is; `-` reads stdin.
+    #[arg(
+        long,
+        short = 'f',
+        value_name = "FILE",
+        conflicts_with_all = ["app", "timezone", "id", "payload"]
+    )]
+    pub file: Option<PathBuf>,
+    /// Same as `--file`: a file of request JSON, or `-` for stdin.
+    #[arg(value_name = "FILE", conflicts_with_all = ["app", "timezone", "id", "payload"])]
+    pub input: Option<PathBuf>,
+    /// The app whose handler runs the job.
+    #[arg(long, required_unless_present_any = ["file", "input"])]
+    pub app: Option<String>,
+    /// Fire once at this time: RFC 3339, or a zone-less local time with `--timezone`.
+    #[arg(long, value_name = "TIME")]
+    pub run_at: Option<String>,
+    /// Fire once after this delay, e.g. `15m` or milliseconds.
+    #[arg(long, value_name = "DURATION")]
+    pub delay: Option<String>,
+    /// Fire on this cron expression (in `--timezone`, default the server's).
+    #[arg(long, value_name = "EXPR")]
+    pub cron: Option<String>,
+    /// Fire at this interval, e.g. `1h`.
+    #[arg(long, value_name = "DURATION")]
+    pub every: Option<String>,
+    /// IANA zone of `--run-at` local times and `--cron`, e.g. `Asia/Dhaka`.
+    #[arg(long, value_name = "TZ")]
+    pub timezone: Option<String>,
+    /// The job id (default: the idempotency key, else a new UUID v7 chosen by the server).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// The payload as raw JSON, sent byte for byte (default `null`).
+    #[arg(long, value_name = "JSON", value_parser = parse_payload)]
+    pub payload: Option<Box<RawValue>>,
+    /// Sent as the `Idempotency-Key` header: a resubmission with the same key is a duplicate.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+}
+
+/// `sked topics ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum TopicsCommand {
+    /// Create the topics the configuration names (ingest, due, retry, dlq, per-app due
+    /// topics) that do not exist yet.
+    ///
+    /// Reads the Kafka settings like the services do: embedded defaults, `--config FILE`,
+    /// `SKED_*` environment, `--set key=value`. New topics get `topics.partitions` and
+    /// `topics.replication_factor`. An existing topic is never changed: one whose partition
+    /// count differs from the configuration is reported as a warning and the command still
+    /// exits 0 (changing it would move keys to other partitions and break per-key order).
+    Create {
+        /// Configuration flags.
+        #[command(flatten)]
+        config: sked_core::config::Args,
+    },
+}
+
+fn parse_api_url(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("scheme `{}` is not http or https", url.scheme()));
+    }
+    if url.cannot_be_a_base() || url.host().is_none() {
+        return Err("the URL has no host".to_owned());
+    }
+    Ok(url)
+}
+
+fn parse_timeout(raw: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(raw.trim())
+        .map_err(|e| format!("not a duration like \"30s\": {e}"))?;
+    if d.is_zero() {
+        return Err("must be more than zero".to_owned());
+    }
+    Ok(d)
+}
+
+fn parse_payload(raw: &str) -> Result<Box<RawValue>, String> {
+    RawValue::from_string(raw.to_owned()).map_err(|e| format!("not valid JSON: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, error::ErrorKind};
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("sked").chain(args.iter().copied()))
+    }
+
+    fn submit(args: &[&str]) -> SubmitArgs {
+        let mut all = vec!["job", "submit"];
+        all.extend_from_slice(args);
+        match parse(&all).unwrap().command {
+            Command::Job(JobCommand::Submit(s)) => *s,
+            other => panic!("not submit: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_default_and_go_anywhere() {
+        let cli = parse(&[
+            "job",
+            "get",
+            "a",
+            "--json",
+            "--api",
+            "https://sked.example:9000/base/",
+        ])
+        .unwrap();
+        assert!(cli.json);
+        assert_eq!(cli.api.as_str(), "https://sked.example:9000/base/");
+        assert_eq!(cli.timeout, Duration::from_secs(30));
+        let cli = parse(&["--timeout", "2s", "job", "cancel", "b"]).unwrap();
+        assert!(!cli.json);
+        assert_eq!(cli.timeout, Duration::from_secs(2));
+        assert!(matches!(cli.command, Command::Job(JobCommand::Cancel { id }) if id == "b"));
+    }
+
+    #[test]
+    fn bad_api_url_is_a_usage_error() {
+        for url in ["not a url", "ftp://x", "mailto:ops@example.com"] {
+            let err = parse(&["--api", url, "job", "get", "a"]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ValueValidation, "{url}");
+            assert_eq!(err.exit_code(), 2);
+        }
+    }
+
+    #[test]
+    fn job_get_takes_one_id() {
+        let cli = parse(&["job", "get", "order-1"]).unwrap();
+        assert!(matches!(cli.command, Command::Job(JobCommand::Get { id }) if id == "order-1"));
+        assert!(parse(&["job", "get"]).is_err());
+        assert!(parse(&["job", "get", "a", "b"]).is_err());
+    }
+
+    #[test]
+    fn submit_from_flags() {
+        let s = submit(&[
+            "--app",
+            "sms",
+            "--cron",
+            "0 9 * * MON-FRI",
+            "--timezone",
+            "Asia/Dhaka",
+            "--id",
+            "x",
+            "--payload",
+            r#"{"a": 1}"#,
+            "--idempotency-key",
+            "k",
+        ]);
+        assert_eq!(s.app.as_deref(), Some("sms"));
+        assert_eq!(s.cron.as_deref(), Some("0 9 * * MON-FRI"));
+        assert_eq!(s.timezone.as_deref(), Some("Asia/Dhaka"));
+        assert_eq!(s.id.as_deref(), Some("x"));
+        assert_eq!(s.payload.as_deref().map(RawValue::get), Some(r#"{"a": 1}"#));
+        assert_eq!(s.idempotency_key.as_deref(), Some("k"));
+        assert!(s.file.is_none() && s.input.is_none());
+    }
+
+    #[test]
+    fn submit_from_file_or_stdin() {
+        let s = submit(&["--file", "req.json", "--idempotency-key", "k"]);
+        assert_eq!(s.file.as_deref(), Some(std::path::Path::new("req.json")));
+        assert_eq!(s.idempotency_key.as_deref(), Some("k"));
+        let s = submit(&["-"]);
+        assert_eq!(s.input.as_deref(), Some(std::path::Path::new("-")));
+        let s = submit(&["-f", "-"]);
+        assert_eq!(s.file.as_deref(), Some(std::path::Path::new("-")));
+    }
+
+    #[test]
+    fn submit_rejects_inconsistent_flags() {
+        // No time, two times, no app, file with flags, invalid payload JSON.
+        for args in [
+            &["job", "submit", "--app", "sms"][..],
+            &[
+                "job", "submit", "--app", "sms", "--delay", "1m", "--every", "1h",
+            ],
+            &["job", "submit", "--delay", "1m"],
+            &["job", "submit", "--file", "f.json", "--app", "sms"],
+            &["job", "submit", "-", "--delay", "1m"],
+            &["job", "submit", "-", "--file", "f.json"],
+            &[
+                "job",
+                "submit",
+                "--app",
+                "sms",
+                "--delay",
+                "1m",
+                "--payload",
+                "{nope",
+            ],
+            &["job", "submit"],
+        ] {
+            let err = parse(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn topics_create_takes_config_flags() {
+        let cli = parse(&[
+            "topics",
+            "create",
+            "--config",
+            "sked.toml",
+            "--set",
+            "kafka.brokers=b:9092",
+            "--json",
+        ])
+        .unwrap();
+        assert!(cli.json);
+        let Command::Topics(TopicsCommand::Create { config }) = cli.command else {
+            panic!("not topics create")
+        };
+        assert_eq!(
+            config.config.as_deref(),
+            Some(std::path::Path::new("sked.toml"))
+        );
+        assert_eq!(config.sets, ["kafka.brokers=b:9092"]);
+        // Config flags belong to `topics create` only.
+        assert!(parse(&["job", "get", "a", "--set", "x=y"]).is_err());
+    }
+
+    #[test]
+    fn help_documents_exit_codes_and_partition_warning() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("69  service unavailable"), "{help}");
+        let mut cmd = Cli::command();
+        let topics = cmd.find_subcommand_mut("topics").unwrap();
+        let create = topics.find_subcommand_mut("create").unwrap();
+        let help = create.render_long_help().to_string();
+        assert!(help.contains("exits 0"), "{help}");
+    }
+}

@@ -1,0 +1,30 @@
+# sked's entry points. CI runs `.ci/run`, which runs the same commands as these recipes.
+
+# Start Redis and the broker (installs them when missing).
+stack-up:
+    scripts/dev-stack.sh up
+
+stack-down:
+    scripts/dev-stack.sh down
+
+# The main job, locally: stack, topics, services, sample requests, their effect.
+demo:
+    scripts/demo.sh
+
+# Every test against the real Redis and broker.
+test *ARGS:
+    scripts/test.sh {{ARGS}}
+
+fmt:
+    cargo fmt --all
+
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Ingest throughput, latency and Redis bytes per pending job.
+bench-ingest *ARGS:
+    scripts/bench.sh ingest {{ARGS}}
+
+ci:
+    .ci/run

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Benchmarks, built in release mode, against the local broker and a private Redis.
+#
+#   scripts/bench.sh ingest [--requests N] [--rate PER_SEC] [--partitions P]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/dev-stack.sh up >/dev/null
+cargo build --release --locked -p sked-e2e --bin sked-bench
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -m); broker and Redis on this machine"
+RUST_LOG="${RUST_LOG:-warn}" target/release/sked-bench "$@"

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite: starts Redis and the Kafka-protocol broker when they are not already
+# running (installing them on a fresh machine), builds the workspace once, runs every test.
+#
+#   scripts/test.sh [extra nextest/cargo-test filter arguments]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scripts/dev-stack.sh up
+
+echo "test: building the workspace (binaries and tests)"
+cargo build --workspace --bins --locked
+cargo build --workspace --tests --locked
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast "$@"
+else
+  echo "test: cargo-nextest not found, using cargo test"
+  cargo test --workspace --locked --no-fail-fast "$@" -- --test-threads 6
+fi
