@@ -73,6 +73,12 @@ pub enum JobCommand {
 sked job submit --app <APP> (--run-at <TIME> | --delay <DURATION> | --cron <EXPR> | --every <DURATION>) [OPTIONS]
        sked job submit (--file <FILE> | <FILE> | -) [--idempotency-key <KEY>]")]
     Submit(Box<SubmitArgs>),
+    /// Publish a schedule request to the ingest topic over Kafka, as any producer would.
+    ///
+    /// Takes the same request flags as `submit`, plus the Kafka settings (`--config`, `--set`,
+    /// `SKED_*`) and the record key. Prints where the record landed; the ingest service
+    /// stores it (or dead-letters it) asynchronously.
+    Publish(Box<PublishArgs>),
     /// Show a job: id, app, state, next due time, schedule and payload (GET /v1/jobs/{id}).
     Get {
         /// The job id.
@@ -135,6 +141,20 @@ pub struct SubmitArgs {
     /// Sent as the `Idempotency-Key` header: a resubmission with the same key is a duplicate.
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
+}
+
+/// `sked job publish` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PublishArgs {
+    /// The request, as for `submit`.
+    #[command(flatten)]
+    pub request: SubmitArgs,
+    /// Record key (default: `--id` when given, else none).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Configuration flags (Kafka settings and the ingest topic name).
+    #[command(flatten)]
+    pub config: sked_core::config::Args,
 }
 
 /// `sked topics ...`.

@@ -52,6 +52,7 @@ fn usage_message(text: &str) -> String {
 /// `sked job submit -` reads the process's stdin.
 pub async fn execute(cli: Cli) -> Result<String, Error> {
     match cli.command {
+        Command::Job(JobCommand::Publish(args)) => publish(&args).await,
         Command::Job(command) => {
             let client = Client::new(cli.api, cli.timeout)?;
             job(&client, command, cli.json).await
@@ -74,6 +75,7 @@ async fn job(client: &Client, command: JobCommand, json: bool) -> Result<String,
         }
         JobCommand::Get { id } => (client.get(&id).await?, render::job),
         JobCommand::Cancel { id } => (client.cancel(&id).await?, render::cancelled),
+        JobCommand::Publish(_) => unreachable!("publish is handled by execute"),
     };
     if json {
         let mut out = answer.body;
@@ -85,13 +87,45 @@ async fn job(client: &Client, command: JobCommand, json: bool) -> Result<String,
     human(&answer.body)
 }
 
-async fn topics_create(args: &sked_core::config::Args, json: bool) -> Result<String, Error> {
-    let config = args.load().map_err(|e| {
+fn load_config(args: &sked_core::config::Args) -> Result<sked_core::config::Config, Error> {
+    args.load().map_err(|e| {
         Error::new(
             exit::CONFIG,
             format!("invalid configuration: {}", e.problems.join("; ")),
         )
-    })?;
+    })
+}
+
+async fn publish(args: &crate::args::PublishArgs) -> Result<String, Error> {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let config = load_config(&args.config)?;
+    let body = request::body(&args.request, std::io::stdin().lock())?;
+    let producer: FutureProducer = sked_core::kafka::producer_config(&config.kafka, "cli")
+        .create()
+        .map_err(|e| Error::new(exit::CONFIG, format!("invalid kafka settings: {e}")))?;
+    let key = args.key.clone().or_else(|| args.request.id.clone());
+    let topic = &config.topics.ingest;
+    let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).payload(&body);
+    if let Some(key) = &key {
+        record = record.key(key.as_str());
+    }
+    let delivery = producer
+        .send(record, std::time::Duration::from_secs(30))
+        .await
+        .map_err(|(e, _)| {
+            Error::new(
+                exit::UNAVAILABLE,
+                format!("cannot publish to {topic} at {}: {e}", config.kafka.brokers),
+            )
+        })?;
+    Ok(format!(
+        "published to {topic} partition {} offset {}\n",
+        delivery.partition, delivery.offset
+    ))
+}
+
+async fn topics_create(args: &sked_core::config::Args, json: bool) -> Result<String, Error> {
+    let config = load_config(args)?;
     if args.dump_config {
         return Ok(config.dump());
     }

@@ -333,7 +333,7 @@ impl IngestConsumer {
                     .iter()
                     .position(|m| m == i)
                     .and_then(|o| match &ops[o] {
-                        Op::Insert(spec) => Some(decode::describe(spec)),
+                        Op::Insert { spec, .. } => Some(decode::describe(spec)),
                         Op::Cancel(_) => None,
                     });
                 debug!(

@@ -54,7 +54,7 @@ pub fn decide(msg: &BorrowedMessage<'_>, limits: &Limits, now: DateTime<Utc>) ->
         fallback_id: Some(JobId::derived(msg.topic(), msg.partition(), msg.offset())),
     };
     match request::parse(payload, limits, &origin) {
-        Ok(spec) => Decision::Apply(Op::Insert(Box::new(spec))),
+        Ok(spec) => Decision::Apply(Op::insert(spec, payload)),
         Err(e) => Decision::Reject(e),
     }
 }

@@ -152,7 +152,7 @@ async fn submit(
     }
     let id = spec.id.to_string();
     let due_at = spec.first_due;
-    let applied = api.store.apply(&[Op::Insert(Box::new(spec))]).await?;
+    let applied = api.store.apply(&[Op::insert(spec, &body)]).await?;
     let applied = applied.into_iter().next().ok_or_else(|| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

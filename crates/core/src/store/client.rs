@@ -72,9 +72,26 @@ impl Error {
 #[derive(Debug, Clone)]
 pub enum Op {
     /// Store a job (create, update, or recognise a redelivery).
-    Insert(Box<JobSpec>),
+    Insert {
+        /// The job.
+        spec: Box<JobSpec>,
+        /// Hash of the request bytes: the same bytes under the same id are a duplicate (a
+        /// redelivery or a client retry, even when `delay` resolves to another instant);
+        /// other bytes under the same id update the job.
+        fingerprint: u64,
+    },
     /// Cancel a job.
     Cancel(JobId),
+}
+
+impl Op {
+    /// An insert of `spec`, parsed from `request` (the bytes as received).
+    pub fn insert(spec: JobSpec, request: &[u8]) -> Self {
+        Op::Insert {
+            spec: Box::new(spec),
+            fingerprint: record::fingerprint(request),
+        }
+    }
 }
 
 /// What one [`Op`] did.
@@ -173,13 +190,13 @@ impl Store {
                 continue;
             }
             let id = match op {
-                Op::Insert(spec) => {
-                    let enc = record::encode(spec, JobState::Scheduled).map_err(|source| {
-                        Error::Encode {
+                Op::Insert { spec, fingerprint } => {
+                    let enc = record::encode(spec, *fingerprint, JobState::Scheduled).map_err(
+                        |source| Error::Encode {
                             id: spec.id.clone(),
                             source,
-                        }
-                    })?;
+                        },
+                    )?;
                     encoded[i] = Some(enc);
                     &spec.id
                 }
@@ -200,7 +217,7 @@ impl Store {
             inv.arg(self.ttl_ms).arg(&channel).arg(shard.index());
             for &i in idxs {
                 match &ops[i] {
-                    Op::Insert(spec) => {
+                    Op::Insert { spec, .. } => {
                         let (fp, rec) = encoded[i].as_ref().expect("encoded above");
                         inv.key(self.keys.job(*shard, &spec.id));
                         inv.arg("i")
@@ -256,7 +273,7 @@ impl Store {
         let mut pipe = redis::pipe();
         let mut idxs = Vec::new();
         for (i, op) in ops.iter().enumerate() {
-            if let Op::Insert(spec) = op
+            if let Op::Insert { spec, .. } = op
                 && let Some(key) = &spec.idempotency_key
                 && key != spec.id.as_str()
             {
@@ -357,7 +374,7 @@ impl Store {
 
 fn op_id(op: &Op) -> &JobId {
     match op {
-        Op::Insert(spec) => &spec.id,
+        Op::Insert { spec, .. } => &spec.id,
         Op::Cancel(id) => id,
     }
 }

@@ -1,7 +1,8 @@
 //! The job record as stored: `<16 hex fingerprint><state char><JSON spec>`.
 //!
-//! The fingerprint tells a redelivered request (same bytes, same job) from an update (same id,
-//! new spec) inside a Lua script without parsing JSON; the state char lets scripts change state
+//! The fingerprint (a hash of the request bytes) tells a redelivered or retried request (same
+//! bytes, same job) from an update (same id, other bytes) inside a Lua script without parsing
+//! JSON; the state char lets scripts change state
 //! with one `SETRANGE`. Lua never decodes the JSON, so payload numbers cannot be mangled.
 
 use chrono::{DateTime, Utc};
@@ -65,13 +66,19 @@ pub struct JobRecord {
     pub spec: JobSpec,
 }
 
+/// The fingerprint of a request's bytes.
+pub(crate) fn fingerprint(request: &[u8]) -> u64 {
+    xxh3_64(request)
+}
+
 /// Serializes a spec into a record with the given state; returns (fingerprint, record).
 pub(crate) fn encode(
     spec: &JobSpec,
+    fingerprint: u64,
     state: JobState,
 ) -> Result<(String, String), serde_json::Error> {
     let json = serde_json::to_string(spec)?;
-    let fp = format!("{:016x}", xxh3_64(json.as_bytes()));
+    let fp = format!("{fingerprint:016x}");
     let mut record = String::with_capacity(SPEC_OFFSET + json.len());
     record.push_str(&fp);
     record.push(state.code());
