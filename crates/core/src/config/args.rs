@@ -22,10 +22,10 @@ pub struct Args {
 impl Args {
     /// Loads the configuration from these flags and the process environment.
     pub fn load(&self) -> Result<Config, super::Error> {
-        let mut layers = Layers::from_process(self.config.clone(), self.sets.clone());
-        // The file flag's own variable is not a configuration key.
-        layers.env.retain(|(k, _)| k != "SKED_CONFIG_FILE");
-        load(&layers)
+        load(&Layers::from_process(
+            self.config.clone(),
+            self.sets.clone(),
+        ))
     }
 }
 

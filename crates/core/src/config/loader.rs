@@ -10,6 +10,16 @@ use super::Config;
 const DEFAULTS: &str = include_str!("default.toml");
 const ENV_PREFIX: &str = "SKED_";
 const RDKAFKA: [&str; 2] = ["kafka", "rdkafka"];
+/// `SKED_*` variables that are not configuration keys: the CLI's and the scripts' own.
+const NOT_CONFIG: [&str; 2] = ["SKED_CONFIG_FILE", "SKED_API_URL"];
+/// Prefixes of `SKED_*` variables the dev and test scripts use.
+const NOT_CONFIG_PREFIXES: [&str; 3] = ["SKED_TEST_", "SKED_DEV_", "SKED_TOOLS_"];
+
+fn is_config_var(name: &str) -> bool {
+    name.starts_with(ENV_PREFIX)
+        && !NOT_CONFIG.contains(&name)
+        && !NOT_CONFIG_PREFIXES.iter().any(|p| name.starts_with(p))
+}
 
 /// The inputs of one load. Tests build this by hand; they never touch the process environment.
 #[derive(Debug, Clone, Default)]
@@ -108,7 +118,7 @@ pub fn load(layers: &Layers) -> Result<Config, Error> {
     let mut env: Vec<_> = layers
         .env
         .iter()
-        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .filter(|(k, _)| is_config_var(k))
         .collect();
     env.sort();
     for (name, raw) in env {
@@ -405,6 +415,8 @@ mod tests {
                 ("SKED_KAFKA__RDKAFKA__SESSION_TIMEOUT_MS", "6000"),
                 ("SKED_DEFAULT_TIMEZONE", "Asia/Dhaka"),
                 ("HOME", "/root"),
+                ("SKED_API_URL", "http://x"),
+                ("SKED_TEST_KAFKA", "127.0.0.1:1"),
             ]),
             ..Default::default()
         };

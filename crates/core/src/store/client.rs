@@ -224,7 +224,7 @@ impl Store {
                             .arg(spec.id.as_str())
                             .arg(fp)
                             .arg(rec)
-                            .arg(spec.first_due.timestamp_millis());
+                            .arg(due_score(spec.first_due));
                     }
                     Op::Cancel(id) => {
                         inv.key(self.keys.job(*shard, id));
@@ -372,6 +372,17 @@ impl Store {
     }
 }
 
+/// The due-index score of an instant: epoch ms, rounded up, so a fire at the score is never
+/// before the instant (a `delay` resolves with nanoseconds).
+pub fn due_score(at: DateTime<Utc>) -> i64 {
+    let ms = at.timestamp_millis();
+    if at.timestamp_subsec_nanos() % 1_000_000 == 0 {
+        ms
+    } else {
+        ms + 1
+    }
+}
+
 fn op_id(op: &Op) -> &JobId {
     match op {
         Op::Insert { spec, .. } => &spec.id,
@@ -384,4 +395,19 @@ fn collect(results: Vec<Option<Applied>>) -> Result<Vec<Applied>, Error> {
         .into_iter()
         .map(|r| r.ok_or_else(|| Error::Protocol("op without result".into())))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_score_rounds_up_to_the_millisecond() {
+        let exact = DateTime::<Utc>::from_timestamp_millis(1_700_000_000_123).unwrap();
+        assert_eq!(due_score(exact), 1_700_000_000_123);
+        let later = exact + chrono::Duration::nanoseconds(1);
+        assert_eq!(due_score(later), 1_700_000_000_124);
+        let before = exact - chrono::Duration::nanoseconds(1);
+        assert_eq!(due_score(before), 1_700_000_000_123);
+    }
 }

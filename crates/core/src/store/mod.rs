@@ -19,6 +19,6 @@ mod keys;
 mod record;
 mod scripts;
 
-pub use client::{Applied, Cancelled, Error, Op, Store};
+pub use client::{Applied, Cancelled, Error, Op, Store, due_score};
 pub use keys::Keys;
 pub use record::{JobRecord, JobState};
