@@ -5,6 +5,7 @@
 //! A missing service fails the test: nothing here skips.
 
 pub mod ingest;
+pub mod scheduler;
 
 use std::{
     path::PathBuf,

@@ -15,6 +15,7 @@ use axum::{
     routing::get,
 };
 use prometheus_client::registry::Registry;
+use rdkafka::producer::{FutureProducer, Producer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -132,4 +133,41 @@ async fn metrics(State(state): State<AdminState>) -> Response {
             .into_response(),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed").into_response(),
     }
+}
+
+/// Probes Redis and Kafka every second for `/readyz` until `cancel`, then turns the
+/// `not_draining` check off so load balancers stop sending work.
+pub async fn probe(
+    store: crate::store::Store,
+    producer: FutureProducer,
+    topic: String,
+    readiness: Readiness,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    loop {
+        readiness.set("redis", store.ping().await.is_ok());
+        let (p, t) = (producer.clone(), topic.clone());
+        let kafka_ok = tokio::task::spawn_blocking(move || {
+            p.client()
+                .fetch_metadata(Some(&t), std::time::Duration::from_secs(2))
+                .is_ok()
+        })
+        .await
+        .unwrap_or(false);
+        readiness.set("kafka", kafka_ok);
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                readiness.set("not_draining", false);
+                return Ok(());
+            }
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// The readiness checks of a service that uses Redis and Kafka.
+pub fn standard_readiness() -> Readiness {
+    let readiness = Readiness::new(&["redis", "kafka", "not_draining"]);
+    readiness.set("not_draining", true);
+    readiness
 }

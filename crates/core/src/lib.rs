@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod envelope;
 pub mod job;
 pub mod kafka;
 pub mod reason;

@@ -129,11 +129,13 @@ impl Error {
     strum::Display,
     strum::IntoStaticStr,
     strum::AsRefStr,
+    Default,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Format {
     /// sked's own shape.
+    #[default]
     Native,
     /// The Infinite-Scheduler `ScheduleJobRequest` shape.
     InfiniteScheduler,
@@ -205,6 +207,7 @@ pub struct JobSpec {
     /// The app whose handler runs the job.
     pub app: String,
     /// The client's idempotency key, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
     /// The payload exactly as sent (`null` when absent): numbers keep their digits, strings
     /// their escapes.
@@ -214,15 +217,25 @@ pub struct JobSpec {
     /// The first fire time (nominal, before jitter). May be in the past: it then fires at once.
     pub first_due: DateTime<Utc>,
     /// Priority among jobs due at the same time.
+    #[serde(default, skip_serializing_if = "is_default")]
     pub priority: Priority,
     /// Handler timeout in milliseconds; `None` uses the app's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     /// Retry policy; `None` uses the app's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryPolicy>,
     /// Free-form labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     /// The shape the request came in.
+    #[serde(default, skip_serializing_if = "is_default")]
     pub format: Format,
+}
+
+/// Stored records leave out fields at their defaults (they are read back as the default).
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 impl PartialEq for JobSpec {
@@ -1555,6 +1568,8 @@ mod tests {
             json.contains(r#""payload":{"big": 12345678901234567890}"#),
             "{json}"
         );
-        assert!(json.contains(r#""format":"native""#), "{json}");
+        // Defaults are left out of the stored form and read back as defaults.
+        assert!(!json.contains(r#""format""#), "{json}");
+        assert!(!json.contains(r#""idempotency_key""#), "{json}");
     }
 }

@@ -86,3 +86,37 @@ mod tests {
         assert_eq!(b.next_delay().as_millis(), 100);
     }
 }
+
+/// A service's named tasks, joined on shutdown.
+#[derive(Default)]
+pub struct Tasks {
+    tasks: Vec<(&'static str, tokio::task::JoinHandle<anyhow::Result<()>>)>,
+}
+
+impl Tasks {
+    /// Spawns a named task.
+    pub fn spawn<F>(&mut self, name: &'static str, task: F)
+    where
+        F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        self.tasks.push((name, tokio::spawn(task)));
+    }
+
+    /// Waits for every task; returns the first failure, naming its task.
+    pub async fn join(self) -> anyhow::Result<()> {
+        let mut first_error = None;
+        for (name, task) in self.tasks {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    tracing::warn!(task = name, error = format!("{err:#}"), "task failed");
+                    first_error.get_or_insert(err.context(name));
+                }
+                Err(join) => {
+                    first_error.get_or_insert(anyhow::anyhow!("task {name} panicked: {join}"));
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}

@@ -10,16 +10,16 @@ use rdkafka::{
     producer::{FutureProducer, Producer as _},
 };
 use sked_core::{
-    admin::{Admin, Readiness},
+    admin::{self, Admin},
     config::Config,
     kafka,
     request::Limits,
-    runtime::Backoff,
+    runtime::Tasks,
     store::Store,
 };
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::{
     consumer::{IngestConsumer, Settings},
@@ -35,30 +35,18 @@ pub struct Running {
     pub http_addr: SocketAddr,
     /// Where `/healthz`, `/readyz` and `/metrics` listen.
     pub admin_addr: SocketAddr,
-    tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+    tasks: Tasks,
     producer: FutureProducer,
 }
 
 impl Running {
     /// Waits until every task has stopped (after the token is cancelled), then flushes.
     pub async fn wait(self) -> anyhow::Result<()> {
-        let mut first_error = None;
-        for (name, task) in self.tasks {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => {
-                    warn!(task = name, error = %err, "task failed");
-                    first_error.get_or_insert(err.context(name));
-                }
-                Err(join) => {
-                    first_error.get_or_insert(anyhow::anyhow!("task {name} panicked: {join}"));
-                }
-            }
-        }
+        let result = self.tasks.join().await;
         let producer = self.producer;
         tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10))).await??;
         info!("ingest stopped");
-        first_error.map_or(Ok(()), Err)
+        result
     }
 }
 
@@ -79,8 +67,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> anyhow::Result<()
 pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<Running> {
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
-    let readiness = Readiness::new(&["redis", "kafka", "not_draining"]);
-    readiness.set("not_draining", true);
+    let readiness = admin::standard_readiness();
 
     let admin = Admin::bind(
         config.admin.listen_addr,
@@ -104,14 +91,14 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
             )
         })?;
     let http_addr = http_listener.local_addr()?;
-    let mut tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)> = Vec::new();
-    tasks.push((
-        "admin",
-        tokio::spawn(admin.run(cancel.clone()).map_err_anyhow()),
-    ));
+    let mut tasks = Tasks::default();
+    let admin_cancel = cancel.clone();
+    tasks.spawn("admin", async move { Ok(admin.run(admin_cancel).await?) });
     info!(%admin_addr, %http_addr, "ingest listening");
 
-    let store = connect_store(&config, &readiness, &cancel).await?;
+    let Some(store) = Store::connect_with_retry(&config.redis, &readiness, &cancel).await else {
+        anyhow::bail!("cancelled while connecting to redis");
+    };
     let producer: FutureProducer = kafka::producer_config(&config.kafka, SERVICE)
         .create()
         .context("cannot create kafka producer")?;
@@ -135,15 +122,12 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
         metrics: metrics.clone(),
     };
     let http_cancel = cancel.clone();
-    tasks.push((
-        "http",
-        tokio::spawn(async move {
-            axum::serve(http_listener, http::router(api))
-                .with_graceful_shutdown(async move { http_cancel.cancelled().await })
-                .await
-                .context("rest api failed")
-        }),
-    ));
+    tasks.spawn("http", async move {
+        axum::serve(http_listener, http::router(api))
+            .with_graceful_shutdown(async move { http_cancel.cancelled().await })
+            .await
+            .context("rest api failed")
+    });
 
     let ingest = IngestConsumer {
         consumer,
@@ -159,86 +143,16 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
         metrics,
         readiness: readiness.clone(),
     };
-    tasks.push(("consumer", tokio::spawn(ingest.run(cancel.clone()))));
-    tasks.push((
-        "health",
-        tokio::spawn(health(
-            store,
-            producer.clone(),
-            config.topics.ingest.clone(),
-            readiness,
-            cancel,
-        )),
-    ));
+    tasks.spawn("consumer", ingest.run(cancel.clone()));
+    let topic = config.topics.ingest.clone();
+    tasks.spawn(
+        "probe",
+        admin::probe(store, producer.clone(), topic, readiness, cancel),
+    );
     Ok(Running {
         http_addr,
         admin_addr,
         tasks,
         producer,
     })
-}
-
-/// Connects to Redis, retrying with backoff until it answers or `cancel`.
-async fn connect_store(
-    config: &Config,
-    readiness: &Readiness,
-    cancel: &CancellationToken,
-) -> anyhow::Result<Store> {
-    let mut backoff = Backoff::new(Duration::from_secs(5));
-    loop {
-        match Store::connect(&config.redis).await {
-            Ok(store) => {
-                readiness.set("redis", true);
-                return Ok(store);
-            }
-            Err(err) => {
-                readiness.set("redis", false);
-                warn!(error = %err, url = %sked_core::config::redact_url(&config.redis.url), "redis unreachable, retrying");
-            }
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => anyhow::bail!("cancelled while connecting to redis"),
-            _ = tokio::time::sleep(backoff.next_delay()) => {}
-        }
-    }
-}
-
-/// Probes Redis and Kafka every second for `/readyz`; turns `not_draining` off on cancel.
-async fn health(
-    store: Store,
-    producer: FutureProducer,
-    topic: String,
-    readiness: Readiness,
-    cancel: CancellationToken,
-) -> anyhow::Result<()> {
-    loop {
-        readiness.set("redis", store.ping().await.is_ok());
-        let p = producer.clone();
-        let t = topic.clone();
-        let kafka_ok = tokio::task::spawn_blocking(move || {
-            p.client()
-                .fetch_metadata(Some(&t), Duration::from_secs(2))
-                .is_ok()
-        })
-        .await
-        .unwrap_or(false);
-        readiness.set("kafka", kafka_ok);
-        tokio::select! {
-            _ = cancel.cancelled() => {
-                readiness.set("not_draining", false);
-                return Ok(());
-            }
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-    }
-}
-
-trait MapErrAnyhow {
-    fn map_err_anyhow(self) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
-}
-
-impl<F: std::future::Future<Output = std::io::Result<()>> + Send> MapErrAnyhow for F {
-    async fn map_err_anyhow(self) -> anyhow::Result<()> {
-        Ok(self.await?)
-    }
 }

@@ -86,6 +86,7 @@ async fn ingest(args: Args) {
         &ns,
         &[
             &format!("redis.url={url}"),
+            "redis.key_prefix=sked",
             "ingest.batch_max=5000",
             "ingest.batch_linger=5ms",
         ],

@@ -32,6 +32,26 @@ pub struct Config {
     pub apps: BTreeMap<String, AppOptions>,
     /// Logging.
     pub log: LogOptions,
+    /// Scheduler service.
+    pub scheduler: SchedulerOptions,
+}
+
+/// `[scheduler]`: the firing loop.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerOptions {
+    /// Most jobs claimed from one shard in one step.
+    pub claim_batch: usize,
+    /// How long a claimed fire may stay unacknowledged before another scheduler fires it.
+    pub lease: HumanDuration,
+    /// Longest sleep between two looks at the due index (a backstop to wake-ups).
+    pub poll_interval: HumanDuration,
+    /// A recurring fire later than this is a misfire and follows the job's misfire policy.
+    pub misfire_threshold: HumanDuration,
+    /// Concurrent firing loops per process; each owns the shards `s` with `s % loops == i`.
+    pub loops: u16,
+    /// Bound on the drain after SIGTERM.
+    pub drain_timeout: HumanDuration,
 }
 
 /// `[log]`: how services log. The level comes from `RUST_LOG` (default `info`).
@@ -155,6 +175,9 @@ pub struct AppOptions {
     /// Default retry policy of this app's jobs.
     #[serde(default)]
     pub retry: Option<AppRetryOptions>,
+    /// Value format of this app's fires: `sked` (the envelope) or `infinite_scheduler`.
+    #[serde(default)]
+    pub envelope: crate::envelope::Format,
 }
 
 /// `[apps.<name>.retry]`.

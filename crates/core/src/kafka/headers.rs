@@ -26,3 +26,11 @@ pub const SKED_APP: &str = "sked-app";
 pub const SKED_JOB_ID: &str = "sked-job-id";
 /// W3C trace context.
 pub const TRACEPARENT: &str = "traceparent";
+/// Deterministic id of a fire.
+pub const SKED_FIRE_ID: &str = "sked-fire-id";
+/// Execution attempt (1 for a fresh fire).
+pub const SKED_ATTEMPT: &str = "sked-attempt";
+/// When the fire was due, epoch ms.
+pub const SKED_DUE_AT: &str = "sked-due-at";
+/// When the scheduler produced it, epoch ms.
+pub const SKED_FIRED_AT: &str = "sked-fired-at";

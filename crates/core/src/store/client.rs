@@ -126,6 +126,58 @@ pub enum Cancelled {
     Finished,
 }
 
+/// A job claimed for firing.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The job.
+    pub spec: JobSpec,
+    /// Its due-index score (epoch ms) when claimed.
+    pub score: i64,
+    /// The score exactly as Redis printed it; the ack names the lease with it.
+    pub score_raw: String,
+    /// Fires of this (recurring) job produced before this claim.
+    pub runs: u64,
+}
+
+/// One claim of one shard.
+#[derive(Debug, Default)]
+pub struct ClaimBatch {
+    /// Expired leases put back into the due index first.
+    pub reclaimed: u64,
+    /// The claimed jobs, earliest first.
+    pub jobs: Vec<Claimed>,
+    /// Records that could not be read back: (job id, score as printed, why). Ack them with no
+    /// fire so they leave the in-flight set, and count them.
+    pub corrupt: Vec<(String, String, String)>,
+}
+
+/// The ack of one claimed job, after Kafka accepted its fires.
+#[derive(Debug, Clone)]
+pub struct Ack {
+    /// The job id.
+    pub id: String,
+    /// The claimed score, as [`Claimed::score_raw`].
+    pub score_raw: String,
+    /// Fires produced for this claim.
+    pub fired: u64,
+    /// The next due score of a recurring job, if it has a fire left.
+    pub next: Option<i64>,
+}
+
+/// What an ack did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum AckOutcome {
+    /// No fire left: the record is dispatched and expires.
+    Done,
+    /// The next fire is in the due index.
+    Next,
+    /// The job was cancelled while its fire was in flight; nothing follows.
+    Cancelled,
+    /// The job was updated or its lease reclaimed meanwhile; the ack changed nothing else.
+    Stale,
+}
+
 /// The Redis job store. Cheap to clone; clones share one multiplexed connection.
 #[derive(Clone)]
 pub struct Store {
@@ -156,6 +208,36 @@ impl Store {
             keys: Keys::new(options.key_prefix.clone(), options.shards),
             ttl_ms: u64::try_from(options.idempotency_ttl.get().as_millis()).unwrap_or(u64::MAX),
         })
+    }
+
+    /// Connects, retrying with backoff (and reporting `redis` not ready) until Redis answers
+    /// or `cancel`.
+    pub async fn connect_with_retry(
+        options: &RedisOptions,
+        readiness: &crate::admin::Readiness,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Option<Self> {
+        let mut backoff = crate::runtime::Backoff::new(Duration::from_secs(5));
+        loop {
+            match Self::connect(options).await {
+                Ok(store) => {
+                    readiness.set("redis", true);
+                    return Some(store);
+                }
+                Err(err) => {
+                    readiness.set("redis", false);
+                    tracing::warn!(
+                        error = %err,
+                        url = %crate::config::redact_url(&options.url),
+                        "redis unreachable, retrying"
+                    );
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return None,
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+        }
     }
 
     /// Key names of this store.
@@ -321,6 +403,124 @@ impl Store {
             }
             other => Ok(other?),
         }
+    }
+
+    /// Claims up to `limit` jobs of `shard` due at or before `now_ms`, leased until
+    /// `now_ms + lease`. Expired leases of the shard return to the due index first.
+    pub async fn claim(
+        &self,
+        shard: Shard,
+        now_ms: i64,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<ClaimBatch, Error> {
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+        let mut inv = scripts::CLAIM.prepare_invoke();
+        inv.key(self.keys.due(shard))
+            .key(self.keys.inflight(shard))
+            .key(self.keys.runs(shard))
+            .arg(now_ms)
+            .arg(limit)
+            .arg(now_ms.saturating_add(lease_ms))
+            .arg(self.keys.job_prefix(shard))
+            .arg(self.ttl_ms);
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(&inv);
+        let (reply,): (Vec<redis::Value>,) = self.query_scripts(&pipe).await?;
+        let mut items = reply.into_iter();
+        let reclaimed: u64 = match items.next() {
+            Some(v) => redis::from_redis_value(&v)?,
+            None => return Err(Error::Protocol("empty claim reply".into())),
+        };
+        let mut batch = ClaimBatch {
+            reclaimed,
+            ..Default::default()
+        };
+        while let (Some(id), Some(score), Some(record), Some(runs)) =
+            (items.next(), items.next(), items.next(), items.next())
+        {
+            let id: String = redis::from_redis_value(&id)?;
+            let score_raw: String = redis::from_redis_value(&score)?;
+            let record: Vec<u8> = redis::from_redis_value(&record)?;
+            let runs: u64 = redis::from_redis_value(&runs).unwrap_or(0);
+            let score = score_raw.parse::<f64>().map(|f| f as i64);
+            match (record::decode(&record), score) {
+                (Ok((_, spec)), Ok(score)) => batch.jobs.push(Claimed {
+                    spec,
+                    score,
+                    score_raw,
+                    runs,
+                }),
+                (Err(why), _) => batch.corrupt.push((id, score_raw, why)),
+                (_, Err(e)) => batch
+                    .corrupt
+                    .push((id, score_raw, format!("bad score: {e}"))),
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Acknowledges claimed jobs of `shard` whose fires Kafka accepted.
+    pub async fn ack(&self, shard: Shard, acks: &[Ack]) -> Result<Vec<AckOutcome>, Error> {
+        if acks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut inv = scripts::ACK.prepare_invoke();
+        inv.key(self.keys.due(shard))
+            .key(self.keys.inflight(shard))
+            .key(self.keys.runs(shard))
+            .arg(self.ttl_ms)
+            .arg(self.keys.job_prefix(shard))
+            .arg(self.keys.wake_channel())
+            .arg(shard.index());
+        for ack in acks {
+            inv.arg(&ack.id).arg(&ack.score_raw).arg(ack.fired);
+            match ack.next {
+                Some(next) => inv.arg(next),
+                None => inv.arg(""),
+            };
+        }
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(&inv);
+        let (reply,): (Vec<String>,) = self.query_scripts(&pipe).await?;
+        reply
+            .iter()
+            .map(|s| match s.as_str() {
+                "done" => Ok(AckOutcome::Done),
+                "next" => Ok(AckOutcome::Next),
+                "cancelled" => Ok(AckOutcome::Cancelled),
+                "stale" => Ok(AckOutcome::Stale),
+                other => Err(Error::Protocol(format!("unknown ack status {other:?}"))),
+            })
+            .collect()
+    }
+
+    /// The earliest due score of each shard (`None` for an empty shard), one round trip.
+    pub async fn earliest(&self, shards: &[Shard]) -> Result<Vec<Option<i64>>, Error> {
+        let mut pipe = redis::pipe();
+        for s in shards {
+            pipe.zrange_withscores(self.keys.due(*s), 0, 0);
+        }
+        let mut conn = self.conn.clone();
+        let replies: Vec<Vec<(String, f64)>> = pipe.query_async(&mut conn).await?;
+        Ok(replies
+            .into_iter()
+            .map(|r| r.first().map(|(_, score)| *score as i64))
+            .collect())
+    }
+
+    /// Due and in-flight counts of each shard (gauges).
+    pub async fn backlog(&self, shards: &[Shard]) -> Result<Vec<(u64, u64)>, Error> {
+        let mut pipe = redis::pipe();
+        for s in shards {
+            pipe.zcard(self.keys.due(*s)).zcard(self.keys.inflight(*s));
+        }
+        let mut conn = self.conn.clone();
+        let counts: Vec<u64> = pipe.query_async(&mut conn).await?;
+        Ok(counts
+            .chunks(2)
+            .map(|c| (c[0], c.get(1).copied().unwrap_or(0)))
+            .collect())
     }
 
     /// Cancels one job.

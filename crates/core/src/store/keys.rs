@@ -30,7 +30,7 @@ impl Keys {
 
     /// The job record.
     pub fn job(&self, shard: Shard, id: &JobId) -> String {
-        format!("{}:{}:j:{}", self.prefix, shard.tag(), id.as_str())
+        format!("{}{}", self.job_prefix(shard), id.as_str())
     }
 
     /// The shard's due index.
@@ -41,6 +41,16 @@ impl Keys {
     /// The shard's in-flight set.
     pub fn inflight(&self, shard: Shard) -> String {
         format!("{}:{}:inflight", self.prefix, shard.tag())
+    }
+
+    /// The shard's fire counters of recurring jobs (hash: job id → fires so far).
+    pub fn runs(&self, shard: Shard) -> String {
+        format!("{}:{}:runs", self.prefix, shard.tag())
+    }
+
+    /// Prefix of the shard's job keys (the job id follows).
+    pub fn job_prefix(&self, shard: Shard) -> String {
+        format!("{}:{}:j:", self.prefix, shard.tag())
     }
 
     /// An idempotency key.

@@ -7,18 +7,22 @@
 //! |---|---|---|
 //! | `P:{sN}:j:<job id>` | string | job record: 16 hex fingerprint, 1 state char, JSON spec |
 //! | `P:{sN}:due` | sorted set | pending job ids scored by due time (epoch ms) |
-//! | `P:{sN}:inflight` | sorted set | claimed job ids scored by lease deadline (scheduler) |
+//! | `P:{sN}:inflight` | sorted set | `<due score>\|<job id>` of claimed fires, scored by lease deadline |
+//! | `P:{sN}:runs` | hash | fires so far of recurring jobs (for `max_runs`) |
 //! | `P:idem:{sM}:<key>` | string, TTL | idempotency key → job id (`M` = shard of the key) |
 //! | `P:wake` | pub/sub channel | `<shard>:<due ms>` when a batch lowers a shard's earliest due |
 //!
 //! A job's shard is `xxh3(job id) mod shards`. Records of pending jobs never expire; cancelled
-//! (and, later, finished) records expire after `redis.idempotency_ttl`.
+//! and dispatched records expire after `redis.idempotency_ttl`. The state machine is on
+//! [`JobState`].
 
 mod client;
 mod keys;
 mod record;
 mod scripts;
 
-pub use client::{Applied, Cancelled, Error, Op, Store, due_score};
+pub use client::{
+    Ack, AckOutcome, Applied, Cancelled, ClaimBatch, Claimed, Error, Op, Store, due_score,
+};
 pub use keys::Keys;
 pub use record::{JobRecord, JobState};

@@ -16,7 +16,14 @@ pub(crate) const STATE_OFFSET: usize = 16;
 /// Offset of the JSON spec in a record.
 const SPEC_OFFSET: usize = 17;
 
-/// Where a job is in its life.
+/// Where a job is in its life. Stored as one char; upper case marks a recurring job.
+///
+/// ```text
+/// scheduled (s|S) --claim--> firing (f|F) --ack--> dispatched (d)        one-shot, or last fire
+///      ^                        |   \--ack, next fire--> scheduled (S)   recurring
+///      \------lease expired-----/
+/// scheduled --cancel--> cancelled (c);  firing (F) --cancel--> cancelled after this fire
+/// ```
 #[derive(
     Debug,
     Clone,
@@ -33,22 +40,32 @@ const SPEC_OFFSET: usize = 17;
 pub enum JobState {
     /// Waiting in the due index for its next fire.
     Scheduled,
-    /// Cancelled before it fired; the record expires.
+    /// Claimed by a scheduler, which is producing the fire.
+    Firing,
+    /// The last fire went out to the due topic.
+    Dispatched,
+    /// Cancelled; no further fire. The record expires.
     Cancelled,
 }
 
 impl JobState {
     /// The one-char code stored in the record.
-    pub(crate) fn code(self) -> char {
-        match self {
-            JobState::Scheduled => 's',
-            JobState::Cancelled => 'c',
+    pub(crate) fn code(self, recurring: bool) -> char {
+        match (self, recurring) {
+            (JobState::Scheduled, false) => 's',
+            (JobState::Scheduled, true) => 'S',
+            (JobState::Firing, false) => 'f',
+            (JobState::Firing, true) => 'F',
+            (JobState::Dispatched, _) => 'd',
+            (JobState::Cancelled, _) => 'c',
         }
     }
 
     fn from_code(c: u8) -> Option<Self> {
         match c {
-            b's' => Some(JobState::Scheduled),
+            b's' | b'S' => Some(JobState::Scheduled),
+            b'f' | b'F' => Some(JobState::Firing),
+            b'd' => Some(JobState::Dispatched),
             b'c' => Some(JobState::Cancelled),
             _ => None,
         }
@@ -81,7 +98,7 @@ pub(crate) fn encode(
     let fp = format!("{fingerprint:016x}");
     let mut record = String::with_capacity(SPEC_OFFSET + json.len());
     record.push_str(&fp);
-    record.push(state.code());
+    record.push(state.code(spec.schedule.is_recurring()));
     record.push_str(&json);
     Ok((fp, record))
 }

@@ -1,0 +1,131 @@
+//! Metrics of the scheduler, all named here: `sked_scheduler_*`.
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+/// Label: shard index.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShardLabel {
+    /// Shard.
+    pub shard: u16,
+}
+
+/// Label: what happened to a missed slot.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SlotLabel {
+    /// `missed` | `skipped`.
+    pub slot: &'static str,
+}
+
+/// Every metric of the service. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    /// fired_at − due_at of every fire.
+    pub lateness: Histogram,
+    /// Fires produced and acknowledged by Kafka.
+    pub fired: Counter,
+    /// Jobs claimed from the due index.
+    pub claimed: Counter,
+    /// Expired leases returned to the due index (a scheduler died or stalled).
+    pub reclaimed: Counter,
+    /// Fires produced before their due time (must stay 0; a clock stepping back could do it).
+    pub early: Counter,
+    /// Missed and skipped slots of recurring jobs.
+    pub slots: Family<SlotLabel, Counter>,
+    /// Acks that found the job updated or reclaimed meanwhile.
+    pub stale_acks: Counter,
+    /// Records that could not be read back, dropped from the in-flight set.
+    pub corrupt: Counter,
+    /// Produce failures (the claim's lease expires and the fire is retried).
+    pub produce_errors: Counter,
+    /// Redis failures of the firing loop.
+    pub store_errors: Counter,
+    /// Jobs waiting in the due index, per shard.
+    pub due_backlog: Family<ShardLabel, Gauge>,
+    /// Claimed fires not yet acknowledged, per shard.
+    pub in_flight: Family<ShardLabel, Gauge>,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them.
+    pub fn new(registry: &mut Registry) -> Self {
+        let m = Self {
+            lateness: Histogram::new([
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0, 60.0, 300.0,
+            ]),
+            fired: Counter::default(),
+            claimed: Counter::default(),
+            reclaimed: Counter::default(),
+            early: Counter::default(),
+            slots: Family::default(),
+            stale_acks: Counter::default(),
+            corrupt: Counter::default(),
+            produce_errors: Counter::default(),
+            store_errors: Counter::default(),
+            due_backlog: Family::default(),
+            in_flight: Family::default(),
+        };
+        let r = registry.sub_registry_with_prefix("sked_scheduler");
+        r.register(
+            "fire_lateness_seconds",
+            "fired_at minus due_at of every fire",
+            m.lateness.clone(),
+        );
+        r.register("fired", "Fires acknowledged by Kafka", m.fired.clone());
+        r.register(
+            "claimed",
+            "Jobs claimed from the due index",
+            m.claimed.clone(),
+        );
+        r.register(
+            "reclaimed",
+            "Expired leases returned to the due index",
+            m.reclaimed.clone(),
+        );
+        r.register(
+            "early_fires",
+            "Fires produced before their due time (must stay 0)",
+            m.early.clone(),
+        );
+        r.register(
+            "slots",
+            "Missed and skipped slots of recurring jobs",
+            m.slots.clone(),
+        );
+        r.register(
+            "stale_acks",
+            "Acks that found the job updated or reclaimed meanwhile",
+            m.stale_acks.clone(),
+        );
+        r.register(
+            "corrupt_records",
+            "Unreadable job records dropped from the in-flight set",
+            m.corrupt.clone(),
+        );
+        r.register(
+            "produce_errors",
+            "Fires Kafka did not acknowledge (retried after the lease)",
+            m.produce_errors.clone(),
+        );
+        r.register(
+            "store_errors",
+            "Redis failures of the firing loop",
+            m.store_errors.clone(),
+        );
+        r.register(
+            "due_backlog_jobs",
+            "Jobs waiting in the due index",
+            m.due_backlog.clone(),
+        );
+        r.register(
+            "in_flight_jobs",
+            "Claimed fires not yet acknowledged",
+            m.in_flight.clone(),
+        );
+        m
+    }
+}

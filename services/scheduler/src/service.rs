@@ -1,0 +1,222 @@
+//! Wiring: the firing loops, the wake-up listener and the admin endpoints, from [`Config`].
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use prometheus_client::registry::Registry;
+use rdkafka::producer::{FutureProducer, Producer as _};
+use sked_core::{
+    admin::{self, Admin},
+    config::Config,
+    job::Shard,
+    kafka,
+    runtime::{Backoff, Tasks},
+    store::Store,
+};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{
+    firing::{self, Firing, Route, Settings},
+    metrics::Metrics,
+};
+
+const SERVICE: &str = "scheduler";
+
+/// A started scheduler.
+pub struct Running {
+    /// Where `/healthz`, `/readyz` and `/metrics` listen.
+    pub admin_addr: SocketAddr,
+    tasks: Tasks,
+    producer: FutureProducer,
+}
+
+impl Running {
+    /// Waits until every task stopped (after cancel), then flushes the producer.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let result = self.tasks.join().await;
+        let producer = self.producer;
+        tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10))).await??;
+        info!("scheduler stopped");
+        result
+    }
+}
+
+/// Starts the scheduler and runs it until `cancel`.
+///
+/// Shutdown order, on cancel:
+/// 1. `/readyz` turns 503;
+/// 2. each firing loop finishes its round: fires produced, acknowledged by Kafka, acked in
+///    Redis (a round cut short leaves leases that any scheduler reclaims);
+/// 3. the producer flushes.
+pub async fn run(config: Config, cancel: CancellationToken) -> anyhow::Result<()> {
+    start(config, cancel).await?.wait().await
+}
+
+/// Starts the service; [`Running::wait`] runs it to the end.
+pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<Running> {
+    let mut registry = Registry::default();
+    let metrics = Metrics::new(&mut registry);
+    let readiness = admin::standard_readiness();
+    let admin = Admin::bind(
+        config.admin.listen_addr,
+        Arc::new(registry),
+        readiness.clone(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot listen on admin.listen_addr {}",
+            config.admin.listen_addr
+        )
+    })?;
+    let admin_addr = admin.local_addr()?;
+    let mut tasks = Tasks::default();
+    let admin_cancel = cancel.clone();
+    tasks.spawn("admin", async move { Ok(admin.run(admin_cancel).await?) });
+    info!(%admin_addr, "scheduler listening");
+
+    let Some(store) = Store::connect_with_retry(&config.redis, &readiness, &cancel).await else {
+        anyhow::bail!("cancelled while connecting to redis");
+    };
+    let producer: FutureProducer = kafka::producer_config(&config.kafka, SERVICE)
+        .create()
+        .context("cannot create kafka producer")?;
+
+    let settings = Arc::new(settings(&config));
+    let loops = usize::from(config.scheduler.loops.max(1));
+    let mut wakers = Vec::with_capacity(loops);
+    for i in 0..loops {
+        let shards: Vec<Shard> = (0..config.redis.shards)
+            .filter(|s| usize::from(*s) % loops == i)
+            .map(Shard)
+            .collect();
+        let (tx, rx) = watch::channel(i64::MAX);
+        wakers.push(tx);
+        let firing = Firing {
+            store: store.clone(),
+            producer: producer.clone(),
+            shards,
+            settings: settings.clone(),
+            metrics: metrics.clone(),
+            wake: rx,
+            readiness: readiness.clone(),
+        };
+        tasks.spawn("firing", firing.run(cancel.clone()));
+    }
+    tasks.spawn(
+        "wake",
+        listen_for_wakeups(
+            config.redis.url.clone(),
+            store.keys().wake_channel(),
+            wakers,
+            cancel.clone(),
+        ),
+    );
+    tasks.spawn(
+        "gauges",
+        firing::gauges(store.clone(), metrics, cancel.clone()),
+    );
+    tasks.spawn(
+        "probe",
+        admin::probe(
+            store,
+            producer.clone(),
+            config.topics.due.clone(),
+            readiness,
+            cancel,
+        ),
+    );
+    Ok(Running {
+        admin_addr,
+        tasks,
+        producer,
+    })
+}
+
+fn settings(config: &Config) -> Settings {
+    let default_route = Route {
+        topic: config.topics.due.clone(),
+        format: Default::default(),
+    };
+    let routes = config
+        .apps
+        .iter()
+        .map(|(name, app)| {
+            let topic = app
+                .topic
+                .clone()
+                .unwrap_or_else(|| config.topics.due.clone());
+            (
+                name.clone(),
+                Route {
+                    topic,
+                    format: app.envelope,
+                },
+            )
+        })
+        .collect();
+    Settings {
+        claim_batch: config.scheduler.claim_batch,
+        lease: config.scheduler.lease.get(),
+        poll_interval: config.scheduler.poll_interval.get(),
+        misfire_threshold: config.scheduler.misfire_threshold.get(),
+        default_route,
+        routes,
+    }
+}
+
+/// Subscribes to the wake channel: ingest (and acks) publish `<shard>:<due ms>` when a job
+/// lands earlier than its shard's earliest. The loop owning the shard wakes and looks again.
+/// Reconnects with backoff; the firing loops' poll interval covers the gap.
+async fn listen_for_wakeups(
+    url: String,
+    channel: String,
+    wakers: Vec<watch::Sender<i64>>,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut backoff = Backoff::new(Duration::from_secs(5));
+    while !cancel.is_cancelled() {
+        let subscribed = async {
+            let client = redis::Client::open(url.as_str())?;
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let mut pubsub = match subscribed.await {
+            Ok(p) => p,
+            Err(err) => {
+                warn!(error = %err, "cannot subscribe to wake-ups; relying on the poll interval");
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
+                }
+                continue;
+            }
+        };
+        backoff.reset();
+        let mut messages = pubsub.on_message();
+        loop {
+            let msg = tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                msg = messages.next() => msg,
+            };
+            let Some(msg) = msg else { break };
+            let Ok(text) = msg.get_payload::<String>() else {
+                continue;
+            };
+            let Some((shard, due)) = text.split_once(':') else {
+                continue;
+            };
+            let (Ok(shard), Ok(due)) = (shard.parse::<usize>(), due.parse::<i64>()) else {
+                continue;
+            };
+            if let Some(waker) = wakers.get(shard % wakers.len().max(1)) {
+                waker.send_replace(due);
+            }
+        }
+    }
+    Ok(())
+}
