@@ -5,7 +5,9 @@
 //! A missing service fails the test: nothing here skips.
 
 pub mod ingest;
+pub mod replayer;
 pub mod scheduler;
+pub mod worker;
 
 use std::{
     path::PathBuf,

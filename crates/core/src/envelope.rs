@@ -55,15 +55,20 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    /// The fire of `spec` due at `due`, produced at `fired_at`.
+    /// The fire of `spec` due at `due`, produced at `fired_at`. A retry job (see
+    /// [`JobSpec::retry_of`]) fires under the original job id and fire id, with its attempt.
     pub fn new(spec: &JobSpec, due: DateTime<Utc>, fired_at: DateTime<Utc>) -> Self {
+        let (job_id, fire_id, attempt) = match &spec.retry_of {
+            Some(r) => (r.job_id.to_string(), r.fire_id.clone(), r.attempt),
+            None => (spec.id.to_string(), FireId::new(&spec.id, due).to_string(), 1),
+        };
         Self {
-            job_id: spec.id.to_string(),
-            fire_id: FireId::new(&spec.id, due).to_string(),
+            job_id,
+            fire_id,
             app: spec.app.clone(),
             due_at: due,
             fired_at,
-            attempt: 1,
+            attempt,
             payload: spec.payload.clone(),
             priority: spec.priority,
             timeout_ms: spec.timeout_ms,

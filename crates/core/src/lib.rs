@@ -11,6 +11,7 @@ pub mod job;
 pub mod kafka;
 pub mod reason;
 pub mod request;
+pub mod retry;
 pub mod runtime;
 pub mod schedule;
 pub mod store;

@@ -231,6 +231,21 @@ pub struct JobSpec {
     /// The shape the request came in.
     #[serde(default, skip_serializing_if = "is_default")]
     pub format: Format,
+    /// Set on the one-shot jobs the replayer stores for retries: the fire they retry. The
+    /// scheduler fires them under the original job id, fire id and this attempt number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<RetryOf>,
+}
+
+/// The fire a retry job re-runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryOf {
+    /// The original job.
+    pub job_id: JobId,
+    /// The original fire id.
+    pub fire_id: String,
+    /// The attempt this retry asks for (2 = first retry).
+    pub attempt: u32,
 }
 
 /// Stored records leave out fields at their defaults (they are read back as the default).
@@ -251,6 +266,7 @@ impl PartialEq for JobSpec {
             && self.retry == other.retry
             && self.labels == other.labels
             && self.format == other.format
+            && self.retry_of == other.retry_of
     }
 }
 
@@ -733,6 +749,7 @@ fn native(fields: &Fields<'_>, limits: &Limits, origin: &Origin) -> Result<JobSp
         retry,
         labels,
         format: Format::Native,
+        retry_of: None,
     })
 }
 
@@ -994,6 +1011,7 @@ fn infinite_scheduler(
         retry: None,
         labels: BTreeMap::new(),
         format: Format::InfiniteScheduler,
+        retry_of: None,
     })
 }
 

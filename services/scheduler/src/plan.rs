@@ -33,9 +33,10 @@
 //! fires may be attributed to the wrong scheduled time. The first fire of a job carries no
 //! jitter.
 //!
-//! One round looks at no more than [`MAX_MISSED`] missed due times. After a longer outage of a
-//! fast schedule (`* * * * * *` down for more than a day), the missed due times after the first
-//! [`MAX_MISSED`] are passed over: they neither fire nor count as missed or skipped.
+//! One round looks at no more than [`MAX_MISSED`] missed due times, plus the latest one. After a
+//! longer outage of a fast schedule (`* * * * * *` down for more than a day), the missed due
+//! times between the first [`MAX_MISSED`] and the latest are passed over: they neither fire nor
+//! count as missed or skipped.
 
 use std::time::Duration;
 
@@ -44,14 +45,15 @@ use sked_core::schedule::{Misfire, Schedule};
 use sked_core::store::due_score;
 use xxhash_rust::xxh3::xxh3_64;
 
-/// Most missed due times one plan enumerates before jumping to the present (see the module
-/// doc); also bounds the number of fires in one plan, together with [`MAX_SLOTS`].
+/// Most missed due times one plan enumerates before jumping to the latest missed one (see the
+/// module doc).
 pub const MAX_MISSED: u64 = 100_000;
 
-/// Most due times one plan enumerates in all. Reached only when the preconditions do not hold
-/// (jitter at least the schedule's period, or a misfire threshold of [`MAX_MISSED`] periods);
-/// the plan then stops there and `next` is the first due time not looked at, which may have
-/// passed already: the job is claimed again at once and planning continues.
+/// Most due times one plan enumerates in all, so also most fires. Reached only when the
+/// preconditions do not hold (jitter not shorter than the schedule's period, or a misfire
+/// threshold of about [`MAX_MISSED`] periods); the plan then stops there and `next` is the first
+/// due time not looked at, which has passed already: the job is claimed again at once and
+/// planning continues.
 const MAX_SLOTS: u64 = 2 * MAX_MISSED;
 
 /// What to do with one claimed job.
@@ -66,7 +68,9 @@ pub struct Plan {
     /// Due times that were missed (late by more than the misfire threshold), fired or not.
     pub missed: u64,
     /// The next due-index score (epoch ms, jitter included), after `now`; `None` when the job
-    /// has no fire left (one-shot, `end_at` passed, `max_runs` reached).
+    /// has no fire left (one-shot, `end_at` passed, `max_runs` reached). Not after `now` only
+    /// when the claimed score itself was not due yet (it is returned unchanged), or in the
+    /// degenerate case described at [`MAX_SLOTS`].
     pub next: Option<i64>,
 }
 
@@ -175,9 +179,11 @@ impl Slots<'_> {
         i64::try_from(hash % (self.jitter + 1)).unwrap_or(i64::MAX)
     }
 
-    /// The slot the claimed `score` belongs to: the score itself without jitter; with jitter J,
-    /// the slot in `[score - J, score]` (unique when J is shorter than the period), else the
-    /// score itself (e.g. a first fire, which carries no jitter, not on a slot any more).
+    /// The slot the claimed `score` belongs to: without jitter, the score itself; with jitter
+    /// J, the slot in `[score - J, score]` (unique when J is shorter than the period), or the
+    /// score itself when there is none (a score from an older version of the schedule).
+    ///
+    /// A cron slot can be found with `next_after`; an `every` slot needs the grid's anchor.
     fn claimed_slot(&self, score: i64, first_due: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let at_score = DateTime::from_timestamp_millis(score)?;
         if self.jitter == 0 {
@@ -207,20 +213,35 @@ impl Slots<'_> {
         Some(found.unwrap_or(at_score))
     }
 
-    /// The first slot strictly after `target`, given a slot `from` before `target`.
-    fn first_after(&self, from: DateTime<Utc>, target: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        match *self.schedule {
-            Schedule::Every { interval_ms, .. } => {
-                // Land on the last grid point at or before `target`, then step once.
-                let step = TimeDelta::try_milliseconds(i64::try_from(interval_ms).ok()?)?;
-                let steps = (target - from).num_milliseconds() / step.num_milliseconds().max(1);
-                let last = from.checked_add_signed(TimeDelta::try_milliseconds(
-                    steps.checked_mul(step.num_milliseconds())?,
-                )?)?;
-                self.schedule.next_after(last)
-            }
-            _ => self.schedule.next_after(target),
+    /// The last slot at or before `target`, given a slot `from <= target`.
+    fn last_at_or_before(&self, from: DateTime<Utc>, target: DateTime<Utc>) -> DateTime<Utc> {
+        if let Schedule::Every { interval_ms, .. } = *self.schedule {
+            // On the grid: `from` plus whole intervals.
+            let interval = i64::try_from(interval_ms).unwrap_or(i64::MAX).max(1);
+            let span = (target - from).num_milliseconds();
+            return TimeDelta::try_milliseconds(span - span % interval)
+                .and_then(|delta| from.checked_add_signed(delta))
+                .unwrap_or(from);
         }
+        // Bisect on "some slot lies in (x, target]", true at `from - 1 ms`, false at `target`.
+        let has_slot = |x: i64| {
+            DateTime::from_timestamp_millis(x)
+                .and_then(|x| self.schedule.next_after(x))
+                .is_some_and(|slot| slot <= target)
+        };
+        let (mut lo, mut hi) = (from.timestamp_millis() - 1, target.timestamp_millis());
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if has_slot(mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        DateTime::from_timestamp_millis(lo)
+            .and_then(|lo| self.schedule.next_after(lo))
+            .filter(|slot| *slot <= target)
+            .unwrap_or(from)
     }
 
     /// Enumerates the due slots from the claimed one (`slot`, due at `score`) on: those due at
@@ -271,13 +292,17 @@ impl Slots<'_> {
             if due.missed == MAX_MISSED && !jumped {
                 jumped = true;
                 // Slots at or before `late_below - jitter - 1 ms` are missed whatever their
-                // jitter: jump over them to the last stretch.
+                // jitter: jump to the last of them (the latest missed slot, which `fire_once`
+                // fires), passing over the ones in between.
                 let target = late_below
                     .checked_sub(i64::try_from(self.jitter).unwrap_or(i64::MAX))
                     .and_then(|ms| ms.checked_sub(1))
                     .and_then(DateTime::from_timestamp_millis);
                 if let Some(target) = target.filter(|target| *target > slot) {
-                    following = self.first_after(slot, target);
+                    let last = self.last_at_or_before(slot, target);
+                    if last > slot {
+                        following = Some(last);
+                    }
                 }
             }
             let Some(next_slot) = following else { break };
@@ -531,7 +556,7 @@ mod tests {
         assert_eq!((plan.missed, plan.skipped, plan.next), (2, 1, next));
 
         let plan = plan_for(Misfire::Skip);
-        assert_eq!(plan.fires, vec![]);
+        assert!(plan.fires.is_empty());
         assert_eq!((plan.missed, plan.skipped, plan.next), (2, 2, next));
 
         let plan = plan_for(Misfire::FireAll { cap: 100 });
@@ -838,7 +863,8 @@ mod tests {
     #[test]
     fn a_long_outage_of_a_fast_schedule_is_bounded() {
         let claimed = ms("2026-06-10T00:00:00Z");
-        // Two days of a per-second cron: 172 800 missed slots.
+        // Two days of a per-second cron: 172 796 missed slots; the first 100 000 are counted,
+        // then planning jumps to the latest missed one (23:59:55) and the 5 on time.
         let now = utc("2026-06-12T00:00:00.500Z");
         let next = Some(ms("2026-06-12T00:00:01Z"));
         let on_time: Vec<i64> = (0..5)
@@ -850,8 +876,8 @@ mod tests {
                 plan,
                 Plan {
                     fires: on_time.clone(),
-                    skipped: MAX_MISSED,
-                    missed: MAX_MISSED,
+                    skipped: MAX_MISSED + 1,
+                    missed: MAX_MISSED + 1,
                     next
                 },
                 "{misfire:?}"
@@ -863,7 +889,7 @@ mod tests {
         assert_eq!(plan.fires[2..], on_time);
         assert_eq!(
             (plan.missed, plan.skipped, plan.next),
-            (MAX_MISSED, MAX_MISSED - 2, next)
+            (MAX_MISSED + 1, MAX_MISSED - 1, next)
         );
         // With nothing on time, fire_once fires the latest missed slot.
         let now = utc("2026-06-12T00:00:00.500Z");
@@ -890,6 +916,141 @@ mod tests {
                 ms("2026-06-12T00:00:00.250Z")
             ]
         );
-        assert_eq!(plan.next, Some(ms("2026-06-12T00:00:01.250Z")));
+        assert_eq!(
+            (plan.missed, plan.next),
+            (MAX_MISSED + 1, Some(ms("2026-06-12T00:00:01.250Z")))
+        );
+    }
+
+    /// Recurring schedules for the property test, with the shortest gap between two slots.
+    fn schedule_case(kind: usize, interval_ms: u64) -> (Schedule, i64) {
+        match kind {
+            0 => (cron("0 * * * * *", Tz::UTC, Misfire::FireOnce), MINUTE),
+            1 => (cron("*/15 * * * * *", Tz::UTC, Misfire::FireOnce), 15_000),
+            2 => (cron("0 0,1 * * * *", Tz::UTC, Misfire::FireOnce), MINUTE),
+            3 => (
+                cron("0 */20 * * * *", New_York, Misfire::FireOnce),
+                20 * MINUTE,
+            ),
+            4 => (
+                cron("0 30 1 * * *", New_York, Misfire::FireOnce),
+                23 * 60 * MINUTE,
+            ),
+            _ => (
+                every(interval_ms, Misfire::FireOnce),
+                i64::try_from(interval_ms).unwrap(),
+            ),
+        }
+    }
+
+    fn set_misfire(mut schedule: Schedule, policy: Misfire) -> Schedule {
+        if let Schedule::Cron { misfire, .. } | Schedule::Every { misfire, .. } = &mut schedule {
+            *misfire = policy;
+        }
+        schedule
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn plans_keep_their_invariants(
+            kind in 0..6usize,
+            interval_ms in 1_000u64..600_000,
+            jitter_fraction in prop::option::of(0.0f64..1.0),
+            start in 1_767_225_600_000i64..1_798_761_600_000,
+            first_steps in 0i64..5,
+            lag_periods in prop_oneof![Just(0.0f64), 0.0f64..0.5, 0.0f64..3.0, 0.0f64..40.0],
+            threshold_ms in prop_oneof![Just(5_000u64), 0u64..120_000],
+            policy in prop_oneof![
+                Just(Misfire::FireOnce),
+                Just(Misfire::Skip),
+                (1u32..20).prop_map(|cap| Misfire::FireAll { cap }),
+            ],
+            max_runs in prop::option::of(1u32..30),
+            runs_so_far in 0u64..40,
+            end_periods in prop::option::of(0i64..50),
+        ) {
+            let (schedule, period) = schedule_case(kind, interval_ms);
+            // Jitter strictly shorter than the period.
+            let jitter = jitter_fraction.map(|f| (f * (period - 1) as f64) as u64);
+            let bare = set_misfire(schedule, policy);
+            // The first slot at or after `start`, then a few slots on: the claimed one.
+            let first_due = bare.first_fire(at(start)).unwrap();
+            let mut slot = first_due;
+            for _ in 0..first_steps {
+                slot = bare.next_after(slot).unwrap();
+            }
+            let end = end_periods.map(|n| slot + TimeDelta::milliseconds(n * period));
+            let schedule = with(bare, end, max_runs, jitter);
+            let slots = Slots { schedule: &schedule, job_id: JOB, jitter: jitter.unwrap_or(0) };
+            // A first fire carries no jitter.
+            let claimed = if first_steps == 0 { due_score(slot) } else { slots.score(slot) };
+            let lag = (lag_periods * period as f64) as i64 + (claimed % 7);
+            let now = at(claimed + lag) + TimeDelta::microseconds(lag % 1000);
+            let threshold = Duration::from_millis(threshold_ms);
+            let input = Input {
+                schedule: &schedule,
+                job_id: JOB,
+                first_due,
+                claimed_score: claimed,
+                runs_so_far,
+                now,
+                misfire_threshold: threshold,
+            };
+            let plan = plan_checked(&input);
+
+            // Reference: walk the slots one by one.
+            let mut due = Vec::new();
+            let mut late = Vec::new();
+            let (mut s, mut score) = (slot, claimed);
+            let reference_next = loop {
+                if score > now.timestamp_millis() {
+                    break Some(score);
+                }
+                due.push(score);
+                if now - at(score) > TimeDelta::from_std(threshold).unwrap() {
+                    late.push(score);
+                }
+                match schedule.next_after(s) {
+                    Some(n) => {
+                        s = n;
+                        score = slots.score(n);
+                    }
+                    None => break None,
+                }
+            };
+            let on_time: Vec<i64> = due.iter().copied().filter(|d| !late.contains(d)).collect();
+            let mut expected: Vec<i64> = match policy {
+                Misfire::Skip => vec![],
+                Misfire::FireOnce if on_time.is_empty() => late.last().copied().into_iter().collect(),
+                Misfire::FireOnce => vec![],
+                Misfire::FireAll { cap } => late.iter().copied().take(cap as usize).collect(),
+            };
+            expected.extend(&on_time);
+            let left = max_runs.map_or(u64::MAX, |m| u64::from(m).saturating_sub(runs_so_far));
+            let ended = expected.len() as u64 >= left;
+            expected.truncate(usize::try_from(left).unwrap_or(usize::MAX));
+
+            prop_assert_eq!(&plan.fires, &expected);
+            prop_assert_eq!(plan.missed, late.len() as u64);
+            prop_assert_eq!(plan.fires.len() as u64 + plan.skipped, due.len() as u64);
+            if on_time.is_empty() && !late.is_empty() {
+                prop_assert_eq!(plan.fires.len() as u64 + plan.skipped, plan.missed);
+            }
+            prop_assert_eq!(plan.next, if ended { None } else { reference_next });
+            // The next plan recovers the slot of `next` and continues on the schedule.
+            if let Some(next) = plan.next {
+                let second = plan_checked(&Input {
+                    claimed_score: next,
+                    now: at(next),
+                    runs_so_far: 0,
+                    ..input
+                });
+                prop_assert_eq!(&second.fires, &vec![next]);
+                let after = schedule.next_after(s).map(|n| slots.score(n));
+                prop_assert_eq!(second.next, after);
+            }
+        }
     }
 }

@@ -34,6 +34,42 @@ pub struct Config {
     pub log: LogOptions,
     /// Scheduler service.
     pub scheduler: SchedulerOptions,
+    /// Worker service.
+    pub worker: WorkerOptions,
+    /// Replayer service.
+    pub replayer: ReplayerOptions,
+}
+
+/// `[worker]`: executing fired jobs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerOptions {
+    /// Consumer group of the workers.
+    pub group_id: String,
+    /// Due topics to consume; empty means `topics.due` plus every app's own topic.
+    pub topics: Vec<String>,
+    /// Most jobs running at once in one worker process.
+    pub max_in_flight: usize,
+    /// Handler timeout of jobs and apps that set none.
+    pub default_timeout: HumanDuration,
+    /// Bound on the drain after SIGTERM.
+    pub drain_timeout: HumanDuration,
+}
+
+/// `[replayer]`: retry drain and the DLQ API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayerOptions {
+    /// Consumer group draining the retry topic.
+    pub group_id: String,
+    /// DLQ HTTP API (`sked dlq ...`).
+    pub listen_addr: SocketAddr,
+    /// Most replays of one dead letter; further replays skip it.
+    pub max_replays: u32,
+    /// Default replay rate, records per second.
+    pub replay_rate: u32,
+    /// Bound on the drain after SIGTERM.
+    pub drain_timeout: HumanDuration,
 }
 
 /// `[scheduler]`: the firing loop.

@@ -34,3 +34,13 @@ pub const SKED_ATTEMPT: &str = "sked-attempt";
 pub const SKED_DUE_AT: &str = "sked-due-at";
 /// When the scheduler produced it, epoch ms.
 pub const SKED_FIRED_AT: &str = "sked-fired-at";
+/// When a retry record is due again, epoch ms.
+pub const SKED_RETRY_AT: &str = "sked-retry-at";
+/// Retries so far (kafkakit name).
+pub const RETRY_COUNT: &str = "retry-count";
+/// The last error of a retried job (kafkakit name).
+pub const LAST_ERROR: &str = "last-error";
+/// Times a dead letter was replayed.
+pub const SKED_REPLAY_COUNT: &str = "sked-replay-count";
+/// When a dead letter was last replayed, epoch ms.
+pub const SKED_REPLAYED_AT: &str = "sked-replayed-at";

@@ -19,6 +19,7 @@
 mod client;
 mod keys;
 mod record;
+pub mod runs;
 mod scripts;
 
 pub use client::{

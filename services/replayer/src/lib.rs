@@ -1,0 +1,1 @@
+//! sked-replayer (being built).

@@ -1,0 +1,1 @@
+//! sked-worker (being built).

@@ -1,0 +1,1 @@
+//! Harness for the replayer (being built).
