@@ -2,6 +2,7 @@
 # Benchmarks, built in release mode, against the local broker and a private Redis.
 #
 #   scripts/bench.sh ingest [--requests N] [--rate PER_SEC] [--partitions P]
+#   scripts/bench.sh scheduler [--seconds S] [--herd N] [--drain N] [--partitions P]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/dev-stack.sh up >/dev/null

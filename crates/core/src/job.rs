@@ -154,7 +154,8 @@ fn forbidden_char(id: &str) -> Option<(usize, &'static str)> {
 pub struct FireId(String);
 
 impl FireId {
-    /// The fire id of `job` scheduled for `due` (the nominal time, before jitter).
+    /// The fire id of `job` due at `due` (its due time, jitter included: every fire of a job
+    /// has its own due time, and the same one each time it is planned).
     pub fn new(job: &JobId, due: DateTime<Utc>) -> FireId {
         FireId(format!("{job}@{}", due.timestamp_millis()))
     }

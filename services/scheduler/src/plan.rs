@@ -70,7 +70,7 @@ pub struct Plan {
     /// The next due-index score (epoch ms, jitter included), after `now`; `None` when the job
     /// has no fire left (one-shot, `end_at` passed, `max_runs` reached). Not after `now` only
     /// when the claimed score itself was not due yet (it is returned unchanged), or in the
-    /// degenerate case described at [`MAX_SLOTS`].
+    /// degenerate case where a plan stops after `2 * MAX_MISSED` due times.
     pub next: Option<i64>,
 }
 

@@ -22,17 +22,23 @@ struct Args {
     requests: usize,
     rate: Option<u64>,
     partitions: i32,
+    seconds: u64,
+    herd: usize,
+    drain: usize,
 }
 
 fn parse_args() -> Result<(String, Args), String> {
     let mut it = std::env::args().skip(1);
     let cmd = it
         .next()
-        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P]")?;
+        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] | scheduler [--seconds S] [--herd N] [--drain N]")?;
     let mut args = Args {
         requests: 200_000,
         rate: None,
         partitions: 6,
+        seconds: 10,
+        herd: 100_000,
+        drain: 1_000_000,
     };
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -41,6 +47,9 @@ fn parse_args() -> Result<(String, Args), String> {
             "--requests" => args.requests = value.parse().map_err(bad)?,
             "--rate" => args.rate = Some(value.parse().map_err(bad)?),
             "--partitions" => args.partitions = value.parse().map_err(bad)?,
+            "--seconds" => args.seconds = value.parse().map_err(bad)?,
+            "--herd" => args.herd = value.parse().map_err(bad)?,
+            "--drain" => args.drain = value.parse().map_err(bad)?,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -58,6 +67,7 @@ async fn main() {
     };
     match cmd.as_str() {
         "ingest" => ingest(args).await,
+        "scheduler" => scheduler(args).await,
         other => {
             eprintln!("sked-bench: unknown benchmark {other}");
             std::process::exit(2);
@@ -220,4 +230,212 @@ fn histogram_quantile(text: &str, name: &str, q: f64) -> Option<f64> {
         .into_iter()
         .find(|(_, c)| *c >= q * total)
         .map(|(le, _)| le)
+}
+
+/// Lateness figures of a set of fires, from their `sked-due-at` and `sked-fired-at` headers
+/// (and the time this consumer received them).
+struct Fires {
+    lateness_ms: Vec<i64>,
+    received_late_ms: Vec<i64>,
+    early: usize,
+    last_fired_ms: i64,
+}
+
+/// Reads `expected` fires from `topic`, keeping those whose job id starts with `prefix`.
+fn collect_fires(
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+    prefix: &str,
+    timeout: Duration,
+) -> Fires {
+    use rdkafka::{
+        Message, Offset, TopicPartitionList,
+        consumer::{BaseConsumer, Consumer},
+    };
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("bench-reader"))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "5")
+        .create()
+        .expect("reader");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut fires = Fires {
+        lateness_ms: Vec::new(),
+        received_late_ms: Vec::new(),
+        early: 0,
+        last_fired_ms: 0,
+    };
+    let deadline = Instant::now() + timeout;
+    while fires.lateness_ms.len() < expected && Instant::now() < deadline {
+        let Some(Ok(msg)) = consumer.poll(Duration::from_millis(50)) else {
+            continue;
+        };
+        let received = chrono::Utc::now().timestamp_millis();
+        let h = |name: &str| sked_e2e::header(&msg.detach(), name);
+        if !h("sked-job-id").is_some_and(|id| id.starts_with(prefix)) {
+            continue;
+        }
+        let due: i64 = h("sked-due-at")
+            .and_then(|v| v.parse().ok())
+            .expect("sked-due-at");
+        let fired: i64 = h("sked-fired-at")
+            .and_then(|v| v.parse().ok())
+            .expect("sked-fired-at");
+        if fired < due || received < due {
+            fires.early += 1;
+        }
+        fires.lateness_ms.push(fired - due);
+        fires.received_late_ms.push(received - due);
+        fires.last_fired_ms = fires.last_fired_ms.max(fired);
+        let _ = msg.offset();
+    }
+    fires
+}
+
+fn pct(sorted: &[i64], q: f64) -> i64 {
+    if sorted.is_empty() {
+        return -1;
+    }
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+fn report(name: &str, fires: &mut Fires, expected: usize) {
+    fires.lateness_ms.sort_unstable();
+    fires.received_late_ms.sort_unstable();
+    let l = &fires.lateness_ms;
+    let r = &fires.received_late_ms;
+    println!(
+        "{name}: {} of {expected} fired; fired_at-due_at ms p50 {} p99 {} p99.9 {} max {}; consumer-received-due ms p50 {} p99 {} max {}; early {}",
+        l.len(),
+        pct(l, 0.5),
+        pct(l, 0.99),
+        pct(l, 0.999),
+        l.last().copied().unwrap_or(-1),
+        pct(r, 0.5),
+        pct(r, 0.99),
+        r.last().copied().unwrap_or(-1),
+        fires.early
+    );
+}
+
+async fn put_due(
+    config: &sked_core::config::Config,
+    prefix: &str,
+    dues: &[chrono::DateTime<chrono::Utc>],
+) {
+    let jobs: Vec<(String, Option<chrono::DateTime<chrono::Utc>>)> = dues
+        .iter()
+        .enumerate()
+        .map(|(i, due)| {
+            (
+                format!(r#"{{"id":"{prefix}-{i}","app":"bench","delay":"1d","payload":{{"n":{i},"text":"scheduler benchmark payload of about a hundred bytes......"}}}}"#),
+                Some(*due),
+            )
+        })
+        .collect();
+    sked_e2e::scheduler::put_jobs(config, &jobs, chrono::Utc::now()).await;
+}
+
+async fn scheduler(args: Args) {
+    use sked_e2e::scheduler::{Scheduler, metric};
+    let redis = PrivateRedis::start_with(false);
+    let url = redis.url();
+    let ns = unique("sbench");
+    let config = test_config(&ns, &[&format!("redis.url={url}"), "redis.key_prefix=sked"]);
+    let mut topic_config = config.clone();
+    topic_config.topics.partitions = args.partitions;
+    create_topics(&topic_config, args.partitions).await;
+    let topic = config.topics.due.clone();
+    println!(
+        "scheduler benchmark: {} partitions on {topic}, scheduler in-process, private Redis",
+        args.partitions
+    );
+
+    let scheduler = Scheduler::start(config.clone()).await;
+    let mut fired_before = 0.0;
+    // Steady load: fires spread evenly at each rate.
+    for rate in [2_000u64, 10_000] {
+        let n = (rate * args.seconds) as usize;
+        let start = chrono::Utc::now() + chrono::Duration::seconds(3);
+        let prefix = format!("steady{rate}");
+        let dues: Vec<_> = (0..n)
+            .map(|i| start + chrono::Duration::microseconds((i as f64 * 1e6 / rate as f64) as i64))
+            .collect();
+        put_due(&config, &prefix, &dues).await;
+        let topic2 = topic.clone();
+        let parts = args.partitions;
+        let mut fires = tokio::task::spawn_blocking(move || {
+            collect_fires(
+                &topic2,
+                parts,
+                n,
+                &format!("{prefix}-"),
+                Duration::from_secs(args.seconds + 60),
+            )
+        })
+        .await
+        .expect("reader");
+        report(
+            &format!("steady {rate}/s for {}s", args.seconds),
+            &mut fires,
+            n,
+        );
+        fired_before += n as f64;
+    }
+
+    // Herd: every job due in the same millisecond.
+    let herd_due = chrono::Utc::now() + chrono::Duration::seconds(5);
+    let dues = vec![herd_due; args.herd];
+    put_due(&config, "herd", &dues).await;
+    let topic2 = topic.clone();
+    let (parts, herd) = (args.partitions, args.herd);
+    let mut fires = tokio::task::spawn_blocking(move || {
+        collect_fires(&topic2, parts, herd, "herd-", Duration::from_secs(120))
+    })
+    .await
+    .expect("reader");
+    let span = fires.last_fired_ms - herd_due.timestamp_millis();
+    report(&format!("herd of {}", args.herd), &mut fires, args.herd);
+    println!("herd: last fire produced {span} ms after the due time");
+    fired_before += args.herd as f64;
+    let text = scheduler.metrics().await;
+    println!(
+        "scheduler early_fires_total {}",
+        metric(&text, "sked_scheduler_early_fires_total")
+    );
+    scheduler.stop().await;
+
+    // Drain: jobs already due while no scheduler runs, then one starts.
+    let due = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let dues = vec![due; args.drain];
+    let inserted = Instant::now();
+    put_due(&config, "drain", &dues).await;
+    println!(
+        "drain: {} jobs stored in {:.1} s",
+        args.drain,
+        inserted.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    let scheduler = Scheduler::start(config.clone()).await;
+    let target = args.drain as f64;
+    let mut last = 0.0;
+    while last < target && started.elapsed() < Duration::from_secs(600) {
+        last = metric(&scheduler.metrics().await, "sked_scheduler_fired_total");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "drain: {last} of {target} fired in {secs:.2} s = {:.0} fires/s",
+        last / secs
+    );
+    let _ = fired_before;
+    scheduler.stop().await;
 }
