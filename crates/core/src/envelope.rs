@@ -60,7 +60,11 @@ impl Envelope {
     pub fn new(spec: &JobSpec, due: DateTime<Utc>, fired_at: DateTime<Utc>) -> Self {
         let (job_id, fire_id, attempt) = match &spec.retry_of {
             Some(r) => (r.job_id.to_string(), r.fire_id.clone(), r.attempt),
-            None => (spec.id.to_string(), FireId::new(&spec.id, due).to_string(), 1),
+            None => (
+                spec.id.to_string(),
+                FireId::new(&spec.id, due).to_string(),
+                1,
+            ),
         };
         Self {
             job_id,
