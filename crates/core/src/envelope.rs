@@ -118,3 +118,58 @@ impl Envelope {
         format!("00-{trace:032x}-{span:016x}-01")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::request::{Limits, Origin, parse};
+
+    const FIDELITY: &str = r#"{"n": 12345, "big": 12345678901234567890, "s": "héllo ✓"}"#;
+
+    fn spec(json: &str) -> JobSpec {
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        parse(json.as_bytes(), &Limits::default(), &Origin::new(now)).unwrap()
+    }
+
+    #[test]
+    fn envelope_keeps_the_payload_raw_and_ids_deterministic() {
+        let spec = spec(&format!(r#"{{"id":"a","app":"sms","delay":"1m","payload":{FIDELITY}}}"#));
+        let due = spec.first_due;
+        let e = Envelope::new(&spec, due, due + chrono::Duration::milliseconds(3));
+        let bytes = String::from_utf8(e.to_bytes(Format::Sked, &spec).unwrap()).unwrap();
+        assert!(bytes.contains(FIDELITY), "{bytes}");
+        assert_eq!(e.fire_id, format!("a@{}", due.timestamp_millis()));
+        assert_eq!(e.attempt, 1);
+        assert_eq!(e.traceparent(), Envelope::new(&spec, due, due).traceparent());
+        assert_eq!(e.traceparent().len(), 55);
+    }
+
+    #[test]
+    fn infinite_scheduler_format_is_the_request_shape() {
+        let spec = spec(&format!(
+            r#"{{"requestId":"r1","appName":"sms","scheduledTime":"2026-01-01T10:00:00","jobData":{FIDELITY},"idempotencyKey":"k"}}"#
+        ));
+        let e = Envelope::new(&spec, spec.first_due, spec.first_due);
+        let bytes = String::from_utf8(e.to_bytes(Format::InfiniteScheduler, &spec).unwrap()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&bytes).unwrap();
+        assert_eq!(v["requestId"], "r1");
+        assert_eq!(v["appName"], "sms");
+        assert_eq!(v["scheduledTime"], "2026-01-01T10:00:00.000Z");
+        assert_eq!(v["idempotencyKey"], "k");
+        assert!(bytes.contains(&format!(r#""jobData":{FIDELITY}"#)), "{bytes}");
+    }
+
+    #[test]
+    fn a_retry_fires_under_the_original_ids_and_its_attempt() {
+        let mut spec = spec(r#"{"id":"a@5~2","app":"sms","delay":"1m"}"#);
+        spec.retry_of = Some(crate::request::RetryOf {
+            job_id: crate::job::JobId::parse("a").unwrap(),
+            fire_id: "a@5".into(),
+            attempt: 2,
+        });
+        let e = Envelope::new(&spec, spec.first_due, spec.first_due);
+        assert_eq!((e.job_id.as_str(), e.fire_id.as_str(), e.attempt), ("a", "a@5", 2));
+    }
+}
