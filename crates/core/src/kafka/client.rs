@@ -28,7 +28,10 @@ pub fn consumer_config(options: &KafkaOptions, service: &str, group: &str) -> Cl
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        // A scheduler's consumers wait on time, not on volume: a fetch that waits 500 ms (the
+        // librdkafka default) for data adds that much latency to every quiet moment.
+        .set("fetch.wait.max.ms", "10");
     pass_through(&mut config, options);
     config
 }
