@@ -19,7 +19,7 @@ use serde::Serialize;
 use sked_core::{
     job::JobId,
     request::{self, Limits, Origin},
-    store::{self, Applied, Cancelled, JobRecord, Op, Store},
+    store::{self, Applied, Cancelled, JobRecord, Op, Store, runs::RunInfo},
 };
 use tracing::warn;
 
@@ -209,15 +209,18 @@ struct JobView {
     state: &'static str,
     next_due: Option<DateTime<Utc>>,
     job: request::JobSpec,
+    /// The latest run by a worker (`null` when none within `redis.idempotency_ttl`).
+    run: Option<RunInfo>,
 }
 
 impl JobView {
-    fn new(record: JobRecord) -> Self {
+    fn new(record: JobRecord, run: Option<RunInfo>) -> Self {
         Self {
             id: record.spec.id.to_string(),
             state: record.state.into(),
             next_due: record.next_due,
             job: record.spec,
+            run,
         }
     }
 }
@@ -225,7 +228,10 @@ impl JobView {
 async fn fetch(State(api): State<Api>, Path(raw): Path<String>) -> Result<Response, ApiError> {
     let id = parse_id(&raw)?;
     match api.store.get(&id).await? {
-        Some(record) => Ok(Json(JobView::new(record)).into_response()),
+        Some(record) => {
+            let run = api.store.run_info(&id).await?;
+            Ok(Json(JobView::new(record, run)).into_response())
+        }
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",

@@ -25,6 +25,8 @@ struct Args {
     seconds: u64,
     herd: usize,
     drain: usize,
+    sets: Vec<String>,
+    phases: String,
 }
 
 fn parse_args() -> Result<(String, Args), String> {
@@ -39,6 +41,8 @@ fn parse_args() -> Result<(String, Args), String> {
         seconds: 10,
         herd: 100_000,
         drain: 1_000_000,
+        sets: Vec::new(),
+        phases: "steady,herd,drain".to_owned(),
     };
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -50,6 +54,8 @@ fn parse_args() -> Result<(String, Args), String> {
             "--seconds" => args.seconds = value.parse().map_err(bad)?,
             "--herd" => args.herd = value.parse().map_err(bad)?,
             "--drain" => args.drain = value.parse().map_err(bad)?,
+            "--set" => args.sets.push(value.clone()),
+            "--phases" => args.phases = value.clone(),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -349,7 +355,13 @@ async fn scheduler(args: Args) {
     let redis = PrivateRedis::start_with(false);
     let url = redis.url();
     let ns = unique("sbench");
-    let config = test_config(&ns, &[&format!("redis.url={url}"), "redis.key_prefix=sked"]);
+    let mut sets = vec![
+        format!("redis.url={url}"),
+        "redis.key_prefix=sked".to_owned(),
+    ];
+    sets.extend(args.sets.iter().cloned());
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let config = test_config(&ns, &sets);
     let mut topic_config = config.clone();
     topic_config.topics.partitions = args.partitions;
     create_topics(&topic_config, args.partitions).await;
@@ -362,7 +374,12 @@ async fn scheduler(args: Args) {
     let scheduler = Scheduler::start(config.clone()).await;
     let mut fired_before = 0.0;
     // Steady load: fires spread evenly at each rate.
-    for rate in [2_000u64, 10_000] {
+    let steady: &[u64] = if args.phases.contains("steady") {
+        &[2_000, 10_000]
+    } else {
+        &[]
+    };
+    for &rate in steady {
         let n = (rate * args.seconds) as usize;
         let start = chrono::Utc::now() + chrono::Duration::seconds(3);
         let prefix = format!("steady{rate}");
@@ -392,20 +409,22 @@ async fn scheduler(args: Args) {
     }
 
     // Herd: every job due in the same millisecond.
-    let herd_due = chrono::Utc::now() + chrono::Duration::seconds(5);
-    let dues = vec![herd_due; args.herd];
-    put_due(&config, "herd", &dues).await;
-    let topic2 = topic.clone();
-    let (parts, herd) = (args.partitions, args.herd);
-    let mut fires = tokio::task::spawn_blocking(move || {
-        collect_fires(&topic2, parts, herd, "herd-", Duration::from_secs(120))
-    })
-    .await
-    .expect("reader");
-    let span = fires.last_fired_ms - herd_due.timestamp_millis();
-    report(&format!("herd of {}", args.herd), &mut fires, args.herd);
-    println!("herd: last fire produced {span} ms after the due time");
-    fired_before += args.herd as f64;
+    if args.phases.contains("herd") {
+        let herd_due = chrono::Utc::now() + chrono::Duration::seconds(5);
+        let dues = vec![herd_due; args.herd];
+        put_due(&config, "herd", &dues).await;
+        let topic2 = topic.clone();
+        let (parts, herd) = (args.partitions, args.herd);
+        let mut fires = tokio::task::spawn_blocking(move || {
+            collect_fires(&topic2, parts, herd, "herd-", Duration::from_secs(120))
+        })
+        .await
+        .expect("reader");
+        let span = fires.last_fired_ms - herd_due.timestamp_millis();
+        report(&format!("herd of {}", args.herd), &mut fires, args.herd);
+        println!("herd: last fire produced {span} ms after the due time");
+        fired_before += args.herd as f64;
+    }
     let text = scheduler.metrics().await;
     println!(
         "scheduler early_fires_total {}",
@@ -414,6 +433,9 @@ async fn scheduler(args: Args) {
     scheduler.stop().await;
 
     // Drain: jobs already due while no scheduler runs, then one starts.
+    if !args.phases.contains("drain") {
+        return;
+    }
     let due = chrono::Utc::now() - chrono::Duration::seconds(1);
     let dues = vec![due; args.drain];
     let inserted = Instant::now();

@@ -48,12 +48,16 @@ pub struct WorkerOptions {
     pub group_id: String,
     /// Due topics to consume; empty means `topics.due` plus every app's own topic.
     pub topics: Vec<String>,
-    /// Most jobs running at once in one worker process.
+    /// Most jobs running at once in one worker process; at the bound the partitions are paused.
     pub max_in_flight: usize,
     /// Handler timeout of jobs and apps that set none.
     pub default_timeout: HumanDuration,
     /// Bound on the drain after SIGTERM.
     pub drain_timeout: HumanDuration,
+    /// A run's lease is its timeout plus this; a fire whose worker died runs again after it.
+    pub lease_grace: HumanDuration,
+    /// How often finished offsets are committed (and always at the end of a drain).
+    pub commit_interval: HumanDuration,
 }
 
 /// `[replayer]`: retry drain and the DLQ API.
@@ -202,6 +206,22 @@ pub struct AppOptions {
     /// Target URL of the `http` handler.
     #[serde(default)]
     pub url: Option<String>,
+    /// HTTP method of the `http` handler (default `POST`).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Extra request headers of the `http` handler.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Lets a job name its own URL in the label `sked.url` (`http` handler). Off by default:
+    /// whoever can schedule a job could otherwise make the worker call any address.
+    #[serde(default)]
+    pub allow_job_url: bool,
+    /// Topic the `kafka` handler produces the raw payload to.
+    #[serde(default)]
+    pub target_topic: Option<String>,
+    /// Label whose value is the record key of the `kafka` handler (default: the job id).
+    #[serde(default)]
+    pub key_label: Option<String>,
     /// Due-topic override for this app's fired jobs.
     #[serde(default)]
     pub topic: Option<String>,

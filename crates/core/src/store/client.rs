@@ -181,9 +181,9 @@ pub enum AckOutcome {
 /// The Redis job store. Cheap to clone; clones share one multiplexed connection.
 #[derive(Clone)]
 pub struct Store {
-    conn: ConnectionManager,
-    keys: Keys,
-    ttl_ms: u64,
+    pub(crate) conn: ConnectionManager,
+    pub(crate) keys: Keys,
+    pub(crate) ttl_ms: u64,
 }
 
 impl std::fmt::Debug for Store {

@@ -1,0 +1,286 @@
+//! Run state of fired jobs, written by workers: what makes a redelivered fire effectively-once.
+//!
+//! Two keys per job, both in the job's shard (same hash tag, so one script touches one slot):
+//!
+//! | key | type | what |
+//! |---|---|---|
+//! | `P:{sN}:fire:<fire id>` | string, PX | `running:<attempt>:<replay>` while a worker holds the run's lease; `done` after a success; `closed:<attempt>:<replay>` once that attempt's failure was handed over (retry or DLQ record acknowledged) |
+//! | `P:{sN}:run:<job id>` | hash, TTL | the job's latest run: `state`, `attempts`, `last_error`, `last_duration_ms`, `fire_id`, `updated_at` (epoch ms) |
+//!
+//! Protocol of one execution ([`Store::begin_run`] then [`Store::finish_run`]):
+//! - `done` → [`Begin::AlreadyDone`]: the record is acknowledged without running the handler;
+//! - `running:…` with a live lease → [`Begin::RunningElsewhere`]: wait for the lease, ask again;
+//! - `closed:a:r` and this record is not newer (replay count, then attempt) →
+//!   [`Begin::AlreadyDone`]: a redelivery of an attempt whose retry or dead letter is out;
+//! - otherwise the lease is taken and [`Begin::Run`] returned.
+//!
+//! Every key has a TTL (`redis.idempotency_ttl` for markers and run info; the lease for
+//! `running`), so nothing grows without bound.
+
+use std::{collections::HashMap, sync::LazyLock, time::Duration};
+
+use chrono::{DateTime, Utc};
+use redis::Script;
+use serde::Serialize;
+
+use super::{Error, Keys, Store};
+use crate::job::JobId;
+
+/// Takes a run's lease unless the fire is done, closed for this attempt, or leased elsewhere.
+///
+/// KEYS: fire, run. ARGV: attempt, replay, lease ms, now ms, fire id, ttl ms.
+/// Returns `{status, remaining lease ms}`, status `run` | `done` | `running`.
+static BEGIN: LazyLock<Script> = LazyLock::new(|| Script::new(BEGIN_LUA));
+
+const BEGIN_LUA: &str = r#"
+local v = redis.call('GET', KEYS[1])
+local attempt = tonumber(ARGV[1])
+local replay = tonumber(ARGV[2])
+if v then
+  if v == 'done' then return {'done', 0} end
+  local kind, a, r = string.match(v, '^(%a+):(%d+):(%d+)$')
+  if kind == 'running' then
+    return {'running', redis.call('PTTL', KEYS[1])}
+  end
+  if kind == 'closed' then
+    a = tonumber(a)
+    r = tonumber(r)
+    if replay < r or (replay == r and attempt <= a) then return {'done', 0} end
+  end
+end
+redis.call('SET', KEYS[1], 'running:' .. attempt .. ':' .. replay, 'PX', ARGV[3])
+redis.call('HSET', KEYS[2], 'state', 'running', 'attempts', attempt, 'fire_id', ARGV[5],
+  'updated_at', ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+return {'run', 0}
+"#;
+
+/// Records the end of a run: `done` or `closed:<attempt>:<replay>`, and the run info.
+///
+/// KEYS: fire, run. ARGV: state, attempt, replay, now ms, duration ms, error (`''` = none),
+/// ttl ms, fire id.
+static FINISH: LazyLock<Script> = LazyLock::new(|| Script::new(FINISH_LUA));
+
+const FINISH_LUA: &str = r#"
+if ARGV[1] == 'succeeded' then
+  redis.call('SET', KEYS[1], 'done', 'PX', ARGV[7])
+else
+  redis.call('SET', KEYS[1], 'closed:' .. ARGV[2] .. ':' .. ARGV[3], 'PX', ARGV[7])
+end
+redis.call('HSET', KEYS[2], 'state', ARGV[1], 'attempts', ARGV[2], 'fire_id', ARGV[8],
+  'updated_at', ARGV[4], 'last_duration_ms', ARGV[5])
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[2], 'last_error', ARGV[6]) end
+redis.call('PEXPIRE', KEYS[2], ARGV[7])
+return 1
+"#;
+
+/// Longest `last_error` kept, in bytes.
+const MAX_ERROR_BYTES: usize = 1024;
+
+/// State of a job's latest run.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum RunState {
+    /// A worker runs it now.
+    Running,
+    /// The handler succeeded.
+    Succeeded,
+    /// The handler failed transiently; a retry is scheduled.
+    Retrying,
+    /// Dead-lettered: permanent error, attempts exhausted, or no handler.
+    Dead,
+}
+
+/// What a worker may do with a fire ([`Store::begin_run`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Begin {
+    /// The lease is ours: run the handler.
+    Run,
+    /// The fire already succeeded, or this attempt's failure was already handed over:
+    /// acknowledge the record without running.
+    AlreadyDone,
+    /// Another worker holds the lease; ask again after `retry_in`.
+    RunningElsewhere {
+        /// Remaining lease.
+        retry_in: Duration,
+    },
+}
+
+/// One run to begin or finish.
+#[derive(Debug, Clone, Copy)]
+pub struct Run<'a> {
+    /// The job.
+    pub job_id: &'a JobId,
+    /// The fire.
+    pub fire_id: &'a str,
+    /// Execution attempt (1 = first).
+    pub attempt: u32,
+    /// Times the fire was replayed from the DLQ (0 = never).
+    pub replay: u32,
+}
+
+/// A job's latest run, as `GET /v1/jobs/{id}` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunInfo {
+    /// State.
+    pub state: RunState,
+    /// Executions of the fire so far (the attempt number of the latest).
+    pub attempts: u32,
+    /// Error of the latest failed execution.
+    pub last_error: Option<String>,
+    /// Duration of the latest finished execution, in milliseconds.
+    pub last_duration_ms: Option<u64>,
+    /// The fire this is about.
+    pub fire_id: String,
+    /// When the state last changed.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// `P:{sN}:fire:<fire id>` of `job`'s shard.
+pub fn fire_key(keys: &Keys, job: &JobId, fire_id: &str) -> String {
+    format!("{}fire:{fire_id}", shard_prefix(keys, job))
+}
+
+/// `P:{sN}:run:<job id>`.
+pub fn run_key(keys: &Keys, job: &JobId) -> String {
+    format!("{}run:{}", shard_prefix(keys, job), job.as_str())
+}
+
+/// `P:{sN}:`, derived from the job key prefix (`P:{sN}:j:`) so keys.rs stays the one builder.
+fn shard_prefix(keys: &Keys, job: &JobId) -> String {
+    let jobs = keys.job_prefix(keys.shard_of(job));
+    jobs.strip_suffix("j:").unwrap_or(&jobs).to_owned()
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl Store {
+    /// Asks to run `run` under a lease of `lease` (see the module docs).
+    pub async fn begin_run(&self, run: Run<'_>, lease: Duration) -> Result<Begin, Error> {
+        let mut conn = self.conn.clone();
+        let (status, pttl): (String, i64) = BEGIN
+            .key(fire_key(&self.keys, run.job_id, run.fire_id))
+            .key(run_key(&self.keys, run.job_id))
+            .arg(run.attempt)
+            .arg(run.replay)
+            .arg(ms(lease))
+            .arg(now_ms())
+            .arg(run.fire_id)
+            .arg(self.ttl_ms)
+            .invoke_async(&mut conn)
+            .await?;
+        match status.as_str() {
+            "run" => Ok(Begin::Run),
+            "done" => Ok(Begin::AlreadyDone),
+            "running" => Ok(Begin::RunningElsewhere {
+                retry_in: Duration::from_millis(u64::try_from(pttl).unwrap_or(0)),
+            }),
+            other => Err(Error::Protocol(format!("unknown begin status {other:?}"))),
+        }
+    }
+
+    /// Records the end of `run`: `state` is [`RunState::Succeeded`] (marks the fire done),
+    /// or [`RunState::Retrying`] / [`RunState::Dead`] once the retry or dead letter is
+    /// acknowledged by Kafka (closes this attempt).
+    pub async fn finish_run(
+        &self,
+        run: Run<'_>,
+        state: RunState,
+        duration: Duration,
+        error: Option<&str>,
+    ) -> Result<(), Error> {
+        let mut error = error.unwrap_or_default().to_owned();
+        if error.len() > MAX_ERROR_BYTES {
+            let mut cut = MAX_ERROR_BYTES;
+            while !error.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            error.truncate(cut);
+        }
+        let state: &str = state.into();
+        let mut conn = self.conn.clone();
+        let _: i64 = FINISH
+            .key(fire_key(&self.keys, run.job_id, run.fire_id))
+            .key(run_key(&self.keys, run.job_id))
+            .arg(state)
+            .arg(run.attempt)
+            .arg(run.replay)
+            .arg(now_ms())
+            .arg(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+            .arg(error)
+            .arg(self.ttl_ms)
+            .arg(run.fire_id)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The latest run of a job, if any worker ran it within `redis.idempotency_ttl`.
+    pub async fn run_info(&self, id: &JobId) -> Result<Option<RunInfo>, Error> {
+        let key = run_key(&self.keys, id);
+        let mut conn = self.conn.clone();
+        let fields: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let corrupt = |reason: String| Error::Corrupt {
+            key: key.clone(),
+            reason,
+        };
+        let state = fields
+            .get("state")
+            .ok_or_else(|| corrupt("no state".into()))?
+            .parse::<RunState>()
+            .map_err(|e| corrupt(format!("bad state: {e}")))?;
+        Ok(Some(RunInfo {
+            state,
+            attempts: fields
+                .get("attempts")
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(0),
+            last_error: fields.get("last_error").cloned(),
+            last_duration_ms: fields.get("last_duration_ms").and_then(|d| d.parse().ok()),
+            fire_id: fields.get("fire_id").cloned().unwrap_or_default(),
+            updated_at: fields
+                .get("updated_at")
+                .and_then(|t| t.parse().ok())
+                .and_then(DateTime::<Utc>::from_timestamp_millis),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_keys_share_the_job_shard_hash_tag() {
+        let keys = Keys::new("sked", 16);
+        let id = JobId::parse("order-1").unwrap();
+        let tag = keys.shard_of(&id).tag();
+        let fire = fire_key(&keys, &id, "order-1@1700000000000");
+        let run = run_key(&keys, &id);
+        assert_eq!(fire, format!("sked:{tag}:fire:order-1@1700000000000"));
+        assert_eq!(run, format!("sked:{tag}:run:order-1"));
+    }
+}

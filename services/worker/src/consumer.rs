@@ -1,0 +1,304 @@
+//! The worker's consumer: records of the due topics into concurrent, per-key ordered
+//! executions, with offsets committed only behind finished records.
+//!
+//! Protocol:
+//! 1. **consuming**: each record read is tracked as in flight ([`Offsets`]). Records with the
+//!    same key (job id) run one after another in offset order; a record whose key is busy
+//!    waits in that key's queue. Different keys run in parallel, at most
+//!    `worker.max_in_flight` handlers at once. When `worker.max_in_flight` records are in
+//!    flight the assigned partitions are paused (the consumer keeps polling, so the group
+//!    membership stays alive) and resumed once below;
+//! 2. a finished record ([`Executor::execute`] returned durable) leaves the in-flight set;
+//!    every `worker.commit_interval`, each partition's position moves up to its lowest
+//!    unfinished offset and is committed;
+//! 3. partitions revoked by a rebalance are forgotten at the next commit: their unfinished
+//!    records are redelivered to the new owner, which deduplicates them through Redis.
+//!
+//! **draining** (first SIGTERM): stop reading; records waiting for their key or a slot are
+//! abandoned (not committed, redelivered later); running handlers finish within
+//! `worker.drain_timeout`; commit synchronously; return. At the deadline the remaining
+//! records are abandoned too.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+    time::Duration,
+};
+
+use rdkafka::{
+    ClientContext, Message, Offset, TopicPartitionList,
+    consumer::{CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer},
+    error::KafkaResult,
+    message::OwnedMessage,
+};
+use sked_core::{admin::Readiness, runtime::Backoff};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{execute::Executor, metrics::Metrics, offsets::Offsets};
+
+/// Logs rebalances and counts failed commits.
+pub struct Context {
+    metrics: Metrics,
+}
+
+impl Context {
+    /// The context of the worker's consumer.
+    pub fn new(metrics: Metrics) -> Self {
+        Self { metrics }
+    }
+}
+
+impl ClientContext for Context {}
+
+impl ConsumerContext for Context {
+    fn post_rebalance(
+        &self,
+        _base: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &Rebalance<'_>,
+    ) {
+        match rebalance {
+            Rebalance::Assign(tpl) => info!(partitions = tpl.count(), "partitions assigned"),
+            Rebalance::Revoke(tpl) => info!(partitions = tpl.count(), "partitions revoked"),
+            Rebalance::Error(err) => warn!(error = %err, "rebalance failed"),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(err) = result {
+            self.metrics.commit_errors.inc();
+            warn!(error = %err, "offset commit failed; records will be redelivered and deduplicated");
+        }
+    }
+}
+
+/// Settings of the consumer loop.
+pub struct Settings {
+    /// In-flight bound (pause above it).
+    pub max_in_flight: usize,
+    /// Bound on the drain.
+    pub drain_timeout: Duration,
+    /// Commit period.
+    pub commit_interval: Duration,
+}
+
+/// A finished record task.
+struct Done {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    key: Vec<u8>,
+    durable: bool,
+}
+
+/// The running consumer.
+pub struct WorkerConsumer {
+    pub(crate) consumer: StreamConsumer<Context>,
+    pub(crate) executor: Arc<Executor>,
+    pub(crate) settings: Settings,
+    pub(crate) metrics: Metrics,
+    pub(crate) readiness: Readiness,
+}
+
+/// Mutable state of the loop.
+struct State {
+    offsets: Offsets,
+    /// Keys with a running record, and the records waiting behind it.
+    keys: HashMap<Vec<u8>, VecDeque<OwnedMessage>>,
+    running: usize,
+    paused: bool,
+    done_tx: mpsc::Sender<Done>,
+}
+
+impl WorkerConsumer {
+    /// Runs until `cancel`, then drains (see the module docs). `hard_stop` is cancelled here
+    /// when the drain deadline passes.
+    pub async fn run(
+        self,
+        cancel: CancellationToken,
+        hard_stop: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let capacity = self.settings.max_in_flight.clamp(1, 65_536) * 2;
+        let (done_tx, mut done_rx) = mpsc::channel::<Done>(capacity);
+        let mut state = State {
+            offsets: Offsets::default(),
+            keys: HashMap::new(),
+            running: 0,
+            paused: false,
+            done_tx,
+        };
+        let mut tick = tokio::time::interval(self.settings.commit_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut backoff = Backoff::new(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                Some(done) = done_rx.recv() => self.finished(&mut state, done, true),
+                _ = tick.tick() => self.commit(&mut state.offsets, CommitMode::Async),
+                msg = self.consumer.recv() => match msg {
+                    Ok(msg) => {
+                        backoff.reset();
+                        self.readiness.set("kafka", true);
+                        let msg = msg.detach();
+                        self.received(&mut state, msg);
+                    }
+                    Err(err) => {
+                        self.readiness.set("kafka", false);
+                        warn!(error = %err, "kafka consume failed, backing off");
+                        tokio::select! {
+                            _ = cancel.cancelled() => break,
+                            _ = tokio::time::sleep(backoff.next_delay()) => {}
+                        }
+                    }
+                },
+            }
+        }
+
+        // Draining: queued records are abandoned; running ones finish within the deadline.
+        let abandoned: usize = state.keys.values().map(VecDeque::len).sum();
+        for queue in state.keys.values_mut() {
+            queue.clear();
+        }
+        info!(
+            running = state.running,
+            abandoned, "draining: waiting for running jobs"
+        );
+        let deadline = tokio::time::sleep(self.settings.drain_timeout);
+        tokio::pin!(deadline);
+        while state.running > 0 {
+            tokio::select! {
+                Some(done) = done_rx.recv() => self.finished(&mut state, done, false),
+                _ = &mut deadline => {
+                    warn!(running = state.running, "drain deadline passed, abandoning running jobs");
+                    hard_stop.cancel();
+                    break;
+                }
+            }
+        }
+        self.commit(&mut state.offsets, CommitMode::Sync);
+        info!("worker consumer drained");
+        Ok(())
+    }
+
+    fn received(&self, state: &mut State, msg: OwnedMessage) {
+        self.metrics.received.inc();
+        state
+            .offsets
+            .start(msg.topic(), msg.partition(), msg.offset());
+        self.metrics.in_flight.set(state.offsets.in_flight() as i64);
+        // Records without a key have no order to keep: a key of their own.
+        let key = msg.key().map_or_else(
+            || format!("\0{}/{}/{}", msg.topic(), msg.partition(), msg.offset()).into_bytes(),
+            <[u8]>::to_vec,
+        );
+        match state.keys.get_mut(&key) {
+            Some(queue) => queue.push_back(msg),
+            None => {
+                state.keys.insert(key.clone(), VecDeque::new());
+                self.spawn(state, key, msg);
+            }
+        }
+        if state.offsets.in_flight() >= self.settings.max_in_flight {
+            // Again on every record while over the bound: a rebalance may have assigned
+            // partitions that are not paused yet.
+            if !state.paused {
+                self.metrics.pauses.inc();
+                info!(
+                    in_flight = state.offsets.in_flight(),
+                    "in-flight bound reached, pausing partitions"
+                );
+            }
+            self.set_paused(true);
+            state.paused = true;
+        }
+    }
+
+    fn spawn(&self, state: &mut State, key: Vec<u8>, msg: OwnedMessage) {
+        state.running += 1;
+        let executor = self.executor.clone();
+        let done_tx = state.done_tx.clone();
+        tokio::spawn(async move {
+            let durable = executor.execute(&msg).await;
+            let done = Done {
+                topic: msg.topic().to_owned(),
+                partition: msg.partition(),
+                offset: msg.offset(),
+                key,
+                durable,
+            };
+            // The loop receives until every running task reported; a send fails only after
+            // the loop gave up at the drain deadline.
+            let _ = done_tx.send(done).await;
+        });
+    }
+
+    fn finished(&self, state: &mut State, done: Done, start_next: bool) {
+        state.running = state.running.saturating_sub(1);
+        if done.durable {
+            state
+                .offsets
+                .finish(&done.topic, done.partition, done.offset);
+        }
+        self.metrics.in_flight.set(state.offsets.in_flight() as i64);
+        let next = state.keys.get_mut(&done.key).and_then(VecDeque::pop_front);
+        match next {
+            Some(msg) if start_next => self.spawn(state, done.key, msg),
+            _ => {
+                state.keys.remove(&done.key);
+            }
+        }
+        if state.paused && state.offsets.in_flight() < self.settings.max_in_flight {
+            self.set_paused(false);
+            state.paused = false;
+            info!(
+                in_flight = state.offsets.in_flight(),
+                "below the in-flight bound, resuming partitions"
+            );
+        }
+    }
+
+    fn set_paused(&self, pause: bool) {
+        let Ok(assignment) = self.consumer.assignment() else {
+            return;
+        };
+        let result = if pause {
+            self.consumer.pause(&assignment)
+        } else {
+            self.consumer.resume(&assignment)
+        };
+        if let Err(err) = result {
+            warn!(error = %err, pause, "cannot pause or resume partitions");
+        }
+    }
+
+    /// Commits every partition's position up to its lowest unfinished offset. Partitions no
+    /// longer assigned are forgotten first.
+    fn commit(&self, offsets: &mut Offsets, mode: CommitMode) {
+        if let Ok(assignment) = self.consumer.assignment() {
+            offsets
+                .retain(|topic, partition| assignment.find_partition(topic, partition).is_some());
+            self.metrics.in_flight.set(offsets.in_flight() as i64);
+        }
+        let positions = offsets.committable();
+        if positions.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), position) in &positions {
+            if let Err(err) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*position))
+            {
+                warn!(messaging.destination.name = topic, partition, error = %err, "cannot build commit");
+                return;
+            }
+        }
+        match self.consumer.commit(&tpl, mode) {
+            Ok(()) => offsets.committed(&positions),
+            Err(err) => {
+                self.metrics.commit_errors.inc();
+                warn!(error = %err, "offset commit failed; records will be redelivered and deduplicated");
+            }
+        }
+    }
+}

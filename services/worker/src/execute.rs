@@ -1,0 +1,435 @@
+//! One record of a due topic, from envelope to durable outcome.
+//!
+//! 1. decode the envelope (undecodable: dead letter `invalid_envelope`);
+//! 2. wait for a run slot (`worker.max_in_flight`), then ask Redis whether to run
+//!    ([`Store::begin_run`]): a fire already done is acknowledged without running (counted as
+//!    a duplicate); a fire leased by another worker is asked about again when its lease ends;
+//! 3. run the app's handler, bounded by the job's timeout (job, else app, else
+//!    `worker.default_timeout`);
+//! 4. success: mark the fire done. Transient failure with attempts left: produce the retry
+//!    record and wait for Kafka's ack. Otherwise: produce one dead letter and wait for the
+//!    ack. Then record the run state;
+//! 5. report whether the record's effect is durable, so its offset may be committed.
+//!
+//! Redis and Kafka failures are retried with backoff until they succeed or the drain
+//! deadline passes; an abandoned record is not committed and is redelivered.
+
+use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
+
+use chrono::Utc;
+use rdkafka::{
+    message::{Message, OwnedMessage},
+    producer::{FutureProducer, FutureRecord},
+};
+use sked_core::{
+    admin::Readiness,
+    envelope::Envelope,
+    job::JobId,
+    kafka::headers as h,
+    request::RetryPolicy,
+    retry,
+    runtime::Backoff,
+    store::{
+        self, Store,
+        runs::{Begin, Run, RunState},
+    },
+};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::{
+    handler::{Handler, HandlerError, Job},
+    metrics::Metrics,
+    records::{self, Failure, Outgoing, Reason, Retry},
+};
+
+/// How an app's jobs run.
+#[derive(Clone)]
+pub struct Route {
+    /// The handler; `None` dead-letters with `no_handler`.
+    pub handler: Option<Arc<dyn Handler>>,
+    /// App timeout.
+    pub timeout: Option<Duration>,
+    /// App retry policy.
+    pub retry: Option<RetryPolicy>,
+}
+
+/// What the executor needs besides Redis and Kafka.
+pub struct Settings {
+    /// Routes of configured apps and apps with a registered handler.
+    pub routes: BTreeMap<String, Route>,
+    /// Timeout of jobs and apps that set none.
+    pub default_timeout: Duration,
+    /// Lease = timeout + this.
+    pub lease_grace: Duration,
+    /// Retry topic.
+    pub retry_topic: String,
+    /// DLQ topic.
+    pub dlq_topic: String,
+}
+
+/// Runs records. Shared by every record task.
+pub struct Executor {
+    pub(crate) store: Store,
+    pub(crate) producer: FutureProducer,
+    pub(crate) settings: Settings,
+    pub(crate) metrics: Metrics,
+    pub(crate) readiness: Readiness,
+    pub(crate) slots: Semaphore,
+    /// Cancelled at SIGTERM: records not yet running are abandoned.
+    pub(crate) cancel: CancellationToken,
+    /// Cancelled at the drain deadline: retry loops give up.
+    pub(crate) hard_stop: CancellationToken,
+}
+
+/// Why an execution failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Failed {
+    Handler(HandlerError),
+    Timeout(Duration),
+    NoHandler,
+}
+
+impl Failed {
+    fn message(&self) -> String {
+        match self {
+            Failed::Handler(HandlerError::Transient(m) | HandlerError::Permanent(m)) => m.clone(),
+            Failed::Timeout(t) => format!("handler timed out after {}ms", t.as_millis()),
+            Failed::NoHandler => "no handler for the app in this worker".into(),
+        }
+    }
+
+    fn outcome(&self) -> &'static str {
+        match self {
+            Failed::Handler(HandlerError::Transient(_)) => "transient",
+            Failed::Handler(HandlerError::Permanent(_)) => "permanent",
+            Failed::Timeout(_) => "timeout",
+            Failed::NoHandler => "no_handler",
+        }
+    }
+
+    fn retryable(&self) -> bool {
+        matches!(
+            self,
+            Failed::Handler(HandlerError::Transient(_)) | Failed::Timeout(_)
+        )
+    }
+
+    /// The dead-letter reason when this failure ends the fire.
+    fn reason(&self) -> Reason {
+        match self {
+            Failed::Handler(HandlerError::Transient(_)) => Reason::HandlerFailed,
+            Failed::Handler(HandlerError::Permanent(_)) => Reason::PermanentError,
+            Failed::Timeout(_) => Reason::Timeout,
+            Failed::NoHandler => Reason::NoHandler,
+        }
+    }
+}
+
+impl Executor {
+    /// Handles one record; true when its effect is durable and its offset may be committed.
+    pub async fn execute(&self, msg: &OwnedMessage) -> bool {
+        let envelope = match decode(msg) {
+            Ok(envelope) => envelope,
+            Err(why) => {
+                let attempts = attempt_of(msg, None);
+                return self
+                    .dead_letter(msg, Reason::InvalidEnvelope, &why, attempts, None, None)
+                    .await;
+            }
+        };
+        let Ok(job_id) = JobId::parse(&envelope.job_id) else {
+            let why = format!("invalid job id {:?}", envelope.job_id);
+            return self
+                .dead_letter(
+                    msg,
+                    Reason::InvalidEnvelope,
+                    &why,
+                    1,
+                    Some(&envelope.app),
+                    None,
+                )
+                .await;
+        };
+        let attempt = attempt_of(msg, Some(&envelope));
+        let replay = records::header(msg, h::SKED_REPLAY_COUNT)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let run = Run {
+            job_id: &job_id,
+            fire_id: &envelope.fire_id,
+            attempt,
+            replay,
+        };
+        let route = self.settings.routes.get(&envelope.app);
+        let timeout = envelope
+            .timeout_ms
+            .map(Duration::from_millis)
+            .or_else(|| route.and_then(|r| r.timeout))
+            .unwrap_or(self.settings.default_timeout);
+
+        // A slot first, then the lease: a lease is never held while waiting for a slot.
+        let _slot = tokio::select! {
+            _ = self.cancel.cancelled() => return false,
+            slot = self.slots.acquire() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return false,
+            },
+        };
+        let lease = timeout + self.settings.lease_grace;
+        loop {
+            let Some(begin) = self.store_call(|| self.store.begin_run(run, lease)).await else {
+                return false;
+            };
+            match begin {
+                Begin::Run => break,
+                Begin::AlreadyDone => {
+                    self.metrics.duplicates_skipped.inc();
+                    info!(sked.job.id = %job_id, sked.fire.id = %envelope.fire_id, attempt, "fire already handled, acknowledged without running");
+                    return true;
+                }
+                Begin::RunningElsewhere { retry_in } => {
+                    debug!(sked.job.id = %job_id, sked.fire.id = %envelope.fire_id, ?retry_in, "fire leased by another worker, waiting");
+                    let wait = retry_in.clamp(Duration::from_millis(50), Duration::from_secs(1));
+                    tokio::select! {
+                        _ = self.cancel.cancelled() => return false,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+
+        let started = Utc::now();
+        let latency = (started - envelope.due_at).num_milliseconds().max(0) as f64 / 1e3;
+        self.metrics.start_latency_seconds.observe(latency);
+        let app_label = if route.is_some() {
+            envelope.app.clone()
+        } else {
+            "other".to_owned()
+        };
+        let traceparent = records::header(msg, h::TRACEPARENT)
+            .map(str::to_owned)
+            .unwrap_or_else(|| envelope.traceparent());
+        let result = match route.and_then(|r| r.handler.clone()) {
+            None => Err(Failed::NoHandler),
+            Some(handler) => {
+                let job = Job::new(&envelope, attempt, traceparent, timeout);
+                match tokio::time::timeout(timeout, handler.handle(job)).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(err)) => Err(Failed::Handler(err)),
+                    Err(_) => Err(Failed::Timeout(timeout)),
+                }
+            }
+        };
+        let took = (Utc::now() - started).to_std().unwrap_or_default();
+        let outcome = match &result {
+            Ok(()) => "succeeded",
+            Err(f) => f.outcome(),
+        };
+        self.metrics
+            .executed(app_label, outcome, took.as_secs_f64());
+
+        let failed = match result {
+            Ok(()) => {
+                debug!(sked.job.id = %job_id, sked.fire.id = %envelope.fire_id, attempt, took_ms = took.as_millis() as u64, "job succeeded");
+                return self
+                    .store_call(|| self.store.finish_run(run, RunState::Succeeded, took, None))
+                    .await
+                    .is_some();
+            }
+            Err(failed) => failed,
+        };
+        let message = failed.message();
+        let policy = envelope
+            .retry
+            .clone()
+            .or_else(|| route.and_then(|r| r.retry.clone()))
+            .unwrap_or_default();
+        let (state, durable) = if failed.retryable() && !retry::exhausted(&policy, attempt) {
+            let next_attempt = attempt + 1;
+            let delay = retry::delay(&policy, next_attempt, unit(&envelope.fire_id, attempt));
+            let retry_at = Utc::now() + delay;
+            let record = records::retry(
+                msg,
+                &Retry {
+                    job_id: job_id.as_str(),
+                    next_attempt,
+                    retry_at_ms: retry_at.timestamp_millis(),
+                    last_error: &message,
+                },
+            );
+            let ok = self.produce(&self.settings.retry_topic, &record).await;
+            if ok {
+                self.metrics.retries.inc();
+                info!(sked.job.id = %job_id, sked.fire.id = %envelope.fire_id, attempt, next_attempt, delay_ms = delay.as_millis() as u64, error = %message, "job failed, retry scheduled");
+            }
+            (RunState::Retrying, ok)
+        } else {
+            let ok = self
+                .dead_letter(
+                    msg,
+                    failed.reason(),
+                    &message,
+                    attempt,
+                    Some(&envelope.app),
+                    Some(job_id.as_str()),
+                )
+                .await;
+            (RunState::Dead, ok)
+        };
+        durable
+            && self
+                .store_call(|| self.store.finish_run(run, state, took, Some(&message)))
+                .await
+                .is_some()
+    }
+
+    /// Produces one dead letter and waits for the ack.
+    async fn dead_letter(
+        &self,
+        msg: &OwnedMessage,
+        reason: Reason,
+        message: &str,
+        attempts: u32,
+        app: Option<&str>,
+        job_id: Option<&str>,
+    ) -> bool {
+        let record = records::dead_letter(
+            msg,
+            &Failure {
+                reason,
+                message,
+                at: Utc::now(),
+                attempts,
+                app,
+                job_id,
+            },
+        );
+        let ok = self.produce(&self.settings.dlq_topic, &record).await;
+        if ok {
+            self.metrics.dead_lettered(reason);
+            let reason: &'static str = reason.into();
+            warn!(
+                sked.job.id = job_id.unwrap_or_default(),
+                reason,
+                attempts,
+                error = message,
+                messaging.kafka.offset = msg.offset(),
+                "job dead-lettered"
+            );
+        }
+        ok
+    }
+
+    /// Produces `record` to `topic` until Kafka acknowledges it, or the drain deadline.
+    async fn produce(&self, topic: &str, record: &Outgoing) -> bool {
+        let mut backoff = Backoff::new(Duration::from_secs(5));
+        loop {
+            let mut out: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(topic).headers(record.headers.clone());
+            if let Some(key) = &record.key {
+                out = out.key(key.as_slice());
+            }
+            if let Some(payload) = &record.payload {
+                out = out.payload(payload.as_slice());
+            }
+            let sent = tokio::select! {
+                _ = self.hard_stop.cancelled() => return false,
+                sent = self.producer.send(out, Duration::from_secs(10)) => sent,
+            };
+            match sent {
+                Ok(_) => return true,
+                Err((err, _)) => {
+                    self.metrics.produce_errors.inc();
+                    warn!(messaging.destination.name = topic, error = %err, "produce failed, retrying");
+                }
+            }
+            tokio::select! {
+                _ = self.hard_stop.cancelled() => return false,
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+        }
+    }
+
+    /// Runs a store call until it succeeds, or the drain deadline.
+    async fn store_call<T, F, Fut>(&self, mut call: F) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, store::Error>>,
+    {
+        let mut backoff = Backoff::new(Duration::from_secs(5));
+        loop {
+            let result = tokio::select! {
+                _ = self.hard_stop.cancelled() => return None,
+                result = call() => result,
+            };
+            match result {
+                Ok(v) => {
+                    self.readiness.set("redis", true);
+                    return Some(v);
+                }
+                Err(err) => {
+                    self.metrics.store_errors.inc();
+                    if err.is_transient() {
+                        self.readiness.set("redis", false);
+                    }
+                    warn!(error = %err, "run state write failed, retrying");
+                }
+            }
+            tokio::select! {
+                _ = self.hard_stop.cancelled() => return None,
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+        }
+    }
+}
+
+fn decode(msg: &OwnedMessage) -> Result<Envelope, String> {
+    let payload = msg.payload().ok_or("empty record value")?;
+    serde_json::from_slice(payload).map_err(|e| format!("not a job envelope: {e}"))
+}
+
+/// The attempt of a record: its `sked-attempt` header, else the envelope's, at least 1.
+fn attempt_of(msg: &OwnedMessage, envelope: Option<&Envelope>) -> u32 {
+    records::header(msg, h::SKED_ATTEMPT)
+        .and_then(|v| v.trim().parse().ok())
+        .or(envelope.map(|e| e.attempt))
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// A number in `[0, 1)` for the backoff jitter, different per fire, attempt and instant.
+fn unit(fire_id: &str, attempt: u32) -> f64 {
+    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    let seed = format!("{fire_id}|{attempt}|{nanos}");
+    (xxhash_rust::xxh3::xxh3_64(seed.as_bytes()) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_classified_retry_or_dead_letter() {
+        let transient = Failed::Handler(HandlerError::transient("503"));
+        let permanent = Failed::Handler(HandlerError::permanent("400"));
+        let timeout = Failed::Timeout(Duration::from_secs(1));
+        assert!(transient.retryable());
+        assert!(timeout.retryable());
+        assert!(!permanent.retryable());
+        assert!(!Failed::NoHandler.retryable());
+        assert_eq!(transient.reason(), Reason::HandlerFailed);
+        assert_eq!(permanent.reason(), Reason::PermanentError);
+        assert_eq!(timeout.reason(), Reason::Timeout);
+        assert_eq!(Failed::NoHandler.reason(), Reason::NoHandler);
+    }
+
+    #[test]
+    fn jitter_unit_stays_in_its_range() {
+        for a in 0..1000 {
+            let u = unit("job@1", a);
+            assert!((0.0..1.0).contains(&u));
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! The records the worker produces about a fire: retry records (same bytes, updated attempt
+//! headers) and dead letters (original bytes and key, every original header, and the DLQ
+//! header set of ARCHITECTURE.md).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use sked_core::kafka::{dlq::Stage, headers as h};
+
+/// Why the worker dead-lettered a fire: the `sked-reason` (and `error-reason`) header value
+/// and the `reason` label of `sked_worker_dead_letters_total`. Part of the contract, like
+/// `sked_core::reason::Reason` (which holds the ingest reasons).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::EnumIter,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum Reason {
+    /// The record's value is not a job envelope.
+    InvalidEnvelope,
+    /// The job's app has no handler in this worker: not configured, or its custom handler is
+    /// not registered.
+    NoHandler,
+    /// The handler failed transiently on every attempt the retry policy allows.
+    HandlerFailed,
+    /// The handler reported an error that retrying cannot fix (e.g. HTTP 400).
+    PermanentError,
+    /// The last attempt the retry policy allows timed out.
+    Timeout,
+}
+
+/// What is known about an execution failure, beyond the record itself (the worker's
+/// counterpart of `sked_core::kafka::dlq::Failure`, with a worker [`Reason`]).
+#[derive(Debug, Clone)]
+pub struct Failure<'a> {
+    /// Why, machine-readable.
+    pub reason: Reason,
+    /// Why, for people.
+    pub message: &'a str,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Executions so far.
+    pub attempts: u32,
+    /// The job's app, when known.
+    pub app: Option<&'a str>,
+    /// The job id, when known.
+    pub job_id: Option<&'a str>,
+}
+
+/// An owned record, ready to produce.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Key.
+    pub key: Option<Vec<u8>>,
+    /// Value.
+    pub payload: Option<Vec<u8>>,
+    /// Headers.
+    pub headers: OwnedHeaders,
+}
+
+/// Headers a retry record sets itself; earlier values of them are not copied.
+const RETRY_OWNED: [&str; 4] = [
+    h::SKED_ATTEMPT,
+    h::SKED_RETRY_AT,
+    h::RETRY_COUNT,
+    h::LAST_ERROR,
+];
+
+/// What a retry record says.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry<'a> {
+    /// The job id: the key of the retry record.
+    pub job_id: &'a str,
+    /// The attempt the retry asks for.
+    pub next_attempt: u32,
+    /// When it is due again, epoch ms.
+    pub retry_at_ms: i64,
+    /// The error of the attempt that failed.
+    pub last_error: &'a str,
+}
+
+/// The retry record of `msg`: the same value, key = job id, every original header except the
+/// ones it sets, then `sked-attempt` (next attempt), `sked-retry-at`, `retry-count` (executions
+/// so far) and `last-error`.
+pub fn retry<M: Message>(msg: &M, retry: &Retry<'_>) -> Outgoing {
+    let mut headers = OwnedHeaders::new();
+    if let Some(original) = msg.headers() {
+        for header in original.iter() {
+            if !RETRY_OWNED.contains(&header.key) {
+                headers = headers.insert(Header {
+                    key: header.key,
+                    value: header.value,
+                });
+            }
+        }
+    }
+    let attempt = retry.next_attempt.to_string();
+    let retry_at = retry.retry_at_ms.to_string();
+    let count = retry.next_attempt.saturating_sub(1).to_string();
+    for (key, value) in [
+        (h::SKED_ATTEMPT, attempt.as_str()),
+        (h::SKED_RETRY_AT, retry_at.as_str()),
+        (h::RETRY_COUNT, count.as_str()),
+        (h::LAST_ERROR, retry.last_error),
+    ] {
+        headers = headers.insert(Header {
+            key,
+            value: Some(value.as_bytes()),
+        });
+    }
+    Outgoing {
+        key: Some(retry.job_id.as_bytes().to_vec()),
+        payload: msg.payload().map(<[u8]>::to_vec),
+        headers,
+    }
+}
+
+/// The dead letter of `msg`: what `sked_core::kafka::dlq::record` builds (stage `execute`),
+/// for any message type (the worker holds detached messages).
+pub fn dead_letter<M: Message>(msg: &M, failure: &Failure<'_>) -> Outgoing {
+    let mut headers = OwnedHeaders::new();
+    if let Some(original) = msg.headers() {
+        for header in original.iter() {
+            headers = headers.insert(Header {
+                key: header.key,
+                value: header.value,
+            });
+        }
+    }
+    let partition = msg.partition().to_string();
+    let offset = msg.offset().to_string();
+    let millis = failure.at.timestamp_millis().to_string();
+    let iso = failure.at.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let attempts = failure.attempts.to_string();
+    let reason: &str = failure.reason.into();
+    let stage: &str = Stage::Execute.into();
+    let mut add = |key: &str, value: &str| {
+        headers = std::mem::take(&mut headers).insert(Header {
+            key,
+            value: Some(value.as_bytes()),
+        });
+    };
+    add(h::ORIGINAL_TOPIC, msg.topic());
+    add(h::ORIGINAL_PARTITION, &partition);
+    add(h::ORIGINAL_OFFSET, &offset);
+    add(h::ERROR_MESSAGE, failure.message);
+    add(h::ERROR_TIMESTAMP, &millis);
+    add(h::FAILED_AT, &iso);
+    add(h::ERROR_REASON, reason);
+    add(h::SKED_STAGE, stage);
+    add(h::SKED_REASON, reason);
+    add(h::SKED_ATTEMPTS, &attempts);
+    // sked-app and sked-job-id are original headers of every fire; add them only when absent.
+    let has = |name: &str| {
+        msg.headers()
+            .is_some_and(|hs| hs.iter().any(|x| x.key == name))
+    };
+    if let Some(app) = failure.app
+        && !has(h::SKED_APP)
+    {
+        add(h::SKED_APP, app);
+    }
+    if let Some(id) = failure.job_id
+        && !has(h::SKED_JOB_ID)
+    {
+        add(h::SKED_JOB_ID, id);
+    }
+    Outgoing {
+        key: msg.key().map(<[u8]>::to_vec),
+        payload: msg.payload().map(<[u8]>::to_vec),
+        headers,
+    }
+}
+
+/// The value of header `name`, as UTF-8.
+pub fn header<'a, M: Message>(msg: &'a M, name: &str) -> Option<&'a str>
+where
+    M::Headers: 'a,
+{
+    msg.headers()?
+        .iter()
+        .find(|x| x.key == name)
+        .and_then(|x| x.value)
+        .and_then(|v| std::str::from_utf8(v).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::{Timestamp, message::OwnedMessage};
+    use strum::IntoEnumIterator;
+
+    use super::*;
+
+    fn fire() -> OwnedMessage {
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: h::SKED_JOB_ID,
+                value: Some("j1"),
+            })
+            .insert(Header {
+                key: h::SKED_ATTEMPT,
+                value: Some("1"),
+            })
+            .insert(Header {
+                key: h::TRACEPARENT,
+                value: Some("00-abc-def-01"),
+            });
+        OwnedMessage::new(
+            Some(b"{\"x\":1}".to_vec()),
+            Some(b"j1".to_vec()),
+            "due".into(),
+            Timestamp::NotAvailable,
+            2,
+            41,
+            Some(headers),
+        )
+    }
+
+    #[test]
+    fn retry_records_keep_bytes_and_headers_and_replace_the_attempt() {
+        let msg = fire();
+        let out = retry(
+            &msg,
+            &Retry {
+                job_id: "j1",
+                next_attempt: 2,
+                retry_at_ms: 1234,
+                last_error: "http status 503",
+            },
+        );
+        assert_eq!(out.payload.as_deref(), msg.payload());
+        assert_eq!(out.key.as_deref(), Some(&b"j1"[..]));
+        let hs: Vec<(String, String)> = out
+            .headers
+            .iter()
+            .map(|x| {
+                (
+                    x.key.to_owned(),
+                    String::from_utf8_lossy(x.value.unwrap()).into_owned(),
+                )
+            })
+            .collect();
+        let get = |k: &str| {
+            hs.iter()
+                .filter(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(get(h::SKED_ATTEMPT), ["2"]);
+        assert_eq!(get(h::SKED_RETRY_AT), ["1234"]);
+        assert_eq!(get(h::RETRY_COUNT), ["1"]);
+        assert_eq!(get(h::LAST_ERROR), ["http status 503"]);
+        assert_eq!(get(h::TRACEPARENT), ["00-abc-def-01"]);
+        assert_eq!(get(h::SKED_JOB_ID), ["j1"]);
+    }
+
+    #[test]
+    fn dead_letters_keep_bytes_key_and_headers() {
+        let msg = fire();
+        let out = dead_letter(
+            &msg,
+            &Failure {
+                reason: Reason::PermanentError,
+                message: "http status 400",
+                at: chrono::Utc::now(),
+                attempts: 1,
+                app: Some("sms"),
+                job_id: Some("j1"),
+            },
+        );
+        assert_eq!(out.payload.as_deref(), msg.payload());
+        assert_eq!(out.key.as_deref(), msg.key());
+        let names: Vec<&str> = out.headers.iter().map(|x| x.key).collect();
+        for name in [
+            h::SKED_JOB_ID,
+            h::TRACEPARENT,
+            h::ORIGINAL_TOPIC,
+            h::ORIGINAL_PARTITION,
+            h::ORIGINAL_OFFSET,
+            h::ERROR_MESSAGE,
+            h::ERROR_TIMESTAMP,
+            h::FAILED_AT,
+            h::ERROR_REASON,
+            h::SKED_STAGE,
+            h::SKED_REASON,
+            h::SKED_ATTEMPTS,
+            h::SKED_APP,
+        ] {
+            assert!(names.contains(&name), "{name} missing in {names:?}");
+        }
+        assert_eq!(names.iter().filter(|n| **n == h::SKED_JOB_ID).count(), 1);
+    }
+
+    #[test]
+    fn reason_strings_are_stable() {
+        let all: Vec<&str> = Reason::iter().map(Into::into).collect();
+        assert_eq!(
+            all,
+            [
+                "invalid_envelope",
+                "no_handler",
+                "handler_failed",
+                "permanent_error",
+                "timeout"
+            ]
+        );
+    }
+}

@@ -1,0 +1,313 @@
+//! Wiring: the handlers of every app, the consumer and the admin endpoints, from [`Config`],
+//! under one cancellation token.
+
+use std::{collections::BTreeMap, net::SocketAddr, num::NonZeroU32, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use prometheus_client::registry::Registry;
+use rdkafka::{
+    consumer::{Consumer as _, StreamConsumer},
+    producer::{FutureProducer, Producer as _},
+};
+use sked_core::{
+    admin::{self, Admin},
+    config::{AppRetryOptions, Config},
+    kafka,
+    request::{Backoff, RetryPolicy},
+    runtime::Tasks,
+    store::Store,
+};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{
+    consumer::{self, Context, WorkerConsumer},
+    execute::{self, Executor, Route},
+    forward::KafkaHandler,
+    handler::{Handler, Handlers},
+    http::HttpHandler,
+    metrics::Metrics,
+};
+
+const SERVICE: &str = "worker";
+
+/// A worker with custom handlers, built with [`Worker::builder`].
+///
+/// ```no_run
+/// # async fn demo(config: sked_core::config::Config) -> anyhow::Result<()> {
+/// use sked_worker::{HandlerError, Job, Worker};
+///
+/// let worker = Worker::builder(config)
+///     .handler("sms", |job: Job| async move {
+///         println!("sending {}", job.payload);
+///         Ok::<(), HandlerError>(())
+///     })
+///     .build();
+/// worker.run(sked_core::runtime::shutdown_on_signals()).await
+/// # }
+/// ```
+pub struct Worker {
+    config: Config,
+    handlers: Handlers,
+}
+
+/// Builds a [`Worker`].
+pub struct Builder {
+    config: Config,
+    handlers: Handlers,
+}
+
+impl Worker {
+    /// A builder for a worker with `config`.
+    pub fn builder(config: Config) -> Builder {
+        Builder {
+            config,
+            handlers: Handlers::new(),
+        }
+    }
+
+    /// Starts the worker; see [`start_with`].
+    pub async fn start(self, cancel: CancellationToken) -> anyhow::Result<Running> {
+        start_with(self.config, self.handlers, cancel).await
+    }
+
+    /// Runs the worker until `cancel` and the drain end.
+    pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
+        self.start(cancel).await?.wait().await
+    }
+}
+
+impl Builder {
+    /// Registers a custom handler: it runs the jobs of the apps whose `handler` is `name`,
+    /// and of the app called `name` when that app is not configured.
+    pub fn handler(mut self, name: impl Into<String>, handler: impl Handler) -> Self {
+        self.handlers.register(name, handler);
+        self
+    }
+
+    /// The worker.
+    pub fn build(self) -> Worker {
+        Worker {
+            config: self.config,
+            handlers: self.handlers,
+        }
+    }
+}
+
+/// A started worker.
+pub struct Running {
+    /// Where `/healthz`, `/readyz` and `/metrics` listen.
+    pub admin_addr: SocketAddr,
+    tasks: Tasks,
+    producer: FutureProducer,
+}
+
+impl Running {
+    /// Waits until every task has stopped (after the token is cancelled), then flushes.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let result = self.tasks.join().await;
+        let producer = self.producer;
+        tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10))).await??;
+        info!("worker stopped");
+        result
+    }
+}
+
+/// Runs a worker with the built-in handlers only, until `cancel`.
+///
+/// Shutdown order, on cancel:
+/// 1. `/readyz` turns 503 and the consumer stops reading;
+/// 2. running handlers finish (bounded by `worker.drain_timeout`); queued records are left
+///    for redelivery;
+/// 3. finished offsets are committed synchronously;
+/// 4. the producer flushes (retry and dead-letter records are already acknowledged).
+pub async fn run(config: Config, cancel: CancellationToken) -> anyhow::Result<()> {
+    start(config, cancel).await?.wait().await
+}
+
+/// Starts a worker with the built-in handlers only; [`Running::wait`] runs it to the end.
+pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<Running> {
+    start_with(config, Handlers::new(), cancel).await
+}
+
+/// Starts a worker with custom `handlers` besides the built-in `http` and `kafka`.
+pub async fn start_with(
+    config: Config,
+    handlers: Handlers,
+    cancel: CancellationToken,
+) -> anyhow::Result<Running> {
+    let mut registry = Registry::default();
+    let metrics = Metrics::new(&mut registry);
+    let readiness = admin::standard_readiness();
+    let producer: FutureProducer = kafka::producer_config(&config.kafka, SERVICE)
+        .create()
+        .context("cannot create kafka producer")?;
+    // Routes first: a misconfigured app stops the worker before it binds or consumes.
+    let routes = routes(&config, &handlers, &producer)?;
+
+    let admin = Admin::bind(
+        config.admin.listen_addr,
+        Arc::new(registry),
+        readiness.clone(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot listen on admin.listen_addr {}",
+            config.admin.listen_addr
+        )
+    })?;
+    let admin_addr = admin.local_addr()?;
+    let mut tasks = Tasks::default();
+    let admin_cancel = cancel.clone();
+    tasks.spawn("admin", async move { Ok(admin.run(admin_cancel).await?) });
+    info!(%admin_addr, "worker listening");
+
+    let Some(store) = Store::connect_with_retry(&config.redis, &readiness, &cancel).await else {
+        anyhow::bail!("cancelled while connecting to redis");
+    };
+    let topics = due_topics(&config);
+    let consumer: StreamConsumer<Context> =
+        kafka::consumer_config(&config.kafka, SERVICE, &config.worker.group_id)
+            .create_with_context(Context::new(metrics.clone()))
+            .context("cannot create kafka consumer")?;
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&names)
+        .with_context(|| format!("cannot subscribe to {topics:?}"))?;
+    info!(topics = ?topics, group = %config.worker.group_id, "worker consuming");
+
+    let max_in_flight = config.worker.max_in_flight.max(1);
+    let hard_stop = CancellationToken::new();
+    let executor = Arc::new(Executor {
+        store: store.clone(),
+        producer: producer.clone(),
+        settings: execute::Settings {
+            routes,
+            default_timeout: config.worker.default_timeout.get(),
+            lease_grace: config.worker.lease_grace.get(),
+            retry_topic: config.topics.retry.clone(),
+            dlq_topic: config.topics.dlq.clone(),
+        },
+        metrics: metrics.clone(),
+        readiness: readiness.clone(),
+        slots: Semaphore::new(max_in_flight),
+        cancel: cancel.clone(),
+        hard_stop: hard_stop.clone(),
+    });
+    let worker = WorkerConsumer {
+        consumer,
+        executor,
+        settings: consumer::Settings {
+            max_in_flight,
+            drain_timeout: config.worker.drain_timeout.get(),
+            commit_interval: config
+                .worker
+                .commit_interval
+                .get()
+                .max(Duration::from_millis(10)),
+        },
+        metrics,
+        readiness: readiness.clone(),
+    };
+    tasks.spawn("consumer", worker.run(cancel.clone(), hard_stop));
+    let probe_topic = topics.first().cloned().unwrap_or(config.topics.due.clone());
+    tasks.spawn(
+        "probe",
+        admin::probe(store, producer.clone(), probe_topic, readiness, cancel),
+    );
+    Ok(Running {
+        admin_addr,
+        tasks,
+        producer,
+    })
+}
+
+/// `worker.topics`, or `topics.due` plus every app's own topic.
+pub fn due_topics(config: &Config) -> Vec<String> {
+    if !config.worker.topics.is_empty() {
+        return config.worker.topics.clone();
+    }
+    let mut topics = vec![config.topics.due.clone()];
+    topics.extend(config.apps.values().filter_map(|a| a.topic.clone()));
+    topics.sort();
+    topics.dedup();
+    topics
+}
+
+/// The route of every configured app, and of every registered handler's own app name.
+fn routes(
+    config: &Config,
+    handlers: &Handlers,
+    producer: &FutureProducer,
+) -> anyhow::Result<BTreeMap<String, Route>> {
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .context("cannot build the http client")?;
+    let mut routes = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (name, app) in &config.apps {
+        let handler: Option<Arc<dyn Handler>> = match app.handler.as_str() {
+            "http" => match HttpHandler::new(name, app, client.clone()) {
+                Ok(h) => Some(Arc::new(h)),
+                Err(err) => {
+                    problems.push(err.to_string());
+                    None
+                }
+            },
+            "kafka" => match KafkaHandler::new(app, producer.clone()) {
+                Some(h) => Some(Arc::new(h)),
+                None => {
+                    problems.push(format!(
+                        "`apps.{name}.target_topic`: is required when handler = \"kafka\""
+                    ));
+                    None
+                }
+            },
+            custom => {
+                let found = handlers.get(custom);
+                if found.is_none() {
+                    warn!(app = %name, handler = custom, "no custom handler registered under this name; the app's jobs go to the DLQ with reason no_handler");
+                }
+                found
+            }
+        };
+        routes.insert(
+            name.clone(),
+            Route {
+                handler,
+                timeout: app.timeout.map(|t| t.get()),
+                retry: app.retry.as_ref().map(policy),
+            },
+        );
+    }
+    if !problems.is_empty() {
+        anyhow::bail!("invalid app configuration: {}", problems.join("; "));
+    }
+    for name in handlers.names() {
+        if !routes.contains_key(name) {
+            routes.insert(
+                name.to_owned(),
+                Route {
+                    handler: handlers.get(name),
+                    timeout: None,
+                    retry: None,
+                },
+            );
+        }
+    }
+    Ok(routes)
+}
+
+/// An app's retry policy: exponential, jitter 0.2.
+fn policy(retry: &AppRetryOptions) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: retry.max_attempts.max(NonZeroU32::MIN),
+        backoff: Backoff::Exponential,
+        initial_ms: u64::try_from(retry.initial.get().as_millis()).unwrap_or(u64::MAX),
+        max_ms: u64::try_from(retry.max.get().as_millis()).unwrap_or(u64::MAX),
+        jitter: RetryPolicy::default().jitter,
+    }
+}
