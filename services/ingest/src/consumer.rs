@@ -346,7 +346,7 @@ impl IngestConsumer {
                     msg,
                     &Failure {
                         stage: Stage::Ingest,
-                        reason: err.reason,
+                        reason: err.reason.into(),
                         message: &err.message,
                         at: now,
                         attempts: 0,

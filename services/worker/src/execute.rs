@@ -25,7 +25,7 @@ use sked_core::{
     admin::Readiness,
     envelope::Envelope,
     job::JobId,
-    kafka::headers as h,
+    kafka::{dlq, headers as h},
     request::RetryPolicy,
     retry,
     runtime::Backoff,
@@ -41,7 +41,7 @@ use tracing::{debug, info, warn};
 use crate::{
     handler::{Handler, HandlerError, Job},
     metrics::Metrics,
-    records::{self, Failure, Outgoing, Reason, Retry},
+    records::{self, Outgoing, Reason, Retry},
 };
 
 /// How an app's jobs run.
@@ -295,10 +295,11 @@ impl Executor {
         app: Option<&str>,
         job_id: Option<&str>,
     ) -> bool {
-        let record = records::dead_letter(
+        let record = dlq::record(
             msg,
-            &Failure {
-                reason,
+            &dlq::Failure {
+                stage: dlq::Stage::Execute,
+                reason: reason.into(),
                 message,
                 at: Utc::now(),
                 attempts,

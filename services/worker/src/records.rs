@@ -2,9 +2,8 @@
 //! headers) and dead letters (original bytes and key, every original header, and the DLQ
 //! header set of ARCHITECTURE.md).
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use sked_core::kafka::{dlq::Stage, headers as h};
+use sked_core::kafka::headers as h;
 
 /// Why the worker dead-lettered a fire: the `sked-reason` (and `error-reason`) header value
 /// and the `reason` label of `sked_worker_dead_letters_total`. Part of the contract, like
@@ -36,34 +35,8 @@ pub enum Reason {
     Timeout,
 }
 
-/// What is known about an execution failure, beyond the record itself (the worker's
-/// counterpart of `sked_core::kafka::dlq::Failure`, with a worker [`Reason`]).
-#[derive(Debug, Clone)]
-pub struct Failure<'a> {
-    /// Why, machine-readable.
-    pub reason: Reason,
-    /// Why, for people.
-    pub message: &'a str,
-    /// When.
-    pub at: DateTime<Utc>,
-    /// Executions so far.
-    pub attempts: u32,
-    /// The job's app, when known.
-    pub app: Option<&'a str>,
-    /// The job id, when known.
-    pub job_id: Option<&'a str>,
-}
-
-/// An owned record, ready to produce.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    /// Key.
-    pub key: Option<Vec<u8>>,
-    /// Value.
-    pub payload: Option<Vec<u8>>,
-    /// Headers.
-    pub headers: OwnedHeaders,
-}
+/// An owned record, ready to produce (the same shape as a dead letter).
+pub use sked_core::kafka::dlq::Record as Outgoing;
 
 /// Headers a retry record sets itself; earlier values of them are not copied.
 const RETRY_OWNED: [&str; 4] = [
@@ -117,63 +90,6 @@ pub fn retry<M: Message>(msg: &M, retry: &Retry<'_>) -> Outgoing {
     }
     Outgoing {
         key: Some(retry.job_id.as_bytes().to_vec()),
-        payload: msg.payload().map(<[u8]>::to_vec),
-        headers,
-    }
-}
-
-/// The dead letter of `msg`: what `sked_core::kafka::dlq::record` builds (stage `execute`),
-/// for any message type (the worker holds detached messages).
-pub fn dead_letter<M: Message>(msg: &M, failure: &Failure<'_>) -> Outgoing {
-    let mut headers = OwnedHeaders::new();
-    if let Some(original) = msg.headers() {
-        for header in original.iter() {
-            headers = headers.insert(Header {
-                key: header.key,
-                value: header.value,
-            });
-        }
-    }
-    let partition = msg.partition().to_string();
-    let offset = msg.offset().to_string();
-    let millis = failure.at.timestamp_millis().to_string();
-    let iso = failure.at.to_rfc3339_opts(SecondsFormat::Millis, true);
-    let attempts = failure.attempts.to_string();
-    let reason: &str = failure.reason.into();
-    let stage: &str = Stage::Execute.into();
-    let mut add = |key: &str, value: &str| {
-        headers = std::mem::take(&mut headers).insert(Header {
-            key,
-            value: Some(value.as_bytes()),
-        });
-    };
-    add(h::ORIGINAL_TOPIC, msg.topic());
-    add(h::ORIGINAL_PARTITION, &partition);
-    add(h::ORIGINAL_OFFSET, &offset);
-    add(h::ERROR_MESSAGE, failure.message);
-    add(h::ERROR_TIMESTAMP, &millis);
-    add(h::FAILED_AT, &iso);
-    add(h::ERROR_REASON, reason);
-    add(h::SKED_STAGE, stage);
-    add(h::SKED_REASON, reason);
-    add(h::SKED_ATTEMPTS, &attempts);
-    // sked-app and sked-job-id are original headers of every fire; add them only when absent.
-    let has = |name: &str| {
-        msg.headers()
-            .is_some_and(|hs| hs.iter().any(|x| x.key == name))
-    };
-    if let Some(app) = failure.app
-        && !has(h::SKED_APP)
-    {
-        add(h::SKED_APP, app);
-    }
-    if let Some(id) = failure.job_id
-        && !has(h::SKED_JOB_ID)
-    {
-        add(h::SKED_JOB_ID, id);
-    }
-    Outgoing {
-        key: msg.key().map(<[u8]>::to_vec),
         payload: msg.payload().map(<[u8]>::to_vec),
         headers,
     }
@@ -264,10 +180,11 @@ mod tests {
     #[test]
     fn dead_letters_keep_bytes_key_and_headers() {
         let msg = fire();
-        let out = dead_letter(
+        let out = sked_core::kafka::dlq::record(
             &msg,
-            &Failure {
-                reason: Reason::PermanentError,
+            &sked_core::kafka::dlq::Failure {
+                stage: sked_core::kafka::dlq::Stage::Execute,
+                reason: Reason::PermanentError.into(),
                 message: "http status 400",
                 at: chrono::Utc::now(),
                 attempts: 1,

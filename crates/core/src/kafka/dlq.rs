@@ -2,10 +2,9 @@
 //! of ARCHITECTURE.md.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 
 use super::headers as h;
-use crate::reason::Reason;
 
 /// Where the failure happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::IntoStaticStr)]
@@ -22,8 +21,9 @@ pub enum Stage {
 pub struct Failure<'a> {
     /// Where.
     pub stage: Stage,
-    /// Why, machine-readable.
-    pub reason: Reason,
+    /// Why, machine-readable: a `sked-reason` value (ingest's [`crate::reason::Reason`], or
+    /// the worker's execution reasons).
+    pub reason: &'a str,
     /// Why, for people.
     pub message: &'a str,
     /// When.
@@ -47,23 +47,31 @@ pub struct Record {
     pub headers: OwnedHeaders,
 }
 
-/// Builds the dead letter of `msg`.
-pub fn record(msg: &BorrowedMessage<'_>, failure: &Failure<'_>) -> Record {
+/// Builds the dead letter of `msg` (a borrowed or a detached message). `sked-app` and
+/// `sked-job-id` are added only when the original record does not carry them already (fired
+/// records do).
+pub fn record<M: Message>(msg: &M, failure: &Failure<'_>) -> Record {
     let mut headers = OwnedHeaders::new();
-    if let Some(original) = msg.headers() {
-        for header in original.iter() {
-            headers = headers.insert(Header {
-                key: header.key,
-                value: header.value,
-            });
-        }
+    let original: Vec<(String, Option<Vec<u8>>)> = msg
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|x| (x.key.to_owned(), x.value.map(<[u8]>::to_vec)))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (key, value) in &original {
+        headers = headers.insert(Header {
+            key,
+            value: value.as_deref(),
+        });
     }
+    let carried = |name: &str| original.iter().any(|(k, _)| k == name);
     let partition = msg.partition().to_string();
     let offset = msg.offset().to_string();
     let millis = failure.at.timestamp_millis().to_string();
     let iso = failure.at.to_rfc3339_opts(SecondsFormat::Millis, true);
     let attempts = failure.attempts.to_string();
-    let reason: &str = failure.reason.into();
     let stage: &str = failure.stage.into();
     let mut add = |key: &str, value: &str| {
         headers = std::mem::take(&mut headers).insert(Header {
@@ -77,14 +85,18 @@ pub fn record(msg: &BorrowedMessage<'_>, failure: &Failure<'_>) -> Record {
     add(h::ERROR_MESSAGE, failure.message);
     add(h::ERROR_TIMESTAMP, &millis);
     add(h::FAILED_AT, &iso);
-    add(h::ERROR_REASON, reason);
+    add(h::ERROR_REASON, failure.reason);
     add(h::SKED_STAGE, stage);
-    add(h::SKED_REASON, reason);
+    add(h::SKED_REASON, failure.reason);
     add(h::SKED_ATTEMPTS, &attempts);
-    if let Some(app) = failure.app {
+    if let Some(app) = failure.app
+        && !carried(h::SKED_APP)
+    {
         add(h::SKED_APP, app);
     }
-    if let Some(id) = failure.job_id {
+    if let Some(id) = failure.job_id
+        && !carried(h::SKED_JOB_ID)
+    {
         add(h::SKED_JOB_ID, id);
     }
     Record {
