@@ -33,7 +33,7 @@ fn parse_args() -> Result<(String, Args), String> {
     let mut it = std::env::args().skip(1);
     let cmd = it
         .next()
-        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] | scheduler [--seconds S] [--herd N] [--drain N]")?;
+        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] | scheduler [--seconds S] [--herd N] [--drain N] | worker [--requests N] [--seconds S]")?;
     let mut args = Args {
         requests: 200_000,
         rate: None,
@@ -74,6 +74,7 @@ async fn main() {
     match cmd.as_str() {
         "ingest" => ingest(args).await,
         "scheduler" => scheduler(args).await,
+        "worker" => worker(args).await,
         other => {
             eprintln!("sked-bench: unknown benchmark {other}");
             std::process::exit(2);
@@ -460,4 +461,144 @@ async fn scheduler(args: Args) {
     );
     let _ = fired_before;
     scheduler.stop().await;
+}
+
+/// Worker: executed jobs/s with a no-op handler, and due → handler start latency at a paced
+/// 5,000 fires/s through a real scheduler.
+async fn worker(args: Args) {
+    use std::sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    };
+
+    use sked_e2e::{scheduler::Scheduler, worker::Worker};
+    use sked_worker::{Handlers, Job};
+
+    let redis = PrivateRedis::start_with(false);
+    let url = redis.url();
+    let ns = unique("wbench");
+    let mut sets = vec![
+        format!("redis.url={url}"),
+        "redis.key_prefix=sked".to_owned(),
+        format!("worker.group_id={ns}-worker"),
+        "worker.max_in_flight=1024".to_owned(),
+    ];
+    sets.extend(args.sets.iter().cloned());
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let config = test_config(&ns, &sets);
+    let mut topic_config = config.clone();
+    topic_config.topics.partitions = args.partitions;
+    create_topics(&topic_config, args.partitions).await;
+    println!(
+        "worker benchmark: {} partitions, worker in-process (max_in_flight 1024), no-op custom handler",
+        args.partitions
+    );
+
+    // Phase 1: a backlog of fires already on the due topic, executed as fast as possible.
+    let n = args.requests;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    let now = chrono::Utc::now();
+    let mut acks = Vec::with_capacity(n);
+    for i in 0..n {
+        let id = format!("w-{i}");
+        let (value, headers) = sked_e2e::worker::fire(&id, "bench", now, r#"{"n":1}"#, 1);
+        let mut h = rdkafka::message::OwnedHeaders::new();
+        for (k, v) in &headers {
+            h = h.insert(rdkafka::message::Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
+        }
+        loop {
+            let record = FutureRecord::to(&config.topics.due)
+                .key(&id)
+                .payload(&value)
+                .headers(h.clone());
+            match producer.send_result(record) {
+                Ok(f) => {
+                    acks.push(f);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+        }
+    }
+    for a in acks {
+        let _ = a.await;
+    }
+    let count = Arc::new(AtomicU64::new(0));
+    let first = Arc::new(Mutex::new(None::<Instant>));
+    let last = Arc::new(Mutex::new(None::<Instant>));
+    let (c, f, l) = (count.clone(), first.clone(), last.clone());
+    let handlers = Handlers::new().with("bench", move |_job: Job| {
+        let (c, f, l) = (c.clone(), f.clone(), l.clone());
+        async move {
+            let now = Instant::now();
+            f.lock().expect("lock").get_or_insert(now);
+            *l.lock().expect("lock") = Some(now);
+            c.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+    });
+    let worker = Worker::start_with(config.clone(), handlers).await;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while count.load(Ordering::Relaxed) < n as u64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let done = count.load(Ordering::Relaxed);
+    let span = match (*first.lock().expect("lock"), *last.lock().expect("lock")) {
+        (Some(a), Some(b)) => (b - a).as_secs_f64(),
+        _ => 0.0,
+    };
+    println!(
+        "backlog: {done} of {n} executed in {span:.2} s (first to last handler call) = {:.0} jobs/s",
+        done as f64 / span.max(1e-9)
+    );
+    worker.stop().await;
+
+    // Phase 2: 5,000 fires/s due through the scheduler; latency = handler start - due_at.
+    let rate = 5_000u64;
+    let total = (rate * args.seconds) as usize;
+    let lat = Arc::new(Mutex::new(Vec::<i64>::with_capacity(total)));
+    let l2 = lat.clone();
+    let handlers = Handlers::new().with("bench", move |job: Job| {
+        let l2 = l2.clone();
+        async move {
+            let ms = (chrono::Utc::now() - job.due_at)
+                .num_microseconds()
+                .unwrap_or(0) as f64
+                / 1000.0;
+            l2.lock().expect("lock").push(ms.round() as i64);
+            Ok(())
+        }
+    });
+    let worker = Worker::start_with(config.clone(), handlers).await;
+    let scheduler = Scheduler::start(config.clone()).await;
+    let start = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let dues: Vec<_> = (0..total)
+        .map(|i| start + chrono::Duration::microseconds((i as f64 * 1e6 / rate as f64) as i64))
+        .collect();
+    put_due(&config, "paced", &dues).await;
+    let deadline = Instant::now() + Duration::from_secs(args.seconds + 60);
+    while lat.lock().expect("lock").len() < total && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut v = lat.lock().expect("lock").clone();
+    v.sort_unstable();
+    let early = v.iter().filter(|x| **x < 0).count();
+    println!(
+        "paced {rate}/s for {}s: {} of {total} started; due -> handler start ms p50 {} p99 {} max {}; started before due {early}",
+        args.seconds,
+        v.len(),
+        pct(&v, 0.5),
+        pct(&v, 0.99),
+        v.last().copied().unwrap_or(-1)
+    );
+    scheduler.stop().await;
+    worker.stop().await;
 }
