@@ -135,14 +135,19 @@ mod tests {
 
     #[test]
     fn envelope_keeps_the_payload_raw_and_ids_deterministic() {
-        let spec = spec(&format!(r#"{{"id":"a","app":"sms","delay":"1m","payload":{FIDELITY}}}"#));
+        let spec = spec(&format!(
+            r#"{{"id":"a","app":"sms","delay":"1m","payload":{FIDELITY}}}"#
+        ));
         let due = spec.first_due;
         let e = Envelope::new(&spec, due, due + chrono::Duration::milliseconds(3));
         let bytes = String::from_utf8(e.to_bytes(Format::Sked, &spec).unwrap()).unwrap();
         assert!(bytes.contains(FIDELITY), "{bytes}");
         assert_eq!(e.fire_id, format!("a@{}", due.timestamp_millis()));
         assert_eq!(e.attempt, 1);
-        assert_eq!(e.traceparent(), Envelope::new(&spec, due, due).traceparent());
+        assert_eq!(
+            e.traceparent(),
+            Envelope::new(&spec, due, due).traceparent()
+        );
         assert_eq!(e.traceparent().len(), 55);
     }
 
@@ -152,13 +157,17 @@ mod tests {
             r#"{{"requestId":"r1","appName":"sms","scheduledTime":"2026-01-01T10:00:00","jobData":{FIDELITY},"idempotencyKey":"k"}}"#
         ));
         let e = Envelope::new(&spec, spec.first_due, spec.first_due);
-        let bytes = String::from_utf8(e.to_bytes(Format::InfiniteScheduler, &spec).unwrap()).unwrap();
+        let bytes =
+            String::from_utf8(e.to_bytes(Format::InfiniteScheduler, &spec).unwrap()).unwrap();
         let v: serde_json::Value = serde_json::from_str(&bytes).unwrap();
         assert_eq!(v["requestId"], "r1");
         assert_eq!(v["appName"], "sms");
         assert_eq!(v["scheduledTime"], "2026-01-01T10:00:00.000Z");
         assert_eq!(v["idempotencyKey"], "k");
-        assert!(bytes.contains(&format!(r#""jobData":{FIDELITY}"#)), "{bytes}");
+        assert!(
+            bytes.contains(&format!(r#""jobData":{FIDELITY}"#)),
+            "{bytes}"
+        );
     }
 
     #[test]
@@ -170,6 +179,9 @@ mod tests {
             attempt: 2,
         });
         let e = Envelope::new(&spec, spec.first_due, spec.first_due);
-        assert_eq!((e.job_id.as_str(), e.fire_id.as_str(), e.attempt), ("a", "a@5", 2));
+        assert_eq!(
+            (e.job_id.as_str(), e.fire_id.as_str(), e.attempt),
+            ("a", "a@5", 2)
+        );
     }
 }

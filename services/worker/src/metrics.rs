@@ -126,7 +126,7 @@ impl Metrics {
         );
         r.register(
             "pauses",
-            "Partition pauses at worker.max_in_flight",
+            "Times intake paused at worker.max_in_flight",
             m.pauses.clone(),
         );
         m
