@@ -1,4 +1,5 @@
-//! A small client of the sked REST API (`POST /v1/jobs`, `GET` and `DELETE /v1/jobs/{id}`).
+//! A small client of the sked REST API (`POST /v1/jobs`, `GET` and `DELETE /v1/jobs/{id}`) and
+//! of the replayer's DLQ API (`GET /v1/dlq...`, `POST /v1/dlq/replays`).
 //!
 //! Every call returns the body of a 2xx answer as text, unchanged, or an [`Error`] already
 //! classified by exit code.
@@ -71,6 +72,37 @@ impl Client {
     /// `DELETE /v1/jobs/{id}`.
     pub async fn cancel(&self, id: &str) -> Result<Answer, Error> {
         self.send(self.http.delete(self.url(&["v1", "jobs", id])?))
+            .await
+    }
+
+    /// `GET` of `segments` with query pairs (pairs with `None` are left out).
+    pub async fn get_with(
+        &self,
+        segments: &[&str],
+        query: &[(&str, Option<String>)],
+    ) -> Result<Answer, Error> {
+        let mut url = self.url(segments)?;
+        {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in query {
+                if let Some(v) = v {
+                    pairs.append_pair(k, v);
+                }
+            }
+        }
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        self.send(self.http.get(url)).await
+    }
+
+    /// `POST` of a JSON body to `segments`.
+    pub async fn post_json(
+        &self,
+        segments: &[&str],
+        body: &serde_json::Value,
+    ) -> Result<Answer, Error> {
+        self.send(self.http.post(self.url(segments)?).json(body))
             .await
     }
 

@@ -11,14 +11,19 @@ use serde_json::value::RawValue;
 /// Default address of the ingest service's REST API.
 pub const DEFAULT_API_URL: &str = "http://127.0.0.1:8080";
 
+/// Default address of the replayer's DLQ API.
+pub const DEFAULT_REPLAYER_URL: &str = "http://127.0.0.1:8081";
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0   success (also when `topics create` finds a topic with another partition count)
   1   any other error (unexpected answer, unreadable file, ...)
   2   usage error (bad flags or arguments)
-  3   not found (no such job)
+  3   not found (no such job, dead letter or replay)
   4   request rejected by validation (HTTP 400 or 413)
   5   conflict with the job's state (HTTP 409, e.g. the job was already dispatched)
+  6   `dlq replay` refused: not confirmed (no `--yes` and stdin is not a terminal, or the
+      answer was not `y`)
   64  configuration error (`topics create`)
   69  service unavailable, overloaded or unreachable (HTTP 429/502/503/504, connection
       failure, timeout, Kafka unreachable)
@@ -30,7 +35,7 @@ Errors are printed as one line on stderr: `sked: <message>`.";
 #[command(
     name = "sked",
     version,
-    about = "Operate sked: submit, inspect and cancel jobs, bootstrap Kafka topics",
+    about = "Operate sked: submit, inspect and cancel jobs, inspect and replay dead letters, bootstrap Kafka topics",
     after_help = EXIT_CODES,
     propagate_version = true
 )]
@@ -38,6 +43,9 @@ pub struct Cli {
     /// Base URL of the sked REST API (the ingest service).
     #[arg(long, global = true, env = "SKED_API_URL", default_value = DEFAULT_API_URL, value_name = "URL", value_parser = parse_api_url)]
     pub api: Url,
+    /// Base URL of the replayer's DLQ API (`sked dlq ...`).
+    #[arg(long, global = true, env = "SKED_REPLAYER_URL", default_value = DEFAULT_REPLAYER_URL, value_name = "URL", value_parser = parse_api_url)]
+    pub replayer: Url,
     /// Machine output: print the server's JSON answer unchanged (or, for `topics create`,
     /// the outcomes as JSON).
     #[arg(long, global = true)]
@@ -59,6 +67,99 @@ pub enum Command {
     /// Manage the Kafka topics of an installation.
     #[command(subcommand)]
     Topics(TopicsCommand),
+    /// Inspect and replay dead letters through the replayer's DLQ API.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+/// `sked dlq ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum DlqCommand {
+    /// List dead letters, newest failure first (GET /v1/dlq).
+    Ls {
+        /// Which letters.
+        #[command(flatten)]
+        filter: DlqFilter,
+        /// Most letters to list (1 to 10000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// List in DLQ order (partition, offset) instead of newest first.
+        #[arg(long)]
+        by_offset: bool,
+    },
+    /// Show one dead letter: headers, key and value (GET /v1/dlq/{partition}/{offset}).
+    ///
+    /// Exits 3 if there is no dead letter there.
+    Show {
+        /// `<partition>/<offset>`, as `sked dlq ls` prints it.
+        #[arg(value_name = "PARTITION/OFFSET", value_parser = parse_position)]
+        at: (i32, i64),
+    },
+    /// Count dead letters by app, reason and stage (GET /v1/dlq/stats).
+    Stats {
+        /// Which letters.
+        #[command(flatten)]
+        filter: DlqFilter,
+    },
+    /// Republish dead letters to their original topic (POST /v1/dlq/replays), wait for the
+    /// replay to finish and print a summary.
+    ///
+    /// Each replayed record keeps its key, value and headers, with `sked-attempt` set to 1
+    /// and `sked-replay-count` incremented; letters replayed `replayer.max_replays` times are
+    /// skipped. The replay runs in the replayer and survives its restart; interrupting this
+    /// command does not stop it. Without `--yes` it asks for confirmation on a terminal and
+    /// refuses otherwise (exit 6).
+    Replay(Box<ReplayArgs>),
+}
+
+/// Filters of `sked dlq ls|stats|replay`; every given filter must match.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DlqFilter {
+    /// Only letters of this app (`sked-app`).
+    #[arg(long)]
+    pub app: Option<String>,
+    /// Only letters with this reason (`sked-reason`, e.g. `invalid_cron`).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Only letters of this stage.
+    #[arg(long, value_parser = ["ingest", "execute"])]
+    pub stage: Option<String>,
+    /// Only letters whose error message contains this text (case-insensitive).
+    #[arg(long, value_name = "TEXT")]
+    pub error: Option<String>,
+    /// Only letters that failed at or after this time: RFC 3339, epoch ms, or a duration ago
+    /// (`1h`).
+    #[arg(long, value_name = "TIME", value_parser = parse_since)]
+    pub since: Option<String>,
+    /// Only letters that failed before this time (same forms as `--since`).
+    #[arg(long, value_name = "TIME", value_parser = parse_since)]
+    pub until: Option<String>,
+    /// Only letters of this job id.
+    #[arg(long, value_name = "ID")]
+    pub job_id: Option<String>,
+}
+
+/// `sked dlq replay` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplayArgs {
+    /// Which letters.
+    #[command(flatten)]
+    pub filter: DlqFilter,
+    /// Replay at most this many letters, the first ones in DLQ order.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Count what would be replayed; publish nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Records per second (0 = unlimited; default: the replayer's `replayer.replay_rate`).
+    #[arg(long, value_name = "N")]
+    pub rate: Option<u32>,
+    /// Publish every letter to this topic instead of its `original-topic`.
+    #[arg(long, value_name = "TOPIC")]
+    pub target_topic: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 /// `sked job ...`.
@@ -184,6 +285,39 @@ fn parse_api_url(raw: &str) -> Result<Url, String> {
         return Err("the URL has no host".to_owned());
     }
     Ok(url)
+}
+
+fn parse_position(raw: &str) -> Result<(i32, i64), String> {
+    let (p, o) = raw
+        .split_once(['/', ':'])
+        .ok_or_else(|| "expected <partition>/<offset>, e.g. 0/42".to_owned())?;
+    match (p.trim().parse::<i32>(), o.trim().parse::<i64>()) {
+        (Ok(p), Ok(o)) if p >= 0 && o >= 0 => Ok((p, o)),
+        _ => Err("expected <partition>/<offset> with whole numbers, e.g. 0/42".to_owned()),
+    }
+}
+
+/// RFC 3339 and epoch ms pass through; a duration becomes epoch ms that long ago.
+fn parse_since(raw: &str) -> Result<String, String> {
+    let raw = raw.trim();
+    if raw.parse::<i64>().is_ok() || chrono_like_rfc3339(raw) {
+        return Ok(raw.to_owned());
+    }
+    let ago = humantime::parse_duration(raw).map_err(|_| {
+        format!(
+            "expected an RFC 3339 time, epoch milliseconds or a duration like `1h`, found `{raw}`"
+        )
+    })?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let ms = now.saturating_sub(ago).as_millis();
+    Ok(ms.to_string())
+}
+
+fn chrono_like_rfc3339(raw: &str) -> bool {
+    humantime::parse_rfc3339_weak(raw).is_ok()
+        || (raw.len() >= 20 && raw.as_bytes().get(10) == Some(&b'T'))
 }
 
 fn parse_timeout(raw: &str) -> Result<Duration, String> {

@@ -20,6 +20,8 @@ pub mod exit {
     pub const REJECTED: u8 = 4;
     /// Conflict with the job's state (HTTP 409).
     pub const CONFLICT: u8 = 5;
+    /// `dlq replay` not confirmed.
+    pub const NOT_CONFIRMED: u8 = 6;
     /// Configuration error (`sked_core::runtime::EXIT_CONFIG`).
     pub const CONFIG: u8 = sked_core::runtime::EXIT_CONFIG as u8;
     /// Service unavailable, overloaded or unreachable (EX_UNAVAILABLE).
@@ -224,6 +226,7 @@ mod tests {
             exit::NOT_FOUND,
             exit::REJECTED,
             exit::CONFLICT,
+            exit::NOT_CONFIRMED,
             exit::CONFIG,
             exit::UNAVAILABLE,
         ];

@@ -8,6 +8,7 @@ use sked_core::kafka::topics;
 use crate::{
     api::Client,
     args::{Cli, Command, JobCommand, TopicsCommand},
+    dlq,
     error::{Error, exit},
     render, request,
 };
@@ -58,6 +59,10 @@ pub async fn execute(cli: Cli) -> Result<String, Error> {
             job(&client, command, cli.json).await
         }
         Command::Topics(TopicsCommand::Create { config }) => topics_create(&config, cli.json).await,
+        Command::Dlq(command) => {
+            let client = Client::new(cli.replayer, cli.timeout)?;
+            dlq::run(&client, command, cli.json).await
+        }
     }
 }
 

@@ -11,7 +11,7 @@ const DEFAULTS: &str = include_str!("default.toml");
 const ENV_PREFIX: &str = "SKED_";
 const RDKAFKA: [&str; 2] = ["kafka", "rdkafka"];
 /// `SKED_*` variables that are not configuration keys: the CLI's and the scripts' own.
-const NOT_CONFIG: [&str; 2] = ["SKED_CONFIG_FILE", "SKED_API_URL"];
+const NOT_CONFIG: [&str; 3] = ["SKED_CONFIG_FILE", "SKED_API_URL", "SKED_REPLAYER_URL"];
 /// Prefixes of `SKED_*` variables the dev and test scripts use.
 const NOT_CONFIG_PREFIXES: [&str; 3] = ["SKED_TEST_", "SKED_DEV_", "SKED_TOOLS_"];
 

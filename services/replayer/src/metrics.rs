@@ -1,0 +1,128 @@
+//! Metrics of the replayer service, all named here: `sked_replayer_*`.
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    registry::Registry,
+};
+
+/// Label of a store outcome or a replay outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// created | updated | duplicate (retries); published | already_published |
+    /// skipped_max_replays | skipped_no_target | dry_run (replays).
+    pub outcome: &'static str,
+}
+
+/// Label of a rejected retry record.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// `sked-reason` value of the dead letter.
+    pub reason: &'static str,
+}
+
+/// Every metric of the service. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    /// Retry records read from the retry topic.
+    pub retries_received: Counter,
+    /// Retry jobs written to the store, by outcome.
+    pub retries_stored: Family<OutcomeLabel, Counter>,
+    /// Retry records that could not be parsed, dead-lettered, by reason.
+    pub retries_rejected: Family<ReasonLabel, Counter>,
+    /// Dead letters handled by replays, by outcome.
+    pub replayed: Family<OutcomeLabel, Counter>,
+    /// Seconds from a replay's start (or resume) to its end.
+    pub replay_seconds: Histogram,
+    /// Failed attempts to write a batch of retries to Redis (each retried).
+    pub store_errors: Counter,
+    /// Failed attempts to produce a dead letter (each retried).
+    pub dlq_errors: Counter,
+    /// Offset commits that failed (the records are redelivered and deduplicated).
+    pub commit_errors: Counter,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them.
+    pub fn new(registry: &mut Registry) -> Self {
+        let m = Self {
+            retries_received: Counter::default(),
+            retries_stored: Family::default(),
+            retries_rejected: Family::default(),
+            replayed: Family::default(),
+            replay_seconds: Histogram::new([
+                0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+            ]),
+            store_errors: Counter::default(),
+            dlq_errors: Counter::default(),
+            commit_errors: Counter::default(),
+        };
+        let r = registry.sub_registry_with_prefix("sked_replayer");
+        r.register(
+            "retries_received_records",
+            "Retry records read from the retry topic",
+            m.retries_received.clone(),
+        );
+        r.register(
+            "retries_stored_records",
+            "Retry jobs written to the due index, by outcome",
+            m.retries_stored.clone(),
+        );
+        r.register(
+            "retries_rejected_records",
+            "Retry records that could not be parsed, dead-lettered, by reason",
+            m.retries_rejected.clone(),
+        );
+        r.register(
+            "dlq_replayed_records",
+            "Dead letters handled by replays, by outcome",
+            m.replayed.clone(),
+        );
+        r.register(
+            "replay_duration_seconds",
+            "From a replay's start or resume to its end",
+            m.replay_seconds.clone(),
+        );
+        r.register(
+            "store_errors",
+            "Failed retry writes to Redis, each retried",
+            m.store_errors.clone(),
+        );
+        r.register(
+            "dlq_errors",
+            "Failed dead-letter produces, each retried",
+            m.dlq_errors.clone(),
+        );
+        r.register(
+            "commit_errors",
+            "Failed offset commits",
+            m.commit_errors.clone(),
+        );
+        m
+    }
+
+    /// Counts one retry store outcome.
+    pub fn stored(&self, outcome: &'static str) {
+        self.retries_stored
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    /// Counts one rejected retry record.
+    pub fn rejected(&self, reason: sked_core::reason::Reason) {
+        self.retries_rejected
+            .get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Counts `n` dead letters of one replay outcome.
+    pub fn replayed(&self, outcome: &'static str, n: u64) {
+        if n > 0 {
+            self.replayed
+                .get_or_create(&OutcomeLabel { outcome })
+                .inc_by(n);
+        }
+    }
+}

@@ -1,0 +1,505 @@
+//! The retry drain: records of the retry topic into one-shot retry jobs in the Redis due index.
+//!
+//! A retry record (written by the worker) is the fired envelope, unchanged, with the headers
+//! `sked-retry-at` (epoch ms) and `sked-attempt` (the attempt it asks for). Each becomes a
+//! job `<fire id>~<attempt>` due at `sked-retry-at` whose [`RetryOf`] makes the scheduler fire
+//! it under the original job id and fire id with that attempt. Every retry is its own entry in
+//! the due index, so a 10-minute retry never holds up a 1-second one.
+//!
+//! Protocol, one batch at a time (like ingest):
+//! 1. **consuming**: read up to [`BATCH_MAX`] records, or what arrives within [`BATCH_LINGER`]
+//!    after the first;
+//! 2. decode each record; write every retry job of the batch to Redis in one call, retrying
+//!    transient errors with backoff (readiness `redis` off meanwhile, nothing committed). The
+//!    write is idempotent: a redelivered record is a duplicate of the job it created;
+//! 3. produce a dead letter (stage `execute`) for every record that cannot be decoded and wait
+//!    for Kafka's ack: a bad record never blocks its partition;
+//! 4. commit, per partition, the offset after the batch's last record; every record of the
+//!    batch is durable by then.
+//!
+//! **draining** (cancel): stop reading, finish the batch in flight within
+//! `replayer.drain_timeout`, commit synchronously, return. A batch cut short is not committed
+//! and is redelivered, where Redis deduplicates it.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use chrono::{DateTime, Utc};
+use rdkafka::{
+    ClientContext, Offset, TopicPartitionList,
+    consumer::{CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer},
+    error::KafkaResult,
+    message::{BorrowedMessage, Headers, Message},
+    producer::{FutureProducer, FutureRecord},
+};
+use sked_core::{
+    admin::Readiness,
+    envelope::Envelope,
+    job::JobId,
+    kafka::{
+        dlq::{self, Failure, Stage},
+        headers as h,
+    },
+    reason::Reason,
+    request::{self, Format, JobSpec, RetryOf},
+    runtime::Backoff,
+    schedule::Schedule,
+    store::{Applied, Op, Store},
+};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::metrics::Metrics;
+
+/// Most records in one batch (one Redis pipeline, one commit).
+pub const BATCH_MAX: usize = 1000;
+/// How long a batch waits for more records after its first.
+pub const BATCH_LINGER: Duration = Duration::from_millis(5);
+
+/// A decoded retry record: the job to store and the bytes its fingerprint is taken from.
+#[derive(Debug)]
+pub struct Retry {
+    /// The one-shot retry job.
+    pub spec: JobSpec,
+    /// Record value, attempt and retry time: the same retry always has the same bytes.
+    pub fingerprint_bytes: Vec<u8>,
+}
+
+/// Decodes a retry record from its value and a header lookup.
+///
+/// Errors name a `sked-reason`: `invalid_json` (the value is not an envelope),
+/// `missing_field` (a required header is absent), `invalid_field` (a header or an id is not
+/// valid).
+pub fn decode<'a>(
+    value: Option<&[u8]>,
+    header: impl Fn(&str) -> Option<&'a [u8]>,
+) -> Result<Retry, request::Error> {
+    let value = value
+        .ok_or_else(|| request::Error::new(Reason::MissingField, "retry record has no value"))?;
+    let envelope: Envelope = serde_json::from_slice(value).map_err(|e| {
+        request::Error::new(
+            Reason::InvalidJson,
+            format!("retry record value is not a fired envelope: {e}"),
+        )
+    })?;
+    let number = |name: &str| -> Result<i64, request::Error> {
+        let raw = header(name).ok_or_else(|| {
+            request::Error::new(
+                Reason::MissingField,
+                format!("retry record has no `{name}` header"),
+            )
+        })?;
+        std::str::from_utf8(raw)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .ok_or_else(|| {
+                request::Error::new(
+                    Reason::InvalidField,
+                    format!("header `{name}` is not a whole number"),
+                )
+            })
+    };
+    let retry_at_ms = number(h::SKED_RETRY_AT)?;
+    let retry_at = DateTime::<Utc>::from_timestamp_millis(retry_at_ms).ok_or_else(|| {
+        request::Error::new(
+            Reason::InvalidField,
+            format!("header `{}` is out of range", h::SKED_RETRY_AT),
+        )
+    })?;
+    let attempt = u32::try_from(number(h::SKED_ATTEMPT)?)
+        .ok()
+        .filter(|a| *a >= 1)
+        .ok_or_else(|| {
+            request::Error::new(
+                Reason::InvalidField,
+                format!(
+                    "header `{}` must be a positive attempt number",
+                    h::SKED_ATTEMPT
+                ),
+            )
+        })?;
+    let job_id = JobId::parse(&envelope.job_id)
+        .map_err(|e| request::Error::new(Reason::InvalidId, format!("envelope job_id: {e}")))?;
+    if envelope.fire_id.is_empty() {
+        return Err(request::Error::new(
+            Reason::InvalidField,
+            "envelope fire_id is empty",
+        ));
+    }
+    let id = retry_job_id(&envelope.fire_id, attempt);
+    let mut fingerprint_bytes = Vec::with_capacity(value.len() + 32);
+    fingerprint_bytes.extend_from_slice(value);
+    fingerprint_bytes.extend_from_slice(format!("\0{attempt}\0{retry_at_ms}").as_bytes());
+    Ok(Retry {
+        spec: JobSpec {
+            id,
+            app: envelope.app,
+            idempotency_key: None,
+            payload: envelope.payload,
+            schedule: Schedule::Once { at: retry_at },
+            first_due: retry_at,
+            priority: envelope.priority,
+            timeout_ms: envelope.timeout_ms,
+            retry: envelope.retry,
+            labels: envelope.labels,
+            format: Format::Native,
+            retry_of: Some(RetryOf {
+                job_id,
+                fire_id: envelope.fire_id,
+                attempt,
+            }),
+        },
+        fingerprint_bytes,
+    })
+}
+
+/// `<fire id>~<attempt>`; when that is not a valid job id (too long), `retry-<xxh3-128 of the
+/// fire id>~<attempt>`, which is deterministic too.
+pub fn retry_job_id(fire_id: &str, attempt: u32) -> JobId {
+    JobId::parse(&format!("{fire_id}~{attempt}")).unwrap_or_else(|_| {
+        let hash = xxhash_rust::xxh3::xxh3_128(fire_id.as_bytes());
+        JobId::parse(&format!("retry-{hash:032x}~{attempt}"))
+            .unwrap_or_else(|_| JobId::derived("retry", 0, i64::from(attempt)))
+    })
+}
+
+/// Logs rebalances and counts failed commits.
+pub struct Context {
+    metrics: Metrics,
+}
+
+impl ClientContext for Context {}
+
+impl ConsumerContext for Context {
+    fn post_rebalance(
+        &self,
+        _base: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &Rebalance<'_>,
+    ) {
+        match rebalance {
+            Rebalance::Assign(tpl) => info!(partitions = tpl.count(), "retry partitions assigned"),
+            Rebalance::Revoke(tpl) => info!(partitions = tpl.count(), "retry partitions revoked"),
+            Rebalance::Error(err) => warn!(error = %err, "rebalance failed"),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(err) = result {
+            self.metrics.commit_errors.inc();
+            warn!(error = %err, "offset commit failed; retries will be redelivered and deduplicated");
+        }
+    }
+}
+
+/// The running retry drain.
+pub struct RetryDrain {
+    pub(crate) consumer: StreamConsumer<Context>,
+    pub(crate) producer: FutureProducer,
+    pub(crate) store: Store,
+    pub(crate) dlq_topic: String,
+    pub(crate) drain_timeout: Duration,
+    pub(crate) metrics: Metrics,
+    pub(crate) readiness: Readiness,
+}
+
+impl RetryDrain {
+    /// The consumer context.
+    pub fn context(metrics: Metrics) -> Context {
+        Context { metrics }
+    }
+
+    /// Runs until `cancel`, then drains as described in the module docs.
+    pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
+        let hard_stop = CancellationToken::new();
+        {
+            let (cancel, hard_stop, grace) =
+                (cancel.clone(), hard_stop.clone(), self.drain_timeout);
+            tokio::spawn(async move {
+                cancel.cancelled().await;
+                tokio::time::sleep(grace).await;
+                hard_stop.cancel();
+            });
+        }
+        let mut backoff = Backoff::new(Duration::from_secs(5));
+        loop {
+            let batch = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                batch = self.next_batch() => batch,
+            };
+            let batch = match batch {
+                Ok(batch) => {
+                    backoff.reset();
+                    batch
+                }
+                Err(err) => {
+                    self.readiness.set("kafka", false);
+                    warn!(error = %err, "kafka consume failed, backing off");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                    continue;
+                }
+            };
+            if let Some(tpl) = self.process(&batch, &hard_stop).await? {
+                let mode = if cancel.is_cancelled() {
+                    CommitMode::Sync
+                } else {
+                    CommitMode::Async
+                };
+                if let Err(err) = self.consumer.commit(&tpl, mode) {
+                    self.metrics.commit_errors.inc();
+                    warn!(error = %err, "offset commit failed; retries will be redelivered and deduplicated");
+                }
+            }
+        }
+        info!("retry drain stopped");
+        Ok(())
+    }
+
+    async fn next_batch(&self) -> KafkaResult<Vec<BorrowedMessage<'_>>> {
+        let first = self.consumer.recv().await?;
+        let mut batch = vec![first];
+        let deadline = Instant::now() + BATCH_LINGER;
+        while batch.len() < BATCH_MAX {
+            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Ok(Ok(msg)) => batch.push(msg),
+                Ok(Err(err)) => {
+                    debug!(error = %err, "consume error inside a batch; closing the batch");
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Makes a batch durable; returns the offsets to commit, or `None` when the drain deadline
+    /// cut it short.
+    async fn process(
+        &self,
+        batch: &[BorrowedMessage<'_>],
+        hard_stop: &CancellationToken,
+    ) -> anyhow::Result<Option<TopicPartitionList>> {
+        self.metrics.retries_received.inc_by(batch.len() as u64);
+        let mut ops = Vec::with_capacity(batch.len());
+        let mut rejects = Vec::new();
+        for (i, msg) in batch.iter().enumerate() {
+            let headers = msg.headers();
+            let lookup = |name: &str| {
+                headers.and_then(|hs| hs.iter().filter(|x| x.key == name).last()?.value)
+            };
+            match decode(msg.payload(), lookup) {
+                Ok(retry) => {
+                    debug!(
+                        sked.job.id = %retry.spec.id,
+                        messaging.kafka.offset = msg.offset(),
+                        "retry decoded"
+                    );
+                    ops.push(Op::insert(retry.spec, &retry.fingerprint_bytes));
+                }
+                Err(err) => rejects.push((i, err)),
+            }
+        }
+        if !ops.is_empty() {
+            let Some(applied) = self.apply(&ops, hard_stop).await else {
+                return Ok(None);
+            };
+            for a in &applied {
+                self.metrics.stored(match a {
+                    Applied::Created => "created",
+                    Applied::Updated => "updated",
+                    Applied::Duplicate { .. } => "duplicate",
+                    Applied::Cancel(_) => "cancel",
+                });
+            }
+        }
+        if !self.dead_letter(batch, &rejects, hard_stop).await {
+            return Ok(None);
+        }
+        let mut last: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+        for msg in batch {
+            let e = last
+                .entry((msg.topic(), msg.partition()))
+                .or_insert(msg.offset());
+            *e = (*e).max(msg.offset());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in last {
+            tpl.add_partition_offset(topic, partition, Offset::Offset(offset + 1))?;
+        }
+        Ok(Some(tpl))
+    }
+
+    /// Writes the ops, retrying until they succeed or `hard_stop`. The ops come from decoded
+    /// records, so a non-transient error (a corrupt stored record, say) is retried too, with
+    /// the partition held: losing a retry silently would be worse.
+    async fn apply(&self, ops: &[Op], hard_stop: &CancellationToken) -> Option<Vec<Applied>> {
+        let mut backoff = Backoff::new(Duration::from_secs(5));
+        loop {
+            match self.store.apply(ops).await {
+                Ok(applied) => {
+                    self.readiness.set("redis", true);
+                    return Some(applied);
+                }
+                Err(err) => {
+                    if err.is_transient() {
+                        self.readiness.set("redis", false);
+                    }
+                    self.metrics.store_errors.inc();
+                    warn!(error = %err, ops = ops.len(), "redis write of retries failed, retrying; nothing committed");
+                }
+            }
+            tokio::select! {
+                _ = hard_stop.cancelled() => return None,
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+        }
+    }
+
+    /// Produces a dead letter per rejected record and waits for every ack. False when
+    /// `hard_stop` came first.
+    async fn dead_letter(
+        &self,
+        batch: &[BorrowedMessage<'_>],
+        rejects: &[(usize, request::Error)],
+        hard_stop: &CancellationToken,
+    ) -> bool {
+        if rejects.is_empty() {
+            return true;
+        }
+        let now = Utc::now();
+        let mut pending: Vec<dlq::Record> = rejects
+            .iter()
+            .map(|(i, err)| {
+                let msg = &batch[*i];
+                self.metrics.rejected(err.reason);
+                warn!(
+                    messaging.kafka.partition = msg.partition(),
+                    messaging.kafka.offset = msg.offset(),
+                    reason = %err.reason,
+                    error = %err.message,
+                    "retry record rejected to the dlq"
+                );
+                let header = |name: &str| {
+                    msg.headers().and_then(|hs| {
+                        hs.iter()
+                            .filter(|x| x.key == name)
+                            .last()?
+                            .value
+                            .and_then(|v| std::str::from_utf8(v).ok())
+                    })
+                };
+                dlq::record(
+                    msg,
+                    &Failure {
+                        stage: Stage::Execute,
+                        reason: err.reason.into(),
+                        message: &format!("retry record rejected: {}", err.message),
+                        at: now,
+                        attempts: header(h::SKED_ATTEMPT)
+                            .and_then(|a| a.parse::<u32>().ok())
+                            .map_or(0, |a| a.saturating_sub(1)),
+                        app: header(h::SKED_APP),
+                        job_id: header(h::SKED_JOB_ID),
+                    },
+                )
+            })
+            .collect();
+        let mut backoff = Backoff::new(Duration::from_secs(5));
+        loop {
+            let sends = pending.iter().map(|r| {
+                let mut record: FutureRecord<'_, [u8], [u8]> =
+                    FutureRecord::to(&self.dlq_topic).headers(r.headers.clone());
+                if let Some(key) = &r.key {
+                    record = record.key(key.as_slice());
+                }
+                if let Some(payload) = &r.payload {
+                    record = record.payload(payload.as_slice());
+                }
+                self.producer.send(record, Duration::from_secs(30))
+            });
+            let results = futures::future::join_all(sends).await;
+            let failed: Vec<dlq::Record> = pending
+                .into_iter()
+                .zip(results)
+                .filter_map(|(record, result)| match result {
+                    Ok(_) => None,
+                    Err((err, _)) => {
+                        self.metrics.dlq_errors.inc();
+                        warn!(error = %err, topic = %self.dlq_topic, "dead letter not acknowledged, retrying");
+                        Some(record)
+                    }
+                })
+                .collect();
+            if failed.is_empty() {
+                return true;
+            }
+            pending = failed;
+            tokio::select! {
+                _ = hard_stop.cancelled() => return false,
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const ENVELOPE: &str = r#"{"job_id":"order-1","fire_id":"order-1@1700000000000","app":"sms","due_at":"2023-11-14T22:13:20Z","fired_at":"2023-11-14T22:13:20Z","attempt":1,"payload":{"n":12345678901234567890},"priority":"high","timeout_ms":500,"labels":{"t":"a"}}"#;
+
+    fn headers<'a>(list: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<&'a [u8]> {
+        move |name| {
+            list.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.as_bytes())
+        }
+    }
+
+    #[test]
+    fn retry_record_becomes_a_one_shot_job_under_the_original_ids() {
+        let hs = [("sked-retry-at", "1700000005000"), ("sked-attempt", "2")];
+        let r = decode(Some(ENVELOPE.as_bytes()), headers(&hs)).unwrap();
+        assert_eq!(r.spec.id.as_str(), "order-1@1700000000000~2");
+        assert_eq!(r.spec.first_due.timestamp_millis(), 1_700_000_005_000);
+        let of = r.spec.retry_of.as_ref().unwrap();
+        assert_eq!(
+            (of.job_id.as_str(), of.fire_id.as_str(), of.attempt),
+            ("order-1", "order-1@1700000000000", 2)
+        );
+        assert_eq!(r.spec.payload.get(), r#"{"n":12345678901234567890}"#);
+        assert_eq!(r.spec.timeout_ms, Some(500));
+        let env = Envelope::new(&r.spec, r.spec.first_due, r.spec.first_due);
+        assert_eq!(
+            (env.job_id.as_str(), env.attempt),
+            ("order-1", 2),
+            "the scheduler fires it under the original id"
+        );
+    }
+
+    #[test]
+    fn bad_retry_records_are_classified() {
+        let ok = [("sked-retry-at", "1"), ("sked-attempt", "2")];
+        let err = decode(Some(b"nope"), headers(&ok)).unwrap_err();
+        assert_eq!(err.reason, Reason::InvalidJson);
+        let err = decode(None, headers(&ok)).unwrap_err();
+        assert_eq!(err.reason, Reason::MissingField);
+        let err = decode(Some(ENVELOPE.as_bytes()), headers(&[("sked-attempt", "2")])).unwrap_err();
+        assert_eq!(err.reason, Reason::MissingField);
+        let bad = [("sked-retry-at", "soon"), ("sked-attempt", "2")];
+        let err = decode(Some(ENVELOPE.as_bytes()), headers(&bad)).unwrap_err();
+        assert_eq!(err.reason, Reason::InvalidField);
+        let zero = [("sked-retry-at", "1"), ("sked-attempt", "0")];
+        let err = decode(Some(ENVELOPE.as_bytes()), headers(&zero)).unwrap_err();
+        assert_eq!(err.reason, Reason::InvalidField);
+    }
+
+    #[test]
+    fn long_fire_ids_get_a_hashed_retry_id() {
+        let fire = format!("{}@1", "x".repeat(256));
+        let a = retry_job_id(&fire, 3);
+        assert!(a.as_str().starts_with("retry-") && a.as_str().ends_with("~3"));
+        assert_eq!(a, retry_job_id(&fire, 3));
+    }
+}
