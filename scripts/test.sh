@@ -12,6 +12,9 @@ echo "test: building the workspace (binaries and tests)"
 cargo build --workspace --bins --locked
 cargo build --workspace --tests --locked
 
+echo "test: deployment files (chart, compose, config keys)"
+scripts/check-deploy.sh
+
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast "$@"
 else

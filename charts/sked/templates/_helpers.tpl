@@ -1,0 +1,219 @@
+{{/* Names and labels. */}}
+{{- define "sked.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "sked.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "sked.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "sked.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: sked
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "sked.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sked.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Labels of one component: (dict "root" $ "component" "worker"). */}}
+{{- define "sked.componentLabels" -}}
+{{ include "sked.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "sked.componentSelectorLabels" -}}
+{{ include "sked.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "sked.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "sked.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "sked.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Seconds between SIGTERM and SIGKILL for one service: preStop sleep + drain + margin. */}}
+{{- define "sked.gracePeriod" -}}
+{{- $svc := index .root.Values .component -}}
+{{- add (int $svc.preStopSleepSeconds) (int $svc.drainTimeoutSeconds) (int .root.Values.terminationGraceMarginSeconds) -}}
+{{- end -}}
+
+{{/*
+The effective sked configuration as a dict: .Values.config with the chart-managed keys on top.
+*/}}
+{{- define "sked.configDict" -}}
+{{- $v := .Values -}}
+{{- $cfg := deepCopy ($v.config | default dict) -}}
+{{- $rd := deepCopy ($v.kafka.rdkafka | default dict) -}}
+{{- $_ := set $rd "security.protocol" $v.kafka.securityProtocol -}}
+{{- if hasPrefix "SASL_" $v.kafka.securityProtocol -}}
+{{- $_ := set $rd "sasl.mechanism" $v.kafka.sasl.mechanism -}}
+{{- end -}}
+{{- if $v.kafka.tls.existingSecret -}}
+{{- $_ := set $rd "ssl.ca.location" (printf "/etc/sked/kafka-tls/%s" $v.kafka.tls.caKey) -}}
+{{- if $v.kafka.tls.certKey -}}
+{{- $_ := set $rd "ssl.certificate.location" (printf "/etc/sked/kafka-tls/%s" $v.kafka.tls.certKey) -}}
+{{- end -}}
+{{- if $v.kafka.tls.keyKey -}}
+{{- $_ := set $rd "ssl.key.location" (printf "/etc/sked/kafka-tls/%s" $v.kafka.tls.keyKey) -}}
+{{- end -}}
+{{- end -}}
+{{- $managed := dict
+  "kafka" (dict "brokers" $v.kafka.brokers "rdkafka" $rd)
+  "admin" (dict "listen_addr" (printf "0.0.0.0:%d" (int $v.adminPort)))
+  "http" (dict "listen_addr" (printf "0.0.0.0:%d" (int $v.ingest.service.port)))
+  "ingest" (dict "drain_timeout" (printf "%ds" (int $v.ingest.drainTimeoutSeconds)))
+  "scheduler" (dict "drain_timeout" (printf "%ds" (int $v.scheduler.drainTimeoutSeconds)))
+  "worker" (dict "drain_timeout" (printf "%ds" (int $v.worker.drainTimeoutSeconds)))
+  "replayer" (dict "drain_timeout" (printf "%ds" (int $v.replayer.drainTimeoutSeconds)) "listen_addr" (printf "0.0.0.0:%d" (int $v.replayer.service.port)))
+-}}
+{{- if not $v.redis.existingSecret -}}
+{{- $_ := set $managed "redis" (dict "url" $v.redis.url) -}}
+{{- end -}}
+{{- toYaml (mergeOverwrite $cfg $managed) -}}
+{{- end -}}
+
+{{/* A TOML key: bare when it can be, else quoted. */}}
+{{- define "sked.tomlKey" -}}
+{{- if regexMatch "^[A-Za-z0-9_-]+$" . -}}{{ . }}{{- else -}}{{ toJson . }}{{- end -}}
+{{- end -}}
+
+{{/* A TOML scalar or array of scalars. */}}
+{{- define "sked.tomlValue" -}}
+{{- if kindIs "string" . -}}
+{{- toJson . -}}
+{{- else if kindIs "bool" . -}}
+{{- ternary "true" "false" . -}}
+{{- else if or (kindIs "float64" .) (kindIs "float32" .) -}}
+{{- if eq (float64 (int64 .)) (float64 .) -}}{{ int64 . }}{{- else -}}{{ . }}{{- end -}}
+{{- else if or (kindIs "int" .) (kindIs "int64" .) (kindIs "int32" .) (kindIs "uint64" .) -}}
+{{- . -}}
+{{- else if kindIs "slice" . -}}
+[{{- range $i, $e := . -}}{{- if $i -}}, {{ end -}}{{- include "sked.tomlValue" $e -}}{{- end -}}]
+{{- else -}}
+{{- fail (printf "config: cannot render %v (%s) as TOML" . (kindOf .)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* One TOML table and its sub-tables: (dict "path" (list ...) "table" map). */}}
+{{- define "sked.tomlTable" -}}
+{{- $path := .path -}}
+{{- $table := .table -}}
+{{- if $path }}
+[{{ range $i, $p := $path }}{{ if $i }}.{{ end }}{{ include "sked.tomlKey" $p }}{{ end }}]
+{{- end }}
+{{- range $k := keys $table | sortAlpha }}
+{{- $val := index $table $k }}
+{{- if and (not (kindIs "map" $val)) (not (kindIs "invalid" $val)) }}
+{{ include "sked.tomlKey" $k }} = {{ include "sked.tomlValue" $val }}
+{{- end }}
+{{- end }}
+{{- range $k := keys $table | sortAlpha }}
+{{- $val := index $table $k }}
+{{- if kindIs "map" $val }}
+{{ include "sked.tomlTable" (dict "path" (append $path $k) "table" $val) }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "sked.configToml" -}}
+# Rendered by the sked Helm chart from .Values.config and the connection values.
+{{ include "sked.tomlTable" (dict "path" (list) "table" (include "sked.configDict" . | fromYaml)) }}
+{{- end -}}
+
+{{/* Environment of every sked container: secrets, RUST_LOG, extra env. (dict "root" $ "svc" map) */}}
+{{- define "sked.env" -}}
+{{- $v := .root.Values -}}
+- name: RUST_LOG
+  value: {{ $v.logLevel | quote }}
+{{- if $v.redis.existingSecret }}
+- name: SKED_REDIS__URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.redis.existingSecret }}
+      key: {{ $v.redis.urlKey }}
+{{- end }}
+{{- if hasPrefix "SASL_" $v.kafka.securityProtocol }}
+- name: SKED_KAFKA__RDKAFKA__SASL_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "kafka.sasl.existingSecret is required with a SASL_* securityProtocol" $v.kafka.sasl.existingSecret }}
+      key: {{ $v.kafka.sasl.usernameKey }}
+- name: SKED_KAFKA__RDKAFKA__SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.kafka.sasl.existingSecret }}
+      key: {{ $v.kafka.sasl.passwordKey }}
+{{- end }}
+{{- if and $v.kafka.tls.existingSecret $v.kafka.tls.keyPasswordKey }}
+- name: SKED_KAFKA__RDKAFKA__SSL_KEY_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.kafka.tls.existingSecret }}
+      key: {{ $v.kafka.tls.keyPasswordKey }}
+{{- end }}
+{{- with $v.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- with .svc }}
+{{- with .extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Volumes shared by the services and the topics Job: (dict "root" $ "configMap" name). */}}
+{{- define "sked.volumes" -}}
+- name: config
+  configMap:
+    name: {{ .configMap }}
+- name: tmp
+  emptyDir:
+    sizeLimit: 64Mi
+{{- if .root.Values.kafka.tls.existingSecret }}
+- name: kafka-tls
+  secret:
+    secretName: {{ .root.Values.kafka.tls.existingSecret }}
+    defaultMode: 0440
+{{- end }}
+{{- end -}}
+
+{{- define "sked.volumeMounts" -}}
+- name: config
+  mountPath: /etc/sked/config
+  readOnly: true
+- name: tmp
+  mountPath: /tmp
+{{- if .Values.kafka.tls.existingSecret }}
+- name: kafka-tls
+  mountPath: /etc/sked/kafka-tls
+  readOnly: true
+{{- end }}
+{{- end -}}
