@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# sked's main job, locally: Redis and the broker up, topics created, the ingest service
-# running, sample requests published over Kafka and REST, and their effect shown.
+# sked's main job, locally: Redis and the broker up, topics created, all four services and a
+# small app endpoint running, sample requests published over Kafka and REST, and their effect
+# shown: a job that runs on time, one that fails once and succeeds on its retry, one that keeps
+# failing, lands in the DLQ and is replayed once the app is fixed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -12,77 +14,90 @@ scripts/dev-stack.sh up
 step "build"
 cargo build --workspace --bins --locked --quiet
 BIN=target/debug
+RUN="demo$(date +%s)"   # fresh ids, topics and keys each run
 
-# The demo's own ports, key prefix and topics, so it never collides with a real install.
+# The demo's own ports, key prefix, topics and apps, so it never collides with a real install.
 export SKED_HTTP__LISTEN_ADDR=127.0.0.1:18080
-export SKED_ADMIN__LISTEN_ADDR=127.0.0.1:19464
-export SKED_REDIS__KEY_PREFIX=sked-demo
-export SKED_TOPICS__INGEST=demo.ingest SKED_TOPICS__DUE=demo.due SKED_TOPICS__RETRY=demo.retry SKED_TOPICS__DLQ=demo.dlq
+export SKED_REPLAYER__LISTEN_ADDR=127.0.0.1:18081
+export SKED_REDIS__KEY_PREFIX="sked-$RUN"
+export SKED_TOPICS__INGEST=$RUN.ingest SKED_TOPICS__DUE=$RUN.due SKED_TOPICS__RETRY=$RUN.retry SKED_TOPICS__DLQ=$RUN.dlq
 export SKED_TOPICS__PARTITIONS=3
-export SKED_INGEST__GROUP_ID=sked-demo-ingest
+export SKED_INGEST__GROUP_ID=$RUN-ingest SKED_WORKER__GROUP_ID=$RUN-worker SKED_REPLAYER__GROUP_ID=$RUN-replayer
 export SKED_KAFKA__RDKAFKA__SESSION_TIMEOUT_MS=6000
-export SKED_API_URL=http://127.0.0.1:18080
+export SKED_APPS__SMS__URL=http://127.0.0.1:18090/sms
+export SKED_APPS__FLAKY__URL=http://127.0.0.1:18090/flaky
+export SKED_APPS__BROKEN__URL=http://127.0.0.1:18090/broken
+export SKED_API_URL=http://127.0.0.1:18080 SKED_REPLAYER_URL=http://127.0.0.1:18081
 sked() { "$BIN/sked" "$@"; }
 
 step "topics"
 sked topics create
 
-step "start sked-ingest (log: .dev-stack/demo-ingest.log)"
-RUST_LOG=info "$BIN/sked-ingest" >.dev-stack/demo-ingest.log 2>&1 &
-INGEST_PID=$!
-trap 'kill $INGEST_PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  curl -fs http://127.0.0.1:19464/readyz >/dev/null 2>&1 && break
-  sleep 0.1
+PIDS=()
+trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
+start() { # name admin-port
+  SKED_ADMIN__LISTEN_ADDR=127.0.0.1:$2 RUST_LOG=info "$BIN/sked-$1" >".dev-stack/demo-$1.log" 2>&1 &
+  PIDS+=($!)
+  echo "sked-$1 started (admin 127.0.0.1:$2, log .dev-stack/demo-$1.log)"
+}
+step "start the services and the app endpoint"
+touch .dev-stack/demo-broken
+python3 scripts/demo-app.py 18090 >.dev-stack/demo-app.log 2>&1 &
+PIDS+=($!)
+start ingest 19464
+start scheduler 19465
+start worker 19466
+start replayer 19467
+for port in 19464 19465 19466 19467; do
+  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 done
 curl -s http://127.0.0.1:19464/readyz; echo
 
-step "start sked-scheduler (log: .dev-stack/demo-scheduler.log)"
-SKED_ADMIN__LISTEN_ADDR=127.0.0.1:19465 RUST_LOG=info "$BIN/sked-scheduler" >.dev-stack/demo-scheduler.log 2>&1 &
-SCHEDULER_PID=$!
-trap 'kill $INGEST_PID $SCHEDULER_PID 2>/dev/null || true' EXIT
-
 step "publish over Kafka: an Infinite-Scheduler request, a weekday cron in Asia/Dhaka, a typo"
-sked job publish --key sms-job-1 --file scripts/samples/infinite-scheduler.json
-sked job publish --file scripts/samples/native-cron.json --key demo-standup
-sked job publish --file scripts/samples/bad-typo.json --key demo-typo
+sed "s/demo-sms-1/$RUN-is/g" scripts/samples/infinite-scheduler.json >.dev-stack/demo-is.json
+sked job publish --key "$RUN-is" --file .dev-stack/demo-is.json
+sed "s/demo-standup/$RUN-standup/" scripts/samples/native-cron.json >.dev-stack/demo-cron.json
+sked job publish --key "$RUN-standup" --file .dev-stack/demo-cron.json
+sked job publish --key demo-typo --file scripts/samples/bad-typo.json
+for _ in $(seq 1 50); do sked job get "$RUN-standup" >/dev/null 2>&1 && break; sleep 0.1; done
+sked job get "$RUN-is"
+sked job get "$RUN-standup"
 
-step "submit over REST: in 15 minutes, then the same request again"
-sked job submit --app sms --delay 15m --id demo-reminder --payload '{"n": 12345, "big": 12345678901234567890, "s": "héllo ✓"}'
-sked job submit --app sms --delay 15m --id demo-reminder --payload '{"n": 12345, "big": 12345678901234567890, "s": "héllo ✓"}'
+step "submit over REST: three jobs due in 2 seconds"
+sked job submit --app sms --delay 2s --id "$RUN-ok" --payload '{"n": 12345, "big": 12345678901234567890, "s": "héllo ✓"}'
+printf '{"id":"%s","app":"flaky","delay":"2s","payload":{"try":"again"},"retry":{"max_attempts":3,"initial":"1s"}}' "$RUN-flaky" \
+  | sked job submit -
+printf '{"id":"%s","app":"broken","delay":"2s","payload":{"will":"fail"},"retry":{"max_attempts":2,"initial":"1s"}}' "$RUN-broken" \
+  | sked job submit -
+echo "(the same request again is a duplicate)"
+sked job submit --app sms --delay 2s --id "$RUN-ok" --payload '{"n": 12345, "big": 12345678901234567890, "s": "héllo ✓"}'
 
-step "what ingest stored"
-for _ in $(seq 1 50); do sked job get demo-standup >/dev/null 2>&1 && break; sleep 0.1; done
-for id in demo-sms-1 demo-standup demo-reminder; do
+step "wait for them to run (on time, a retry after 1 s, two attempts then the DLQ)"
+sleep 6
+for id in "$RUN-ok" "$RUN-flaky" "$RUN-broken"; do
   echo "--- $id"
-  sked job get "$id"
+  sked job get "$id" | grep -E '^(state|run|payload)'
 done
-echo "--- demo-typo (rejected, so not stored)"
-sked job get demo-typo || echo "(exit $?: not found, as expected)"
+echo "--- what the app saw"
+cat .dev-stack/demo-app.log
 
-step "what was dead-lettered, and why (ingest metrics)"
-for _ in $(seq 1 50); do
-  curl -s http://127.0.0.1:19464/metrics | grep -q '^sked_ingest_rejected_records_total' && break
-  sleep 0.1
-done
-curl -s http://127.0.0.1:19464/metrics | grep -E '^sked_ingest_(rejected|stored)_records_total' || true
+step "the DLQ: the rejected typo (stage ingest) and the broken job (stage execute)"
+sked dlq ls
+sked dlq stats
 
-step "a job due in 3 seconds: the scheduler fires it onto demo.due"
-sked job submit --app sms --delay 3s --payload '{"text":"on time"}' --id "demo-soon-$(date +%s)" | tee .dev-stack/demo-soon.txt
-SOON_ID=$(awk '{print $3}' .dev-stack/demo-soon.txt | tr -d ',')
-sked job get "$SOON_ID" | grep -E '^(state|next due)'
-sleep 3.5
-sked job get "$SOON_ID" | grep -E '^state'
-curl -s http://127.0.0.1:19465/metrics | grep -E '^sked_scheduler_(fired_total|early_fires_total|fire_lateness_seconds_(count|sum))' || true
+step "fix the app, then replay the broken job's dead letter"
+rm -f .dev-stack/demo-broken
+sked dlq replay --job-id "$RUN-broken" --yes
+sleep 3
+sked job get "$RUN-broken" | grep -E '^(state|run)'
+tail -n 1 .dev-stack/demo-app.log
 
-step "cancel the REST job"
-sked job cancel demo-reminder
-sked job get demo-reminder | head -3
+step "metrics (excerpt)"
+curl -s http://127.0.0.1:19465/metrics | grep -E '^sked_scheduler_(fired_total|early_fires_total)' || true
+curl -s http://127.0.0.1:19466/metrics | grep -E '^sked_worker_executions_total' || true
 
 step "stop the services with SIGTERM (they drain, commit and flush)"
-kill -TERM $INGEST_PID $SCHEDULER_PID
-wait $INGEST_PID $SCHEDULER_PID || true
+kill -TERM "${PIDS[@]}"
+wait "${PIDS[@]}" 2>/dev/null || true
 trap - EXIT
-tail -n 3 .dev-stack/demo-ingest.log
-echo
-echo "Done. Executing fired jobs (the worker) is the next milestone; see README."
+echo "Done."

@@ -37,6 +37,8 @@ struct JobView {
     next_due: Option<String>,
     #[serde(default)]
     job: Option<JobSpec>,
+    #[serde(default)]
+    run: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,6 +105,10 @@ pub fn job(body: &str) -> Result<String, Error> {
                 .map_or_else(|| "-".to_owned(), schedule),
         ),
         (
+            "run",
+            view.run.as_ref().map_or_else(|| "none yet".to_owned(), run),
+        ),
+        (
             "payload",
             spec.and_then(|j| j.payload.as_deref())
                 .map_or("null", RawValue::get)
@@ -114,6 +120,29 @@ pub fn job(body: &str) -> Result<String, Error> {
         .iter()
         .map(|(k, v)| format!("{:<width$} {v}\n", format!("{k}:")))
         .collect())
+}
+
+/// `succeeded (attempt 2, 12 ms)`, `dead (attempt 3, 5 ms): <last error>`.
+fn run(r: &Value) -> String {
+    if r.is_null() {
+        return "none yet".to_owned();
+    }
+    let state = r.get("state").and_then(Value::as_str).unwrap_or("?");
+    let mut out = format!(
+        "{state} (attempt {}",
+        r.get("attempts").and_then(Value::as_u64).unwrap_or(0)
+    );
+    if let Some(ms) = r.get("last_duration_ms").and_then(Value::as_u64) {
+        out.push_str(&format!(", {ms} ms"));
+    }
+    match r.get("last_error").and_then(Value::as_str) {
+        Some(err) if state == "succeeded" => {
+            out.push_str(&format!("; an earlier attempt failed: {err})"))
+        }
+        Some(err) => out.push_str(&format!("): {err}")),
+        None => out.push(')'),
+    }
+    out
 }
 
 /// `once at <t>`, `cron "<expr>" in <tz>`, `every 1h`, with bounds; else the JSON as sent.
@@ -232,8 +261,18 @@ mod tests {
             out,
             format!(
                 "id:       r1\napp:      sms\nstate:    pending\nnext due: 2026-11-23T04:00:00Z\n\
-                 schedule: cron \"0 10 * * *\" in Asia/Dhaka\npayload:  {PAYLOAD}\n"
+                 schedule: cron \"0 10 * * *\" in Asia/Dhaka\nrun:      none yet\npayload:  {PAYLOAD}\n"
             )
+        );
+        let dead = body.replacen(
+            r#""id":"r1","state""#,
+            r#""id":"r1","run":{"state":"dead","attempts":3,"last_error":"http status 500","last_duration_ms":12},"state""#,
+            1,
+        );
+        assert!(
+            job(&dead)
+                .unwrap()
+                .contains("run:      dead (attempt 3, 12 ms): http status 500\n")
         );
     }
 
