@@ -588,7 +588,7 @@ async fn replay_killed_midway_resumes_and_publishes_each_letter_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replay_throughput_with_rate_unlimited() {
+async fn replay_with_rate_unlimited_publishes_every_selected_letter() {
     let ns = unique("replayfast");
     let config = replayer_config(&ns, &[]);
     create_topics(&config, 3).await;
@@ -628,11 +628,8 @@ async fn replay_throughput_with_rate_unlimited() {
     let done = wait_replay(&api, &id, Duration::from_secs(120)).await;
     let total = t0.elapsed();
     assert_eq!(done["published"], n);
-    let rate = f64::from(n) / total.as_secs_f64();
-    eprintln!(
-        "replay throughput: {n} letters in {total:?} (selection {selected_in:?}): {rate:.0} records/s"
-    );
-    assert!(rate > 200.0, "replay too slow: {rate:.0}/s");
+    // Speed is measured by `sked-bench replay`, not asserted here.
+    eprintln!("replayed {n} letters in {total:?} (selection {selected_in:?})");
     replayer.stop().await;
 }
 

@@ -33,7 +33,7 @@ fn parse_args() -> Result<(String, Args), String> {
     let mut it = std::env::args().skip(1);
     let cmd = it
         .next()
-        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] | scheduler [--seconds S] [--herd N] [--drain N] | worker [--requests N] [--seconds S]")?;
+        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] | scheduler [--seconds S] [--herd N] [--drain N] | worker [--requests N] [--seconds S] | replay [--requests N]")?;
     let mut args = Args {
         requests: 200_000,
         rate: None,
@@ -75,6 +75,7 @@ async fn main() {
         "ingest" => ingest(args).await,
         "scheduler" => scheduler(args).await,
         "worker" => worker(args).await,
+        "replay" => replay(args).await,
         other => {
             eprintln!("sked-bench: unknown benchmark {other}");
             std::process::exit(2);
@@ -601,4 +602,77 @@ async fn worker(args: Args) {
     );
     scheduler.stop().await;
     worker.stop().await;
+}
+
+/// DLQ replay: N dead letters (stage execute, full header set) replayed with no rate limit by an
+/// in-process replayer; records/s from the replay request to its end (selection included).
+async fn replay(args: Args) {
+    use sked_e2e::replayer::{
+        Failure, Record, Replayer, dlq_headers, post, produce_all, replayer_config, wait_replay,
+    };
+
+    let ns = unique("rbench");
+    let mut sets = vec!["redis.key_prefix=sked".to_owned()];
+    sets.extend(args.sets.iter().cloned());
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let config = replayer_config(&ns, &sets);
+    let mut topic_config = config.clone();
+    topic_config.topics.partitions = args.partitions;
+    create_topics(&topic_config, args.partitions).await;
+    let n = args.requests;
+    let now = chrono::Utc::now();
+    let target = config.topics.due.clone();
+    let ids: Vec<String> = (0..n).map(|i| format!("r-{i}")).collect();
+    let records: Vec<Record> = ids
+        .iter()
+        .map(|id| Record {
+            key: Some(id.as_bytes().to_vec()),
+            value: Some(br#"{"payload":"a dead letter of about a hundred bytes, as a fired envelope would be......"}"#.to_vec()),
+            headers: dlq_headers(&Failure {
+                original_topic: &target,
+                stage: "execute",
+                reason: "handler_failed",
+                message: "http status 500",
+                at: now,
+                app: "bench",
+                job_id: id,
+                attempts: 3,
+                replay_count: None,
+            }),
+            partition: None,
+        })
+        .collect();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    produce_all(&producer, &config.topics.dlq, &records).await;
+    println!(
+        "replay benchmark: {n} dead letters on {} partitions, replayer in-process, rate unlimited",
+        args.partitions
+    );
+    let replayer = Replayer::start(config.clone()).await;
+    let api = replayer.api();
+    let started = Instant::now();
+    let (status, body) = post(
+        &format!("{api}/v1/dlq/replays"),
+        &serde_json::json!({"rate": 0}),
+    )
+    .await;
+    assert!(status.is_success(), "replay refused: {body}");
+    let selected = started.elapsed();
+    let id = body["id"].as_str().expect("replay id").to_owned();
+    let done = wait_replay(&api, &id, Duration::from_secs(600)).await;
+    let total = started.elapsed();
+    println!(
+        "replayed {} of {n} in {:.2} s (selection {:.2} s) = {:.0} records/s end to end, {:.0} records/s publishing",
+        done["published"],
+        total.as_secs_f64(),
+        selected.as_secs_f64(),
+        n as f64 / total.as_secs_f64(),
+        n as f64 / (total - selected).as_secs_f64().max(1e-9)
+    );
+    replayer.stop().await;
 }
