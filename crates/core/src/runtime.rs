@@ -120,3 +120,37 @@ impl Tasks {
         first_error.map_or(Ok(()), Err)
     }
 }
+
+/// The whole `main` of a service binary, after flag parsing: loads the configuration (exit
+/// 64 naming every problem), prints it for `--dump-config`, initialises logging, and runs
+/// `run` until SIGTERM/SIGINT.
+pub async fn service_main<F, Fut>(
+    name: &str,
+    args: &crate::config::Args,
+    run: F,
+) -> std::process::ExitCode
+where
+    F: FnOnce(crate::config::Config, CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    use std::process::ExitCode;
+    let config = match args.load() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("{name}: {err}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    if args.dump_config {
+        print!("{}", config.dump());
+        return ExitCode::SUCCESS;
+    }
+    crate::telemetry::init(&config.log);
+    match run(config, shutdown_on_signals()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "{name} failed");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -18,14 +18,15 @@ use std::{collections::BTreeMap, time::Duration};
 
 use chrono::Utc;
 use rdkafka::{
-    ClientContext, Offset, TopicPartitionList,
-    consumer::{CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer},
+    Offset, TopicPartitionList,
+    consumer::{CommitMode, Consumer as _, StreamConsumer},
     error::{KafkaError, KafkaResult},
     message::{BorrowedMessage, Message},
     producer::{FutureProducer, FutureRecord},
 };
 use sked_core::{
     admin::Readiness,
+    kafka::Context,
     kafka::dlq::{self, Failure, Stage},
     reason::Reason,
     request::{self, Limits},
@@ -40,34 +41,6 @@ use crate::{
     decode::{self, Decision},
     metrics::Metrics,
 };
-
-/// Logs rebalances and counts failed commits.
-pub struct Context {
-    metrics: Metrics,
-}
-
-impl ClientContext for Context {}
-
-impl ConsumerContext for Context {
-    fn post_rebalance(
-        &self,
-        _base: &rdkafka::consumer::BaseConsumer<Self>,
-        rebalance: &Rebalance<'_>,
-    ) {
-        match rebalance {
-            Rebalance::Assign(tpl) => info!(partitions = tpl.count(), "partitions assigned"),
-            Rebalance::Revoke(tpl) => info!(partitions = tpl.count(), "partitions revoked"),
-            Rebalance::Error(err) => warn!(error = %err, "rebalance failed"),
-        }
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        if let Err(err) = result {
-            self.metrics.commit_errors.inc();
-            warn!(error = %err, "offset commit failed; records will be redelivered and deduplicated");
-        }
-    }
-}
 
 /// Settings the consumer loop needs.
 pub struct Settings {
@@ -95,8 +68,8 @@ pub struct IngestConsumer {
 
 impl IngestConsumer {
     /// Builds the context for [`StreamConsumer`] creation.
-    pub fn context(metrics: Metrics) -> Context {
-        Context { metrics }
+    pub fn context(metrics: &Metrics) -> Context {
+        Context::new("ingest", metrics.commit_errors.clone())
     }
 
     /// Runs until `cancel`, then drains as described in the module docs.

@@ -1,9 +1,9 @@
-//! `sked-ingest`: parse flags, load config, init logging, run until SIGTERM.
+//! `sked-ingest`: parse flags, then [`sked_core::runtime::service_main`].
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use sked_core::{config, runtime, telemetry};
+use sked_core::{config, runtime};
 
 /// Consumes schedule requests from Kafka (and REST) into the Redis job store.
 #[derive(Parser)]
@@ -16,23 +16,5 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match cli.config.load() {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("sked-ingest: {err}");
-            return ExitCode::from(runtime::EXIT_CONFIG as u8);
-        }
-    };
-    if cli.config.dump_config {
-        print!("{}", config.dump());
-        return ExitCode::SUCCESS;
-    }
-    telemetry::init(&config.log);
-    match sked_ingest::run(config, runtime::shutdown_on_signals()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!(error = format!("{err:#}"), "sked-ingest failed");
-            ExitCode::FAILURE
-        }
-    }
+    runtime::service_main("sked-ingest", &cli.config, sked_ingest::run).await
 }

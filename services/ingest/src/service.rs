@@ -104,7 +104,7 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
         .context("cannot create kafka producer")?;
     let consumer: StreamConsumer<_> =
         kafka::consumer_config(&config.kafka, SERVICE, &config.ingest.group_id)
-            .create_with_context(IngestConsumer::context(metrics.clone()))
+            .create_with_context(IngestConsumer::context(&metrics))
             .context("cannot create kafka consumer")?;
     consumer
         .subscribe(&[config.topics.ingest.as_str()])

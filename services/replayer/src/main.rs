@@ -1,9 +1,9 @@
-//! `sked-replayer`: parse flags, load config, init logging, run until SIGTERM.
+//! `sked-replayer`: parse flags, then [`sked_core::runtime::service_main`].
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use sked_core::{config, runtime, telemetry};
+use sked_core::{config, runtime};
 
 /// Drains retries into the due index and serves the DLQ API (list, show, stats, replay).
 #[derive(Parser)]
@@ -16,23 +16,5 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match cli.config.load() {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("sked-replayer: {err}");
-            return ExitCode::from(runtime::EXIT_CONFIG as u8);
-        }
-    };
-    if cli.config.dump_config {
-        print!("{}", config.dump());
-        return ExitCode::SUCCESS;
-    }
-    telemetry::init(&config.log);
-    match sked_replayer::run(config, runtime::shutdown_on_signals()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!(error = format!("{err:#}"), "sked-replayer failed");
-            ExitCode::FAILURE
-        }
-    }
+    runtime::service_main("sked-replayer", &cli.config, sked_replayer::run).await
 }

@@ -25,8 +25,8 @@ use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use rdkafka::{
-    ClientContext, Offset, TopicPartitionList,
-    consumer::{CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer},
+    Offset, TopicPartitionList,
+    consumer::{CommitMode, Consumer as _, StreamConsumer},
     error::KafkaResult,
     message::{BorrowedMessage, Headers, Message},
     producer::{FutureProducer, FutureRecord},
@@ -35,6 +35,7 @@ use sked_core::{
     admin::Readiness,
     envelope::Envelope,
     job::JobId,
+    kafka::Context,
     kafka::{
         dlq::{self, Failure, Stage},
         headers as h,
@@ -163,34 +164,6 @@ pub fn retry_job_id(fire_id: &str, attempt: u32) -> JobId {
     })
 }
 
-/// Logs rebalances and counts failed commits.
-pub struct Context {
-    metrics: Metrics,
-}
-
-impl ClientContext for Context {}
-
-impl ConsumerContext for Context {
-    fn post_rebalance(
-        &self,
-        _base: &rdkafka::consumer::BaseConsumer<Self>,
-        rebalance: &Rebalance<'_>,
-    ) {
-        match rebalance {
-            Rebalance::Assign(tpl) => info!(partitions = tpl.count(), "retry partitions assigned"),
-            Rebalance::Revoke(tpl) => info!(partitions = tpl.count(), "retry partitions revoked"),
-            Rebalance::Error(err) => warn!(error = %err, "rebalance failed"),
-        }
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        if let Err(err) = result {
-            self.metrics.commit_errors.inc();
-            warn!(error = %err, "offset commit failed; retries will be redelivered and deduplicated");
-        }
-    }
-}
-
 /// The running retry drain.
 pub struct RetryDrain {
     pub(crate) consumer: StreamConsumer<Context>,
@@ -204,8 +177,8 @@ pub struct RetryDrain {
 
 impl RetryDrain {
     /// The consumer context.
-    pub fn context(metrics: Metrics) -> Context {
-        Context { metrics }
+    pub fn context(metrics: &Metrics) -> Context {
+        Context::new("retry-drain", metrics.commit_errors.clone())
     }
 
     /// Runs until `cancel`, then drains as described in the module docs.

@@ -108,7 +108,7 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
         .context("cannot create kafka producer")?;
     let consumer: StreamConsumer<_> =
         kafka::consumer_config(&config.kafka, SERVICE, &config.replayer.group_id)
-            .create_with_context(RetryDrain::context(metrics.clone()))
+            .create_with_context(RetryDrain::context(&metrics))
             .context("cannot create kafka consumer")?;
     consumer
         .subscribe(&[config.topics.retry.as_str()])

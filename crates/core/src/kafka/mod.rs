@@ -1,8 +1,10 @@
 //! Kafka adapters: client configuration, header names, dead-letter records and topic bootstrap.
 
 mod client;
+pub mod context;
 pub mod dlq;
 pub mod headers;
 pub mod topics;
 
 pub use client::{consumer_config, producer_config};
+pub use context::Context;
