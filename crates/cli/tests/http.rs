@@ -116,7 +116,7 @@ async fn job_get_prints_aligned_lines_with_the_raw_payload() {
         out,
         format!(
             "id:       r1\napp:      sms\nstate:    pending\nnext due: 2026-11-23T04:00:00Z\n\
-             schedule: once at 2026-11-23T04:00:00Z\npayload:  {PAYLOAD}\n"
+             schedule: once at 2026-11-23T04:00:00Z\nrun:      none yet\npayload:  {PAYLOAD}\n"
         )
     );
 }
