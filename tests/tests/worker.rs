@@ -27,7 +27,7 @@ use sked_e2e::{
     produce, producer,
     scheduler::Scheduler,
     test_sets, unique,
-    worker::{Endpoint, Worker, metric_sum, produce_fire, worker_config, worker_sets},
+    worker::{Endpoint, Worker, fire, metric_sum, produce_fire, worker_config, worker_sets},
 };
 use sked_worker::{HandlerError, Handlers, Job};
 
@@ -791,4 +791,159 @@ async fn kafka_handler_delivers_the_raw_payload_to_the_target_topic_keyed_by_job
     })
     .await;
     worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn open_circuit_hands_jobs_to_the_retry_topic_unrun_with_the_same_attempt() {
+    let ns = unique("w-circuit");
+    let endpoint = Endpoint::start(|_, _| (503, Duration::ZERO)).await;
+    let url = format!("apps.down.url={}", endpoint.url("/hook"));
+    let config = worker_config(
+        &ns,
+        &[
+            &url,
+            r#"apps.down.circuit_breaker={ failure_rate = 0.5, min_calls = 3, window = "60s", open_for = "60s" }"#,
+        ],
+    );
+    create_topics(&config, 3).await;
+    let worker = Worker::start(config.clone()).await;
+    let p = producer();
+    let due = &config.topics.due;
+    let start = Utc::now().timestamp_millis();
+    for i in 0..3 {
+        produce_fire(&p, due, &format!("down-{i}"), "down", Utc::now(), "{}").await;
+    }
+    eventually(Duration::from_secs(30), "the breaker opens", || async {
+        let text = worker.metrics().await;
+        (metric_sum(&text, "sked_worker_circuit_state", &["app=\"down\""]) == 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(endpoint.calls().len(), 3, "three 503s opened it");
+
+    // While open: a first attempt and a retry coming back (attempt 2) are not run.
+    produce_fire(&p, due, "down-late-1", "down", Utc::now(), "{}").await;
+    let (value, headers) = fire("down-late-2", "down", Utc::now(), "{}", 2);
+    let h: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    produce(&p, due, None, Some(b"down-late-2"), Some(&value), &h).await;
+
+    let records = read(
+        &config.topics.retry,
+        5,
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+    )
+    .await;
+    let end = Utc::now().timestamp_millis();
+    assert_eq!(records.len(), 5, "three failure retries, two rejections");
+    let rejected: Vec<&OwnedMessage> = records
+        .iter()
+        .filter(|m| header(m, "last-error").as_deref() == Some("circuit open"))
+        .collect();
+    assert_eq!(rejected.len(), 2);
+    for (job, attempt) in [("down-late-1", 1u32), ("down-late-2", 2)] {
+        let m = rejected
+            .iter()
+            .find(|m| m.key() == Some(job.as_bytes()))
+            .unwrap_or_else(|| panic!("{job} not rejected"));
+        assert_eq!(
+            header(m, "sked-attempt"),
+            Some(attempt.to_string()),
+            "{job}: attempt unchanged"
+        );
+        assert_eq!(header(m, "retry-count"), Some((attempt - 1).to_string()));
+        assert_eq!(header(m, "sked-job-id").as_deref(), Some(job));
+        // Due when the breaker may close (60 s after it opened), plus at most 5 s of jitter.
+        let retry_at = ms(m, "sked-retry-at");
+        assert!(
+            (start + 60_000..=end + 65_000).contains(&retry_at),
+            "{job}: retry at {} ms from the start",
+            retry_at - start
+        );
+        assert!(endpoint.calls_for(job).is_empty(), "{job} was sent");
+        assert_eq!(run_state(&config, job).await, None, "{job}: no run state");
+    }
+    for m in records
+        .iter()
+        .filter(|m| header(m, "last-error").as_deref() != Some("circuit open"))
+    {
+        assert_eq!(header(m, "sked-attempt").as_deref(), Some("2"));
+        assert!(header(m, "last-error").unwrap().contains("503"));
+    }
+    assert_eq!(endpoint.calls().len(), 3, "nothing sent while open");
+    let text = worker.metrics().await;
+    assert_eq!(
+        metric_sum(
+            &text,
+            "sked_worker_circuit_rejections_total",
+            &["app=\"down\""]
+        ),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric_sum(
+            &text,
+            "sked_worker_executions_total",
+            &["app=\"down\"", "outcome=\"transient\""]
+        ),
+        3.0
+    );
+    assert_eq!(metric_sum(&text, "sked_worker_retries_total", &[]), 3.0);
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_limited_app_starts_at_most_per_second_jobs() {
+    const N: usize = 40;
+    let ns = unique("w-rate");
+    let endpoint = Endpoint::start(|_, _| (200, Duration::ZERO)).await;
+    let url = format!("apps.slow.url={}", endpoint.url("/hook"));
+    let config = worker_config(
+        &ns,
+        &[&url, "apps.slow.rate_limit={ per_second = 20, burst = 1 }"],
+    );
+    create_topics(&config, 3).await;
+    // Every fire is waiting before the worker starts: only the limit spaces the calls.
+    let p = producer();
+    for i in 0..N {
+        produce_fire(
+            &p,
+            &config.topics.due,
+            &format!("slow-{i}"),
+            "slow",
+            Utc::now(),
+            "{}",
+        )
+        .await;
+    }
+    let worker = Worker::start(config.clone()).await;
+    let calls = eventually(Duration::from_secs(30), "every call", || async {
+        let calls = endpoint.calls();
+        (calls.len() >= N).then_some(calls)
+    })
+    .await;
+    let mut at: Vec<DateTime<Utc>> = calls.iter().map(|c| c.at).collect();
+    at.sort();
+    // One token at start, then one every 50 ms: 39 intervals, 1.95 s.
+    let span = (at[N - 1] - at[0]).num_milliseconds();
+    assert!(span >= 1700, "{N} calls within {span} ms at 20/s");
+    // Any 11 consecutive calls span 10 intervals (500 ms), less some slack.
+    for w in at.windows(11) {
+        let gap = (w[10] - w[0]).num_milliseconds();
+        assert!(gap >= 400, "11 calls within {gap} ms at 20/s");
+    }
+    let text = worker.metrics().await;
+    assert!(
+        metric_sum(
+            &text,
+            "sked_worker_rate_limited_seconds_total",
+            &["app=\"slow\""]
+        ) > 1.0,
+        "{text}"
+    );
+    worker.stop().await;
+    assert_eq!(endpoint.calls().len(), N, "each job ran once");
 }

@@ -30,9 +30,8 @@ use std::{
 };
 
 use rdkafka::{
-    ClientContext, Message, Offset, TopicPartitionList,
-    consumer::{CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer},
-    error::KafkaResult,
+    Message, Offset, TopicPartitionList,
+    consumer::{CommitMode, Consumer as _, StreamConsumer},
     message::OwnedMessage,
 };
 use sked_core::{admin::Readiness, runtime::Backoff};
@@ -42,40 +41,8 @@ use tracing::{debug, info, warn};
 
 use crate::{execute::Executor, metrics::Metrics, offsets::Offsets};
 
-/// Logs rebalances and counts failed commits.
-pub struct Context {
-    metrics: Metrics,
-}
-
-impl Context {
-    /// The context of the worker's consumer.
-    pub fn new(metrics: Metrics) -> Self {
-        Self { metrics }
-    }
-}
-
-impl ClientContext for Context {}
-
-impl ConsumerContext for Context {
-    fn post_rebalance(
-        &self,
-        _base: &rdkafka::consumer::BaseConsumer<Self>,
-        rebalance: &Rebalance<'_>,
-    ) {
-        match rebalance {
-            Rebalance::Assign(tpl) => info!(partitions = tpl.count(), "partitions assigned"),
-            Rebalance::Revoke(tpl) => info!(partitions = tpl.count(), "partitions revoked"),
-            Rebalance::Error(err) => warn!(error = %err, "rebalance failed"),
-        }
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        if let Err(err) = result {
-            self.metrics.commit_errors.inc();
-            warn!(error = %err, "offset commit failed; records will be redelivered and deduplicated");
-        }
-    }
-}
+/// The worker consumer's context: rebalance logs and commit-error counts.
+pub use sked_core::kafka::Context;
 
 /// Settings of the consumer loop.
 pub struct Settings {

@@ -1,22 +1,25 @@
 //! One record of a due topic, from envelope to durable outcome.
 //!
 //! 1. decode the envelope (undecodable: dead letter `invalid_envelope`);
-//! 2. wait for a run slot (`worker.max_in_flight`), then ask Redis whether to run
+//! 2. when the app's circuit breaker is open, hand the record to the retry topic unrun, same
+//!    attempt, due when the breaker may close; else wait for the app's rate-limit token
+//!    (holding no slot and no lease), and ask the breaker again (half-open: one trial);
+//! 3. wait for a run slot (`worker.max_in_flight`), then ask Redis whether to run
 //!    ([`Store::begin_run`]): a fire already done is acknowledged without running (counted as
 //!    a duplicate); a fire leased by another worker is asked about again when its lease ends;
-//! 3. run the app's handler, bounded by the job's timeout (job, else app, else
+//! 4. run the app's handler, bounded by the job's timeout (job, else app, else
 //!    `worker.default_timeout`);
-//! 4. success: mark the fire done. Transient failure with attempts left: produce the retry
+//! 5. success: mark the fire done. Transient failure with attempts left: produce the retry
 //!    record and wait for Kafka's ack. Otherwise: produce one dead letter and wait for the
 //!    ack. Then record the run state;
-//! 5. report whether the record's effect is durable, so its offset may be committed.
+//! 6. report whether the record's effect is durable, so its offset may be committed.
 //!
 //! Redis and Kafka failures are retried with backoff until they succeed or the drain
 //! deadline passes; an abandoned record is not committed and is redelivered.
 
 use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rdkafka::{
     message::{Message, OwnedMessage},
     producer::{FutureProducer, FutureRecord},
@@ -34,15 +37,23 @@ use sked_core::{
         runs::{Begin, Run, RunState},
     },
 };
-use tokio::sync::Semaphore;
+use tokio::{sync::Semaphore, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::{
+    breaker::{Admission, Breaker, Outcome},
     handler::{Handler, HandlerError, Job},
     metrics::Metrics,
+    rate_limit::RateLimiter,
     records::{self, Outgoing, Reason, Retry},
 };
+
+/// `last-error` of a record handed to the retry topic because its app's circuit is open.
+pub const CIRCUIT_OPEN: &str = "circuit open";
+
+/// Largest jitter added to a circuit-open retry time (besides 10 % of `open_for`).
+const CIRCUIT_JITTER_MAX: Duration = Duration::from_secs(5);
 
 /// How an app's jobs run.
 #[derive(Clone)]
@@ -53,6 +64,10 @@ pub struct Route {
     pub timeout: Option<Duration>,
     /// App retry policy.
     pub retry: Option<RetryPolicy>,
+    /// App rate limit (`None`: unlimited).
+    pub rate_limit: Option<Arc<RateLimiter>>,
+    /// App circuit breaker (`None`: always closed).
+    pub breaker: Option<Arc<Breaker>>,
 }
 
 /// What the executor needs besides Redis and Kafka.
@@ -169,6 +184,31 @@ impl Executor {
             .or_else(|| route.and_then(|r| r.timeout))
             .unwrap_or(self.settings.default_timeout);
 
+        // The breaker and the rate limit before the slot: a job waiting for a token holds no
+        // slot and no lease. An open breaker rejects before the wait; asked again after it,
+        // it may have opened meanwhile, or this job may be the half-open trial.
+        let breaker = route.and_then(|r| r.breaker.as_deref());
+        if let Some(retry_in) = breaker.and_then(|b| b.rejects(Instant::now())) {
+            return self
+                .circuit_open(msg, &envelope, &job_id, attempt, breaker, retry_in)
+                .await;
+        }
+        if let Some(limiter) = route.and_then(|r| r.rate_limit.as_deref()) {
+            tokio::select! {
+                _ = self.cancel.cancelled() => return false,
+                _ = limiter.acquire() => {}
+            }
+        }
+        let permit = match breaker.map(|b| b.admit(Instant::now())) {
+            None => None,
+            Some(Admission::Run(permit)) => Some(permit),
+            Some(Admission::Reject { retry_in }) => {
+                return self
+                    .circuit_open(msg, &envelope, &job_id, attempt, breaker, retry_in)
+                    .await;
+            }
+        };
+
         // A slot first, then the lease: a lease is never held while waiting for a slot.
         let _slot = tokio::select! {
             _ = self.cancel.cancelled() => return false,
@@ -229,6 +269,15 @@ impl Executor {
         };
         self.metrics
             .executed(app_label, outcome, took.as_secs_f64());
+        // Permanent errors are answers from a live app; a missing handler says nothing (an
+        // unrecorded trial is given back).
+        match (permit, &result) {
+            (Some(permit), Ok(()) | Err(Failed::Handler(HandlerError::Permanent(_)))) => {
+                permit.record(Outcome::Success);
+            }
+            (Some(permit), Err(failed)) if failed.retryable() => permit.record(Outcome::Failure),
+            _ => {}
+        }
 
         let failed = match result {
             Ok(()) => {
@@ -250,16 +299,9 @@ impl Executor {
             let next_attempt = attempt + 1;
             let delay = retry::delay(&policy, next_attempt, unit(&envelope.fire_id, attempt));
             let retry_at = Utc::now() + delay;
-            let record = records::retry(
-                msg,
-                &Retry {
-                    job_id: job_id.as_str(),
-                    next_attempt,
-                    retry_at_ms: retry_at.timestamp_millis(),
-                    last_error: &message,
-                },
-            );
-            let ok = self.produce(&self.settings.retry_topic, &record).await;
+            let ok = self
+                .schedule_retry(msg, &job_id, next_attempt, retry_at, &message)
+                .await;
             if ok {
                 self.metrics.retries.inc();
                 info!(sked.job.id = %job_id, sked.fire.id = %envelope.fire_id, attempt, next_attempt, delay_ms = delay.as_millis() as u64, error = %message, "job failed, retry scheduled");
@@ -283,6 +325,59 @@ impl Executor {
                 .store_call(|| self.store.finish_run(run, state, took, Some(&message)))
                 .await
                 .is_some()
+    }
+
+    /// Produces the retry record of `msg` asking for `attempt` at `retry_at`, and waits for
+    /// the ack.
+    async fn schedule_retry(
+        &self,
+        msg: &OwnedMessage,
+        job_id: &JobId,
+        attempt: u32,
+        retry_at: DateTime<Utc>,
+        last_error: &str,
+    ) -> bool {
+        let record = records::retry(
+            msg,
+            &Retry {
+                job_id: job_id.as_str(),
+                next_attempt: attempt,
+                retry_at_ms: retry_at.timestamp_millis(),
+                last_error,
+            },
+        );
+        self.produce(&self.settings.retry_topic, &record).await
+    }
+
+    /// Hands a job of an app whose circuit is open to the retry topic without running it:
+    /// the same attempt, due when the breaker may close (`retry_in`) plus a jitter of up to
+    /// 10 % of `open_for` (at most [`CIRCUIT_JITTER_MAX`]). No run state is written: the
+    /// attempt stays open for the retry.
+    async fn circuit_open(
+        &self,
+        msg: &OwnedMessage,
+        envelope: &Envelope,
+        job_id: &JobId,
+        attempt: u32,
+        breaker: Option<&Breaker>,
+        retry_in: Duration,
+    ) -> bool {
+        let spread = breaker
+            .map_or(Duration::ZERO, |b| b.settings().open_for / 10)
+            .min(CIRCUIT_JITTER_MAX);
+        let jitter = spread.mul_f64(unit(&envelope.fire_id, attempt));
+        let retry_at = Utc::now() + retry_in + jitter;
+        let ok = self
+            .schedule_retry(msg, job_id, attempt, retry_at, CIRCUIT_OPEN)
+            .await;
+        if ok {
+            self.metrics
+                .circuit_rejections
+                .get_or_create(&Metrics::app(&envelope.app))
+                .inc();
+            debug!(sked.job.id = %job_id, sked.fire.id = %envelope.fire_id, attempt, retry_in_ms = (retry_in + jitter).as_millis() as u64, "circuit open, job handed to the retry topic unrun");
+        }
+        ok
     }
 
     /// Produces one dead letter and waits for the ack.

@@ -65,7 +65,10 @@ impl HttpHandler {
         if !is_http_url(&url) {
             return Err(Error::Url {
                 app: name.to_owned(),
-                why: format!("`{url}` is not an http:// or https:// URL"),
+                why: format!(
+                    "`{}` is not an http:// or https:// URL",
+                    sked_core::config::redact_url(&url)
+                ),
             });
         }
         let method_text = app.method.clone().unwrap_or_else(|| "POST".into());
@@ -162,6 +165,9 @@ pub fn classify_status(status: StatusCode) -> Result<(), HandlerError> {
 /// Classifies a request that got no answer: a request that cannot be built is permanent,
 /// everything else (timeouts, refused or reset connections) transient.
 fn classify_error(err: reqwest::Error) -> HandlerError {
+    // The message travels in `last-error`, dead letters and logs: never with the URL, which
+    // may carry credentials.
+    let err = err.without_url();
     let message = format!("http request failed: {}", error_chain(&err));
     if err.is_builder() {
         HandlerError::Permanent(message)

@@ -3,6 +3,7 @@
 //! job, records run state in Redis so a redelivered fire that already succeeded is not run
 //! again, and hands failures to the retry topic or the DLQ.
 
+mod breaker;
 mod consumer;
 mod execute;
 mod forward;
@@ -10,6 +11,7 @@ mod handler;
 mod http;
 mod metrics;
 mod offsets;
+mod rate_limit;
 mod records;
 mod service;
 

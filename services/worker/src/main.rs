@@ -1,9 +1,9 @@
-//! `sked-worker`: parse flags, load config, init logging, run until SIGTERM.
+//! `sked-worker`: parse flags, then [`sked_core::runtime::service_main`].
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use sked_core::{config, runtime, telemetry};
+use sked_core::{config, runtime};
 
 /// Runs fired jobs from the due topics with retries and a dead-letter topic.
 #[derive(Parser)]
@@ -16,23 +16,5 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match cli.config.load() {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("sked-worker: {err}");
-            return ExitCode::from(runtime::EXIT_CONFIG as u8);
-        }
-    };
-    if cli.config.dump_config {
-        print!("{}", config.dump());
-        return ExitCode::SUCCESS;
-    }
-    telemetry::init(&config.log);
-    match sked_worker::run(config, runtime::shutdown_on_signals()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!(error = format!("{err:#}"), "sked-worker failed");
-            ExitCode::FAILURE
-        }
-    }
+    runtime::service_main("sked-worker", &cli.config, sked_worker::run).await
 }

@@ -6,6 +6,8 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use crate::rate_limit::WaitCounter;
+
 /// Labels of an execution.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ExecutionLabel {
@@ -20,6 +22,13 @@ pub struct ExecutionLabel {
 pub struct ReasonLabel {
     /// `sked-reason` value.
     pub reason: &'static str,
+}
+
+/// Label of a per-app metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppLabel {
+    /// The app.
+    pub app: String,
 }
 
 /// Every metric of the service. Cheap to clone.
@@ -49,6 +58,12 @@ pub struct Metrics {
     pub commit_errors: Counter,
     /// Times the partitions were paused because `worker.max_in_flight` was reached.
     pub pauses: Counter,
+    /// Circuit breaker state by app: 0 closed, 1 open, 2 half-open.
+    pub circuit_state: Family<AppLabel, Gauge>,
+    /// Jobs handed to the retry topic unrun because their app's breaker was open.
+    pub circuit_rejections: Family<AppLabel, Counter>,
+    /// Seconds jobs waited for their app's rate limit.
+    pub rate_limited_seconds: Family<AppLabel, WaitCounter>,
 }
 
 impl Metrics {
@@ -71,6 +86,9 @@ impl Metrics {
             produce_errors: Counter::default(),
             commit_errors: Counter::default(),
             pauses: Counter::default(),
+            circuit_state: Family::default(),
+            circuit_rejections: Family::default(),
+            rate_limited_seconds: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("sked_worker");
         r.register(
@@ -129,6 +147,21 @@ impl Metrics {
             "Times intake paused at worker.max_in_flight",
             m.pauses.clone(),
         );
+        r.register(
+            "circuit_state",
+            "Circuit breaker state by app: 0 closed, 1 open, 2 half-open",
+            m.circuit_state.clone(),
+        );
+        r.register(
+            "circuit_rejections",
+            "Jobs handed to the retry topic unrun because their app's circuit was open",
+            m.circuit_rejections.clone(),
+        );
+        r.register(
+            "rate_limited_seconds",
+            "Seconds jobs waited for their app's rate limit",
+            m.rate_limited_seconds.clone(),
+        );
         m
     }
 
@@ -138,6 +171,13 @@ impl Metrics {
             .get_or_create(&ExecutionLabel { app, outcome })
             .inc();
         self.duration_seconds.observe(seconds);
+    }
+
+    /// The series of `app` in a per-app family.
+    pub fn app(app: &str) -> AppLabel {
+        AppLabel {
+            app: app.to_owned(),
+        }
     }
 
     /// Counts one dead letter.

@@ -22,12 +22,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
+    breaker::{Breaker, BreakerSettings},
     consumer::{self, Context, WorkerConsumer},
     execute::{self, Executor, Route},
     forward::KafkaHandler,
     handler::{Handler, Handlers},
     http::HttpHandler,
     metrics::Metrics,
+    rate_limit::RateLimiter,
 };
 
 const SERVICE: &str = "worker";
@@ -144,7 +146,7 @@ pub async fn start_with(
         .create()
         .context("cannot create kafka producer")?;
     // Routes first: a misconfigured app stops the worker before it binds or consumes.
-    let routes = routes(&config, &handlers, &producer)?;
+    let routes = routes(&config, &handlers, &producer, &metrics)?;
 
     let admin = Admin::bind(
         config.admin.listen_addr,
@@ -170,7 +172,7 @@ pub async fn start_with(
     let topics = due_topics(&config);
     let consumer: StreamConsumer<Context> =
         kafka::consumer_config(&config.kafka, SERVICE, &config.worker.group_id)
-            .create_with_context(Context::new(metrics.clone()))
+            .create_with_context(Context::new("worker", metrics.commit_errors.clone()))
             .context("cannot create kafka consumer")?;
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer
@@ -241,6 +243,7 @@ fn routes(
     config: &Config,
     handlers: &Handlers,
     producer: &FutureProducer,
+    metrics: &Metrics,
 ) -> anyhow::Result<BTreeMap<String, Route>> {
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
@@ -280,6 +283,20 @@ fn routes(
                 handler,
                 timeout: app.timeout.map(|t| t.get()),
                 retry: app.retry.as_ref().map(policy),
+                rate_limit: app.rate_limit.as_ref().map(|limit| {
+                    let waited = metrics
+                        .rate_limited_seconds
+                        .get_or_create(&Metrics::app(name))
+                        .clone();
+                    Arc::new(RateLimiter::from_options(limit, waited))
+                }),
+                breaker: app.circuit_breaker.as_ref().map(|breaker| {
+                    let gauge = metrics
+                        .circuit_state
+                        .get_or_create(&Metrics::app(name))
+                        .clone();
+                    Arc::new(Breaker::new(BreakerSettings::from(breaker), gauge))
+                }),
             },
         );
     }
@@ -294,6 +311,8 @@ fn routes(
                     handler: handlers.get(name),
                     timeout: None,
                     retry: None,
+                    rate_limit: None,
+                    breaker: None,
                 },
             );
         }
@@ -309,5 +328,90 @@ fn policy(retry: &AppRetryOptions) -> RetryPolicy {
         initial_ms: u64::try_from(retry.initial.get().as_millis()).unwrap_or(u64::MAX),
         max_ms: u64::try_from(retry.max.get().as_millis()).unwrap_or(u64::MAX),
         jitter: RetryPolicy::default().jitter,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sked_core::config::{Layers, load};
+
+    fn config(sets: &[&str]) -> Result<Config, String> {
+        load(&Layers {
+            sets: sets.iter().map(|s| (*s).to_owned()).collect(),
+            ..Default::default()
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn rate_limit_and_circuit_breaker_tables_parse_with_defaults() {
+        let c = config(&[
+            "apps.a.handler=custom",
+            "apps.a.rate_limit={ per_second = 2.5 }",
+            "apps.a.circuit_breaker={ min_calls = 3 }",
+        ])
+        .unwrap();
+        let app = &c.apps["a"];
+        let limit = app.rate_limit.as_ref().unwrap();
+        assert_eq!((limit.per_second, limit.effective_burst()), (2.5, 3));
+        let b = app.circuit_breaker.as_ref().unwrap();
+        assert_eq!((b.failure_rate, b.min_calls), (0.5, 3));
+        assert_eq!(b.window.get(), Duration::from_secs(30));
+        assert_eq!(b.open_for.get(), Duration::from_secs(30));
+        assert!(
+            config(&["apps.a.handler=custom"]).unwrap().apps["a"]
+                .rate_limit
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn out_of_range_values_and_unknown_keys_are_rejected() {
+        for (set, key) in [
+            (
+                "apps.a.rate_limit={ per_second = 0.0 }",
+                "rate_limit.per_second",
+            ),
+            (
+                "apps.a.rate_limit={ per_second = -1.0 }",
+                "rate_limit.per_second",
+            ),
+            (
+                "apps.a.rate_limit={ per_second = 1.0, burst = 0 }",
+                "rate_limit.burst",
+            ),
+            ("apps.a.rate_limit={ per_second = 1.0, brust = 2 }", "brust"),
+            (
+                "apps.a.circuit_breaker={ failure_rate = 0.0 }",
+                "circuit_breaker.failure_rate",
+            ),
+            (
+                "apps.a.circuit_breaker={ failure_rate = 1.5 }",
+                "circuit_breaker.failure_rate",
+            ),
+            (
+                "apps.a.circuit_breaker={ min_calls = 0 }",
+                "circuit_breaker.min_calls",
+            ),
+            (
+                "apps.a.circuit_breaker={ open_for = \"0s\" }",
+                "circuit_breaker.open_for",
+            ),
+            (
+                "apps.a.circuit_breaker={ window = \"0s\" }",
+                "circuit_breaker.window",
+            ),
+        ] {
+            let err = config(&["apps.a.handler=custom", set]).unwrap_err();
+            assert!(err.contains(key), "{set}: {err}");
+        }
+        assert!(
+            config(&[
+                "apps.a.handler=custom",
+                "apps.a.circuit_breaker={ failure_rate = 1.0 }"
+            ])
+            .is_ok()
+        );
     }
 }

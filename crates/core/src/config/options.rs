@@ -234,6 +234,65 @@ pub struct AppOptions {
     /// Value format of this app's fires: `sked` (the envelope) or `infinite_scheduler`.
     #[serde(default)]
     pub envelope: crate::envelope::Format,
+    /// Token bucket bounding how often this app's handler starts, per worker process.
+    #[serde(default)]
+    pub rate_limit: Option<AppRateLimitOptions>,
+    /// Stops calling this app's handler while too many of its calls fail transiently.
+    #[serde(default)]
+    pub circuit_breaker: Option<AppCircuitBreakerOptions>,
+}
+
+/// `[apps.<name>.rate_limit]`: a token bucket per app in each worker process (replicas
+/// multiply it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppRateLimitOptions {
+    /// Tokens added per second (> 0).
+    pub per_second: f64,
+    /// Bucket size: most handler starts at once after a quiet period (default
+    /// `ceil(per_second)`).
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+impl AppRateLimitOptions {
+    /// `burst`, else `ceil(per_second)`, at least 1.
+    pub fn effective_burst(&self) -> u32 {
+        self.burst
+            .unwrap_or_else(|| self.per_second.ceil().clamp(1.0, f64::from(u32::MAX)) as u32)
+            .max(1)
+    }
+}
+
+/// `[apps.<name>.circuit_breaker]`: opens when the transient-failure rate over `window`
+/// reaches `failure_rate` (after `min_calls` calls), for `open_for`; then one trial call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppCircuitBreakerOptions {
+    /// Share of transient failures (timeouts included) that opens the breaker, in (0, 1].
+    #[serde(default = "default_failure_rate")]
+    pub failure_rate: f64,
+    /// Fewest calls in the window before the rate is looked at.
+    #[serde(default = "default_min_calls")]
+    pub min_calls: u32,
+    /// Sliding window the calls are counted over.
+    #[serde(default = "default_breaker_period")]
+    pub window: HumanDuration,
+    /// How long the breaker stays open before a trial call.
+    #[serde(default = "default_breaker_period")]
+    pub open_for: HumanDuration,
+}
+
+fn default_failure_rate() -> f64 {
+    0.5
+}
+
+fn default_min_calls() -> u32 {
+    20
+}
+
+fn default_breaker_period() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(30))
 }
 
 /// `[apps.<name>.retry]`.
@@ -271,6 +330,23 @@ impl Config {
             "redis.url",
             "must start with redis:// or rediss://",
         );
+        // librdkafka's own check, here so that a bad property stops the process with the
+        // others (exit 64) and without its value: librdkafka's error (and `KafkaError`'s
+        // Display) quote the value, which may be a secret (`sasl.pasword = …` with a typo).
+        for (key, value) in &self.kafka.rdkafka {
+            let mut probe = rdkafka::ClientConfig::new();
+            probe.set(key, value);
+            if let Err(rdkafka::error::KafkaError::ClientConfig(_, desc, _, _)) =
+                probe.create_native_config()
+            {
+                let desc = if value.is_empty() {
+                    desc
+                } else {
+                    desc.replace(value.as_str(), "<redacted>")
+                };
+                check(false, &format!("kafka.rdkafka.{key}"), &desc);
+            }
+        }
         check(
             !self.redis.key_prefix.is_empty(),
             "redis.key_prefix",
@@ -346,6 +422,37 @@ impl Config {
                     &format!("apps.{name}.retry"),
                     "initial must not exceed max",
                 );
+            }
+            if let Some(limit) = &app.rate_limit {
+                check(
+                    limit.per_second.is_finite() && limit.per_second > 0.0,
+                    &format!("apps.{name}.rate_limit.per_second"),
+                    "must be a positive number",
+                );
+                check(
+                    limit.burst != Some(0),
+                    &format!("apps.{name}.rate_limit.burst"),
+                    "must be at least 1",
+                );
+            }
+            if let Some(breaker) = &app.circuit_breaker {
+                check(
+                    breaker.failure_rate > 0.0 && breaker.failure_rate <= 1.0,
+                    &format!("apps.{name}.circuit_breaker.failure_rate"),
+                    "must be in (0, 1]",
+                );
+                check(
+                    breaker.min_calls >= 1,
+                    &format!("apps.{name}.circuit_breaker.min_calls"),
+                    "must be at least 1",
+                );
+                for (key, value) in [("window", breaker.window), ("open_for", breaker.open_for)] {
+                    check(
+                        !value.get().is_zero(),
+                        &format!("apps.{name}.circuit_breaker.{key}"),
+                        "must be positive",
+                    );
+                }
             }
         }
         problems
