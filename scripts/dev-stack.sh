@@ -99,7 +99,7 @@ status() {
 
 mkdir -p "$STATE"
 case "${1:-up}" in
-  up) start_redis; start_tansu ;;
+  up) "$ROOT/scripts/build-deps.sh"; start_redis; start_tansu ;;
   down) stop_one tansu; stop_one redis ;;
   status) status ;;
   *) die "usage: scripts/dev-stack.sh up|down|status" ;;

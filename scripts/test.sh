@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+scripts/build-deps.sh
 scripts/dev-stack.sh up
 
 echo "test: building the workspace (binaries and tests)"

@@ -29,18 +29,50 @@ impl Args {
     }
 }
 
+/// librdkafka properties whose name contains one of these hold secrets (`sasl.password`,
+/// `ssl.key.password`, `ssl.keystore.password`, `sasl.oauthbearer.client.secret`,
+/// `ssl.key.pem`, ...).
 const SECRET_MARKERS: [&str; 4] = ["password", "secret", "token", "key.pem"];
+/// Also redacted: who the client is (`sasl.username`) and the OAUTHBEARER settings string.
+const SECRET_PROPERTIES: [&str; 2] = ["sasl.username", "sasl.oauthbearer.config"];
+/// HTTP header names (lowercase) containing one of these carry credentials
+/// (`Authorization`, `X-Api-Key`, `Cookie`, ...).
+const SECRET_HEADER_MARKERS: [&str; 9] = [
+    "auth",
+    "token",
+    "secret",
+    "key",
+    "password",
+    "cookie",
+    "session",
+    "signature",
+    "credential",
+];
 const REDACTED: &str = "<redacted>";
 
 impl Config {
-    /// The configuration as TOML, with passwords in URLs and secret-looking librdkafka
-    /// properties replaced by `<redacted>`.
+    /// The configuration as TOML, with passwords in URLs (`redis.url`, `apps.*.url`),
+    /// secret-looking librdkafka properties and credential-carrying HTTP headers of apps
+    /// replaced by `<redacted>`.
     pub fn dump(&self) -> String {
         let mut copy = self.clone();
         copy.redis.url = redact_url(&copy.redis.url);
         for (key, value) in copy.kafka.rdkafka.iter_mut() {
-            if SECRET_MARKERS.iter().any(|m| key.contains(m)) || key == "sasl.username" {
+            if SECRET_MARKERS.iter().any(|m| key.contains(m))
+                || SECRET_PROPERTIES.contains(&key.as_str())
+            {
                 *value = REDACTED.to_owned();
+            }
+        }
+        for app in copy.apps.values_mut() {
+            if let Some(url) = &mut app.url {
+                *url = redact_url(url);
+            }
+            for (name, value) in app.headers.iter_mut() {
+                let name = name.to_ascii_lowercase();
+                if SECRET_HEADER_MARKERS.iter().any(|m| name.contains(m)) {
+                    *value = REDACTED.to_owned();
+                }
             }
         }
         toml::to_string_pretty(&copy)
@@ -74,13 +106,25 @@ mod tests {
             sets: vec![
                 "redis.url=redis://sked:hunter2@redis:6379".into(),
                 "kafka.rdkafka.sasl.password=s3cret".into(),
+                "kafka.rdkafka.sasl.oauthbearer.config=principal=sked secret=0auth".into(),
+                "apps.hook.url=https://hook:w3bhook@hooks.example/run".into(),
+                "apps.hook.headers.Authorization=Bearer t0ken".into(),
+                "apps.hook.headers.X-Api-Key=k3y".into(),
+                "apps.hook.headers.Content-Type=application/json".into(),
             ],
             ..Default::default()
         };
         let config = load(&layers).unwrap();
         let text = config.dump();
         assert!(!text.contains("hunter2"), "{text}");
-        assert!(!text.contains("s3cret"), "{text}");
+        for secret in ["s3cret", "0auth", "w3bhook", "t0ken", "k3y"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(
+            text.contains("https://hook:<redacted>@hooks.example/run"),
+            "{text}"
+        );
+        assert!(text.contains("application/json"), "{text}");
         assert!(
             text.contains("redis://sked:<redacted>@redis:6379"),
             "{text}"
