@@ -30,8 +30,9 @@ pub fn consumer_config(options: &KafkaOptions, service: &str, group: &str) -> Cl
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         // A scheduler's consumers wait on time, not on volume: a fetch that waits 500 ms (the
-        // librdkafka default) for data adds that much latency to every quiet moment.
-        .set("fetch.wait.max.ms", "10");
+        // librdkafka default) for data adds that much latency to every quiet moment. 5 ms
+        // costs about 200 fetch requests a second per broker connection when idle.
+        .set("fetch.wait.max.ms", "5");
     pass_through(&mut config, options);
     config
 }
