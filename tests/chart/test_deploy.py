@@ -452,7 +452,7 @@ def test_compose_file_is_valid(tracing):
     if tracing:
         assert {"otel-collector", "jaeger"} <= set(services)
         for s in SERVICES:
-            assert services[s]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4317"
+            assert services[s]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
 
 
 def test_compose_services_are_bounded_healthy_and_local():

@@ -16,3 +16,4 @@ pub mod runtime;
 pub mod schedule;
 pub mod store;
 pub mod telemetry;
+pub mod trace;

@@ -235,6 +235,10 @@ pub struct JobSpec {
     /// scheduler fires them under the original job id, fire id and this attempt number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_of: Option<RetryOf>,
+    /// W3C trace context of the span that stored the job (ingest, or the worker attempt a
+    /// retry job comes from): the scheduler's fire span is its child. Not part of equality.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// The fire a retry job re-runs.
@@ -750,6 +754,7 @@ fn native(fields: &Fields<'_>, limits: &Limits, origin: &Origin) -> Result<JobSp
         labels,
         format: Format::Native,
         retry_of: None,
+        traceparent: None,
     })
 }
 
@@ -1012,6 +1017,7 @@ fn infinite_scheduler(
         labels: BTreeMap::new(),
         format: Format::InfiniteScheduler,
         retry_of: None,
+        traceparent: None,
     })
 }
 

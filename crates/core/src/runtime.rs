@@ -122,8 +122,8 @@ impl Tasks {
 }
 
 /// The whole `main` of a service binary, after flag parsing: loads the configuration (exit
-/// 64 naming every problem), prints it for `--dump-config`, initialises logging, and runs
-/// `run` until SIGTERM/SIGINT.
+/// 64 naming every problem), prints it for `--dump-config`, initialises logging and OTLP span
+/// export, runs `run` until SIGTERM/SIGINT, and flushes the spans last.
 pub async fn service_main<F, Fut>(
     name: &str,
     args: &crate::config::Args,
@@ -145,12 +145,15 @@ where
         print!("{}", config.dump());
         return ExitCode::SUCCESS;
     }
-    crate::telemetry::init(&config.log);
-    match run(config, shutdown_on_signals()).await {
+    let telemetry = crate::telemetry::init(name, &config.log);
+    let code = match run(config, shutdown_on_signals()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = format!("{err:#}"), "{name} failed");
             ExitCode::FAILURE
         }
-    }
+    };
+    // Last: the spans of the drain are exported too.
+    telemetry.shutdown().await;
+    code
 }

@@ -36,13 +36,15 @@ async fn main() -> ExitCode {
         print!("{}", config.dump());
         return ExitCode::SUCCESS;
     }
-    telemetry::init(&config.log);
+    let telemetry = telemetry::init("sked-example-custom-handler", &config.log);
     let worker = Worker::builder(config).handler("sms", SmsHandler).build();
-    match worker.run(runtime::shutdown_on_signals()).await {
+    let code = match worker.run(runtime::shutdown_on_signals()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = format!("{err:#}"), "worker failed");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown().await;
+    code
 }

@@ -32,10 +32,11 @@ use sked_core::{
     request::{self, Limits},
     runtime::Backoff,
     store::{Applied, Op, Store},
+    trace,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, info_span, warn};
 
 use crate::{
     decode::{self, Decision},
@@ -158,7 +159,10 @@ impl IngestConsumer {
         let mut rejects: Vec<(usize, request::Error)> = Vec::new();
         for (i, msg) in batch.iter().enumerate() {
             match decode::decide(msg, &self.settings.limits, now) {
-                Decision::Apply(op) => {
+                Decision::Apply(mut op) => {
+                    if let Op::Insert { spec, .. } = &mut op {
+                        spec.traceparent = ingest_span(msg, spec.id.as_str());
+                    }
                     ops.push(op);
                     op_msg.push(i);
                 }
@@ -387,4 +391,25 @@ pub fn outcome(applied: &Applied) -> &'static str {
         Applied::Duplicate { .. } => "duplicate",
         Applied::Cancel(c) => c.into(),
     }
+}
+
+/// The `<topic> process` span of an accepted request (child of its `traceparent` header, if
+/// any); returns the trace context the job record keeps for the scheduler's fire span: the
+/// span's, or the incoming header's when no tracing is exported.
+fn ingest_span(msg: &BorrowedMessage<'_>, job_id: &str) -> Option<String> {
+    let key = msg.key().and_then(|k| std::str::from_utf8(k).ok());
+    let span = info_span!(
+        "ingest",
+        otel.name = %format!("{} process", msg.topic()),
+        otel.kind = "consumer",
+        messaging.system = "kafka",
+        messaging.destination.name = msg.topic(),
+        messaging.operation.type = "process",
+        messaging.kafka.message.key = key,
+        messaging.kafka.offset = msg.offset(),
+        sked.job.id = job_id,
+    );
+    let incoming = trace::header(msg.headers());
+    trace::set_parent(&span, incoming);
+    trace::traceparent(&span).or_else(|| incoming.map(str::to_owned))
 }

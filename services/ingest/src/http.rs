@@ -150,6 +150,17 @@ async fn submit(
     if spec.idempotency_key.is_none() {
         spec.idempotency_key = header_key;
     }
+    let span = tracing::info_span!(
+        "submit",
+        otel.name = "POST /v1/jobs",
+        otel.kind = "server",
+        sked.job.id = %spec.id,
+    );
+    let incoming = headers
+        .get(sked_core::kafka::headers::TRACEPARENT)
+        .and_then(|v| v.to_str().ok());
+    sked_core::trace::set_parent(&span, incoming);
+    spec.traceparent = sked_core::trace::traceparent(&span).or_else(|| incoming.map(str::to_owned));
     let id = spec.id.to_string();
     let due_at = spec.first_due;
     let applied = api.store.apply(&[Op::insert(spec, &body)]).await?;

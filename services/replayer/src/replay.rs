@@ -785,7 +785,23 @@ impl Replays {
         topic: &str,
         msg: &OwnedMessage,
     ) -> impl std::future::Future<Output = Result<(), Error>> + use<> {
-        let record = replay_record(id, msg, Utc::now().timestamp_millis());
+        let mut record = replay_record(id, msg, Utc::now().timestamp_millis());
+        // A `sked.replay` span in the letter's trace; the replayed record continues from it.
+        let span = tracing::info_span!(
+            "replay",
+            otel.name = "sked.replay",
+            otel.kind = "producer",
+            messaging.system = "kafka",
+            messaging.destination.name = topic,
+            messaging.operation.type = "publish",
+            messaging.kafka.message.key = msg.key().and_then(|k| std::str::from_utf8(k).ok()),
+            sked.replay.id = id,
+            sked.dlq.offset = msg.offset(),
+        );
+        sked_core::trace::set_parent(&span, sked_core::trace::header(msg.headers()));
+        if let Some(tp) = sked_core::trace::traceparent(&span) {
+            record.headers = sked_core::trace::replace_header(&record.headers, &tp);
+        }
         let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(record.headers);
         if let Some(k) = msg.key() {
             fr = fr.key(k);
@@ -795,7 +811,7 @@ impl Replays {
         }
         let delivery = self.producer.send_result(fr).map_err(|(e, _)| e);
         let topic = topic.to_owned();
-        async move {
+        let publish = async move {
             let fail = |error| Error::Publish {
                 topic: topic.clone(),
                 error,
@@ -808,7 +824,8 @@ impl Replays {
                 },
                 Err(e) => Err(fail(e)),
             }
-        }
+        };
+        tracing::Instrument::instrument(publish, span)
     }
 }
 

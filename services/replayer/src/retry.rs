@@ -45,10 +45,11 @@ use sked_core::{
     runtime::Backoff,
     schedule::Schedule,
     store::{Applied, Op, Store},
+    trace,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, info_span, warn};
 
 use crate::metrics::Metrics;
 
@@ -149,6 +150,9 @@ pub fn decode<'a>(
                 fire_id: envelope.fire_id,
                 attempt,
             }),
+            traceparent: header(h::TRACEPARENT)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .map(str::to_owned),
         },
         fingerprint_bytes,
     })
@@ -261,7 +265,26 @@ impl RetryDrain {
                 headers.and_then(|hs| hs.iter().filter(|x| x.key == name).last()?.value)
             };
             match decode(msg.payload(), lookup) {
-                Ok(retry) => {
+                Ok(mut retry) => {
+                    // The retry drain's span, child of the failed attempt; the retry's fire
+                    // is its child.
+                    let span = info_span!(
+                        "retry",
+                        otel.name = %format!("{} process", msg.topic()),
+                        otel.kind = "consumer",
+                        messaging.system = "kafka",
+                        messaging.destination.name = msg.topic(),
+                        messaging.operation.type = "process",
+                        messaging.kafka.message.key = %retry.spec.id,
+                        messaging.kafka.offset = msg.offset(),
+                        sked.job.id = retry.spec.retry_of.as_ref().map(|r| r.job_id.as_str()),
+                        sked.fire.id = retry.spec.retry_of.as_ref().map(|r| r.fire_id.as_str()),
+                        sked.attempt = retry.spec.retry_of.as_ref().map(|r| r.attempt),
+                    );
+                    trace::set_parent(&span, retry.spec.traceparent.as_deref());
+                    if let Some(tp) = trace::traceparent(&span) {
+                        retry.spec.traceparent = Some(tp);
+                    }
                     debug!(
                         sked.job.id = %retry.spec.id,
                         messaging.kafka.offset = msg.offset(),

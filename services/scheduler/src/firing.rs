@@ -32,10 +32,11 @@ use sked_core::{
     kafka::headers as h,
     runtime::Backoff,
     store::{Ack, AckOutcome, ClaimBatch, Store},
+    trace,
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, warn};
+use tracing::{Instrument as _, Span, debug, error, info_span, warn};
 
 use crate::{
     metrics::{Metrics, ShardLabel, SlotLabel},
@@ -236,7 +237,21 @@ impl Firing {
                         continue;
                     }
                 };
-                sends.push((index, due, self.send(route, &envelope, value)));
+                let span = info_span!(
+                    "fire",
+                    otel.name = %format!("{} publish", route.topic),
+                    otel.kind = "producer",
+                    messaging.system = "kafka",
+                    messaging.destination.name = %route.topic,
+                    messaging.operation.type = "publish",
+                    messaging.kafka.message.key = %envelope.job_id,
+                    sked.job.id = %envelope.job_id,
+                    sked.fire.id = %envelope.fire_id,
+                    sked.attempt = envelope.attempt,
+                );
+                trace::set_parent(&span, job.spec.traceparent.as_deref());
+                let send = self.send(route, &envelope, value, &span);
+                sends.push((index, due, send.instrument(span)));
             }
             acks.push(Some(Ack {
                 id: job.spec.id.to_string(),
@@ -293,11 +308,13 @@ impl Firing {
         route: &Route,
         envelope: &Envelope,
         value: Vec<u8>,
+        span: &Span,
     ) -> impl std::future::Future<Output = Result<(), rdkafka::error::KafkaError>> + use<> {
         let due_ms = envelope.due_at.timestamp_millis().to_string();
         let fired_ms = envelope.fired_at.timestamp_millis().to_string();
         let attempt = envelope.attempt.to_string();
-        let traceparent = envelope.traceparent();
+        // The fire span's context; derived from the fire id when no tracing is exported.
+        let traceparent = trace::traceparent(span).unwrap_or_else(|| envelope.traceparent());
         let headers = OwnedHeaders::new_with_capacity(7)
             .insert(Header {
                 key: h::SKED_JOB_ID,

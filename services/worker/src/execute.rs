@@ -36,10 +36,11 @@ use sked_core::{
         self, Store,
         runs::{Begin, Run, RunState},
     },
+    trace,
 };
 use tokio::{sync::Semaphore, time::Instant};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{Instrument as _, Span, debug, field, info, info_span, warn};
 
 use crate::{
     breaker::{Admission, Breaker, Outcome},
@@ -144,7 +145,27 @@ impl Failed {
 
 impl Executor {
     /// Handles one record; true when its effect is durable and its offset may be committed.
+    /// Runs in one `<topic> process` span per attempt, child of the fire's `traceparent`.
     pub async fn execute(&self, msg: &OwnedMessage) -> bool {
+        let key = msg.key().and_then(|k| std::str::from_utf8(k).ok());
+        let span = info_span!(
+            "attempt",
+            otel.name = %format!("{} process", msg.topic()),
+            otel.kind = "consumer",
+            messaging.system = "kafka",
+            messaging.destination.name = msg.topic(),
+            messaging.operation.type = "process",
+            messaging.kafka.message.key = key,
+            messaging.kafka.offset = msg.offset(),
+            sked.job.id = field::Empty,
+            sked.fire.id = field::Empty,
+            sked.attempt = field::Empty,
+        );
+        trace::set_parent(&span, records::header(msg, h::TRACEPARENT));
+        self.attempt(msg).instrument(span).await
+    }
+
+    async fn attempt(&self, msg: &OwnedMessage) -> bool {
         let envelope = match decode(msg) {
             Ok(envelope) => envelope,
             Err(why) => {
@@ -168,6 +189,10 @@ impl Executor {
                 .await;
         };
         let attempt = attempt_of(msg, Some(&envelope));
+        Span::current()
+            .record("sked.job.id", job_id.as_str())
+            .record("sked.fire.id", envelope.fire_id.as_str())
+            .record("sked.attempt", attempt);
         let replay = records::header(msg, h::SKED_REPLAY_COUNT)
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0);
@@ -248,8 +273,8 @@ impl Executor {
         } else {
             "other".to_owned()
         };
-        let traceparent = records::header(msg, h::TRACEPARENT)
-            .map(str::to_owned)
+        let traceparent = trace::traceparent(&Span::current())
+            .or_else(|| records::header(msg, h::TRACEPARENT).map(str::to_owned))
             .unwrap_or_else(|| envelope.traceparent());
         let result = match route.and_then(|r| r.handler.clone()) {
             None => Err(Failed::NoHandler),
@@ -337,7 +362,7 @@ impl Executor {
         retry_at: DateTime<Utc>,
         last_error: &str,
     ) -> bool {
-        let record = records::retry(
+        let mut record = records::retry(
             msg,
             &Retry {
                 job_id: job_id.as_str(),
@@ -346,6 +371,7 @@ impl Executor {
                 last_error,
             },
         );
+        attempt_context(&mut record);
         self.produce(&self.settings.retry_topic, &record).await
     }
 
@@ -390,7 +416,7 @@ impl Executor {
         app: Option<&str>,
         job_id: Option<&str>,
     ) -> bool {
-        let record = dlq::record(
+        let mut record = dlq::record(
             msg,
             &dlq::Failure {
                 stage: dlq::Stage::Execute,
@@ -402,6 +428,7 @@ impl Executor {
                 job_id,
             },
         );
+        attempt_context(&mut record);
         let ok = self.produce(&self.settings.dlq_topic, &record).await;
         if ok {
             self.metrics.dead_lettered(reason);
@@ -478,6 +505,14 @@ impl Executor {
                 _ = tokio::time::sleep(backoff.next_delay()) => {}
             }
         }
+    }
+}
+
+/// Points the record's `traceparent` at the current attempt span, when it is exported: the
+/// retry's fire and a replay continue the trace from this attempt.
+fn attempt_context(record: &mut Outgoing) {
+    if let Some(tp) = trace::traceparent(&Span::current()) {
+        record.headers = trace::replace_header(&record.headers, &tp);
     }
 }
 

@@ -1,0 +1,113 @@
+//! W3C trace context across Kafka: a span's context goes out in the `traceparent` header (or
+//! the job record, from ingest to the scheduler), and the next hop's span takes it as parent,
+//! so one trace shows ingest → fire → each attempt → retry → DLQ → replay for a job.
+//!
+//! Span and attribute names follow the OpenTelemetry messaging conventions: spans are named
+//! `<destination> publish` / `<destination> process` (`otel.name`), with
+//! `messaging.system = "kafka"`, `messaging.destination.name`, `messaging.operation.type`,
+//! `messaging.kafka.message.key`, `messaging.kafka.offset`, plus `sked.job.id`,
+//! `sked.fire.id`, `sked.attempt`. Without an exporter the helpers are no-ops (spans have no
+//! valid context), and callers fall back to what they had.
+
+use std::collections::HashMap;
+
+use opentelemetry::{
+    Context,
+    propagation::TextMapPropagator as _,
+    trace::{TraceContextExt as _, TraceId},
+};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::kafka::headers::TRACEPARENT;
+
+/// The context of a W3C `traceparent` value (an empty context when it does not parse).
+pub fn context_of(traceparent: &str) -> Context {
+    let carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.trim().to_owned())]);
+    TraceContextPropagator::new().extract(&carrier)
+}
+
+/// The last `traceparent` header of `headers`, as UTF-8.
+pub fn header<H: Headers>(headers: Option<&H>) -> Option<&str> {
+    headers?
+        .iter()
+        .filter(|h| h.key == TRACEPARENT)
+        .last()?
+        .value
+        .and_then(|v| std::str::from_utf8(v).ok())
+}
+
+/// Makes `traceparent` (when valid) the parent of `span`. Call before the span is entered.
+pub fn set_parent(span: &Span, traceparent: Option<&str>) {
+    let Some(tp) = traceparent else { return };
+    let cx = context_of(tp);
+    if cx.span().span_context().is_valid() {
+        let _ = span.set_parent(cx);
+    }
+}
+
+/// The W3C `traceparent` of `span`, when it is exported (has a valid context).
+pub fn traceparent(span: &Span) -> Option<String> {
+    let cx = span.context();
+    if !cx.span().span_context().is_valid() {
+        return None;
+    }
+    let mut carrier = HashMap::new();
+    TraceContextPropagator::new().inject_context(&cx, &mut carrier);
+    carrier.remove(TRACEPARENT)
+}
+
+/// The trace id of a `traceparent` value, when it parses.
+pub fn trace_id(traceparent: &str) -> Option<TraceId> {
+    let cx = context_of(traceparent);
+    let sc = cx.span().span_context().clone();
+    sc.is_valid().then(|| sc.trace_id())
+}
+
+/// `headers` with every `traceparent` replaced by `traceparent` (appended last).
+pub fn replace_header(headers: &OwnedHeaders, traceparent: &str) -> OwnedHeaders {
+    let mut out = OwnedHeaders::new_with_capacity(headers.count() + 1);
+    for h in headers.iter().filter(|h| h.key != TRACEPARENT) {
+        out = out.insert(Header {
+            key: h.key,
+            value: h.value,
+        });
+    }
+    out.insert(Header {
+        key: TRACEPARENT,
+        value: Some(traceparent.as_bytes()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn traceparent_round_trips_through_headers() {
+        assert_eq!(
+            trace_id(TP).unwrap().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert!(trace_id("garbage").is_none());
+        let hs = OwnedHeaders::new()
+            .insert(Header {
+                key: TRACEPARENT,
+                value: Some("00-old"),
+            })
+            .insert(Header {
+                key: "k",
+                value: Some("v"),
+            });
+        let hs = replace_header(&hs, TP);
+        assert_eq!(header(Some(&hs)), Some(TP));
+        assert_eq!(hs.count(), 2);
+        // Without an OpenTelemetry layer a span has no context.
+        assert_eq!(traceparent(&tracing::info_span!("x")), None);
+    }
+}
