@@ -171,3 +171,21 @@ pub fn standard_readiness() -> Readiness {
     readiness.set("not_draining", true);
     readiness
 }
+
+/// Binds the admin listener on `addr` (`admin.listen_addr`) and serves it as the task `admin`
+/// of `tasks` until `cancel`. Returns the bound address (port 0 picks one).
+pub async fn serve(
+    addr: SocketAddr,
+    registry: Registry,
+    readiness: Readiness,
+    tasks: &mut crate::runtime::Tasks,
+    cancel: &CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let admin = Admin::bind(addr, Arc::new(registry), readiness)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on admin.listen_addr {addr}: {e}"))?;
+    let bound = admin.local_addr()?;
+    let cancel = cancel.clone();
+    tasks.spawn("admin", async move { Ok(admin.run(cancel).await?) });
+    Ok(bound)
+}

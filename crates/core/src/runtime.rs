@@ -157,3 +157,11 @@ where
     telemetry.shutdown().await;
     code
 }
+
+/// Flushes a producer's queue (up to 10 s) on a blocking thread: the last step of a drain.
+pub async fn flush(producer: rdkafka::producer::FutureProducer) -> anyhow::Result<()> {
+    use rdkafka::producer::Producer as _;
+    tokio::task::spawn_blocking(move || producer.flush(std::time::Duration::from_secs(10)))
+        .await??;
+    Ok(())
+}

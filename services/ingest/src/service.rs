@@ -1,20 +1,20 @@
 //! Wiring: builds the consumer, the REST API and the admin endpoints from [`Config`], and runs
 //! them under one cancellation token.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context as _;
 use prometheus_client::registry::Registry;
 use rdkafka::{
     consumer::{Consumer as _, StreamConsumer},
-    producer::{FutureProducer, Producer as _},
+    producer::FutureProducer,
 };
 use sked_core::{
-    admin::{self, Admin},
+    admin,
     config::Config,
     kafka,
     request::Limits,
-    runtime::Tasks,
+    runtime::{self, Tasks},
     store::Store,
 };
 use tokio::net::TcpListener;
@@ -43,8 +43,7 @@ impl Running {
     /// Waits until every task has stopped (after the token is cancelled), then flushes.
     pub async fn wait(self) -> anyhow::Result<()> {
         let result = self.tasks.join().await;
-        let producer = self.producer;
-        tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10))).await??;
+        runtime::flush(self.producer).await?;
         info!("ingest stopped");
         result
     }
@@ -69,19 +68,15 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
     let metrics = Metrics::new(&mut registry);
     let readiness = admin::standard_readiness();
 
-    let admin = Admin::bind(
+    let mut tasks = Tasks::default();
+    let admin_addr = admin::serve(
         config.admin.listen_addr,
-        Arc::new(registry),
+        registry,
         readiness.clone(),
+        &mut tasks,
+        &cancel,
     )
-    .await
-    .with_context(|| {
-        format!(
-            "cannot listen on admin.listen_addr {}",
-            config.admin.listen_addr
-        )
-    })?;
-    let admin_addr = admin.local_addr()?;
+    .await?;
     let http_listener = TcpListener::bind(config.http.listen_addr)
         .await
         .with_context(|| {
@@ -91,9 +86,6 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
             )
         })?;
     let http_addr = http_listener.local_addr()?;
-    let mut tasks = Tasks::default();
-    let admin_cancel = cancel.clone();
-    tasks.spawn("admin", async move { Ok(admin.run(admin_cancel).await?) });
     info!(%admin_addr, %http_addr, "ingest listening");
 
     let Some(store) = Store::connect_with_retry(&config.redis, &readiness, &cancel).await else {

@@ -5,13 +5,13 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use futures::StreamExt;
 use prometheus_client::registry::Registry;
-use rdkafka::producer::{FutureProducer, Producer as _};
+use rdkafka::producer::FutureProducer;
 use sked_core::{
-    admin::{self, Admin},
+    admin,
     config::Config,
     job::Shard,
     kafka,
-    runtime::{Backoff, Tasks},
+    runtime::{self, Backoff, Tasks},
     store::Store,
 };
 use tokio::sync::watch;
@@ -37,8 +37,7 @@ impl Running {
     /// Waits until every task stopped (after cancel), then flushes the producer.
     pub async fn wait(self) -> anyhow::Result<()> {
         let result = self.tasks.join().await;
-        let producer = self.producer;
-        tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10))).await??;
+        runtime::flush(self.producer).await?;
         info!("scheduler stopped");
         result
     }
@@ -60,22 +59,15 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
     let readiness = admin::standard_readiness();
-    let admin = Admin::bind(
-        config.admin.listen_addr,
-        Arc::new(registry),
-        readiness.clone(),
-    )
-    .await
-    .with_context(|| {
-        format!(
-            "cannot listen on admin.listen_addr {}",
-            config.admin.listen_addr
-        )
-    })?;
-    let admin_addr = admin.local_addr()?;
     let mut tasks = Tasks::default();
-    let admin_cancel = cancel.clone();
-    tasks.spawn("admin", async move { Ok(admin.run(admin_cancel).await?) });
+    let admin_addr = admin::serve(
+        config.admin.listen_addr,
+        registry,
+        readiness.clone(),
+        &mut tasks,
+        &cancel,
+    )
+    .await?;
     info!(%admin_addr, "scheduler listening");
 
     let Some(store) = Store::connect_with_retry(&config.redis, &readiness, &cancel).await else {

@@ -7,14 +7,14 @@ use anyhow::Context as _;
 use prometheus_client::registry::Registry;
 use rdkafka::{
     consumer::{Consumer as _, StreamConsumer},
-    producer::{FutureProducer, Producer as _},
+    producer::FutureProducer,
 };
 use sked_core::{
-    admin::{self, Admin},
+    admin,
     config::{AppRetryOptions, Config},
     kafka,
     request::{Backoff, RetryPolicy},
-    runtime::Tasks,
+    runtime::{self, Tasks},
     store::Store,
 };
 use tokio::sync::Semaphore;
@@ -109,8 +109,7 @@ impl Running {
     /// Waits until every task has stopped (after the token is cancelled), then flushes.
     pub async fn wait(self) -> anyhow::Result<()> {
         let result = self.tasks.join().await;
-        let producer = self.producer;
-        tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10))).await??;
+        runtime::flush(self.producer).await?;
         info!("worker stopped");
         result
     }
@@ -148,22 +147,15 @@ pub async fn start_with(
     // Routes first: a misconfigured app stops the worker before it binds or consumes.
     let routes = routes(&config, &handlers, &producer, &metrics)?;
 
-    let admin = Admin::bind(
-        config.admin.listen_addr,
-        Arc::new(registry),
-        readiness.clone(),
-    )
-    .await
-    .with_context(|| {
-        format!(
-            "cannot listen on admin.listen_addr {}",
-            config.admin.listen_addr
-        )
-    })?;
-    let admin_addr = admin.local_addr()?;
     let mut tasks = Tasks::default();
-    let admin_cancel = cancel.clone();
-    tasks.spawn("admin", async move { Ok(admin.run(admin_cancel).await?) });
+    let admin_addr = admin::serve(
+        config.admin.listen_addr,
+        registry,
+        readiness.clone(),
+        &mut tasks,
+        &cancel,
+    )
+    .await?;
     info!(%admin_addr, "worker listening");
 
     let Some(store) = Store::connect_with_retry(&config.redis, &readiness, &cancel).await else {
