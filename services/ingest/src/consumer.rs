@@ -14,11 +14,11 @@
 //! `ingest.drain_timeout`, commit synchronously, return. A batch cut short by the deadline is
 //! not committed and is redelivered to the next owner, where Redis deduplicates it.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
 use chrono::Utc;
 use rdkafka::{
-    Offset, TopicPartitionList,
+    TopicPartitionList,
     consumer::{CommitMode, Consumer as _, StreamConsumer},
     error::{KafkaError, KafkaResult},
     message::{BorrowedMessage, Message},
@@ -27,6 +27,7 @@ use rdkafka::{
 use sked_core::{
     admin::Readiness,
     kafka::Context,
+    kafka::batch,
     kafka::dlq::{self, Failure, Stage},
     reason::Reason,
     request::{self, Limits},
@@ -125,21 +126,12 @@ impl IngestConsumer {
     }
 
     async fn next_batch(&self) -> KafkaResult<Vec<BorrowedMessage<'_>>> {
-        let first = self.consumer.recv().await?;
-        let mut batch = Vec::with_capacity(self.settings.batch_max.min(4096));
-        batch.push(first);
-        let deadline = Instant::now() + self.settings.batch_linger;
-        while batch.len() < self.settings.batch_max {
-            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                Ok(Ok(msg)) => batch.push(msg),
-                Ok(Err(err)) => {
-                    debug!(error = %err, "consume error inside a batch; closing the batch");
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
-        Ok(batch)
+        batch::next(
+            &self.consumer,
+            self.settings.batch_max,
+            self.settings.batch_linger,
+        )
+        .await
     }
 
     /// Makes a batch durable. Returns the offsets to commit, or `None` when the drain deadline
@@ -194,17 +186,7 @@ impl IngestConsumer {
             return Ok(None);
         }
 
-        let mut last: BTreeMap<(&str, i32), i64> = BTreeMap::new();
-        for msg in batch {
-            let e = last
-                .entry((msg.topic(), msg.partition()))
-                .or_insert(msg.offset());
-            *e = (*e).max(msg.offset());
-        }
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), offset) in last {
-            tpl.add_partition_offset(topic, partition, Offset::Offset(offset + 1))?;
-        }
+        let tpl = batch::positions_after(batch)?;
         self.metrics
             .batch_seconds
             .observe(started.elapsed().as_secs_f64());

@@ -21,11 +21,11 @@
 //! `replayer.drain_timeout`, commit synchronously, return. A batch cut short is not committed
 //! and is redelivered, where Redis deduplicates it.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rdkafka::{
-    Offset, TopicPartitionList,
+    TopicPartitionList,
     consumer::{CommitMode, Consumer as _, StreamConsumer},
     error::KafkaResult,
     message::{BorrowedMessage, Headers, Message},
@@ -36,6 +36,7 @@ use sked_core::{
     envelope::Envelope,
     job::JobId,
     kafka::Context,
+    kafka::batch,
     kafka::{
         dlq::{self, Failure, Stage},
         headers as h,
@@ -47,7 +48,6 @@ use sked_core::{
     store::{Applied, Op, Store},
     trace,
 };
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn};
 
@@ -233,20 +233,7 @@ impl RetryDrain {
     }
 
     async fn next_batch(&self) -> KafkaResult<Vec<BorrowedMessage<'_>>> {
-        let first = self.consumer.recv().await?;
-        let mut batch = vec![first];
-        let deadline = Instant::now() + BATCH_LINGER;
-        while batch.len() < BATCH_MAX {
-            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                Ok(Ok(msg)) => batch.push(msg),
-                Ok(Err(err)) => {
-                    debug!(error = %err, "consume error inside a batch; closing the batch");
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
-        Ok(batch)
+        batch::next(&self.consumer, BATCH_MAX, BATCH_LINGER).await
     }
 
     /// Makes a batch durable; returns the offsets to commit, or `None` when the drain deadline
@@ -311,17 +298,7 @@ impl RetryDrain {
         if !self.dead_letter(batch, &rejects, hard_stop).await {
             return Ok(None);
         }
-        let mut last: BTreeMap<(&str, i32), i64> = BTreeMap::new();
-        for msg in batch {
-            let e = last
-                .entry((msg.topic(), msg.partition()))
-                .or_insert(msg.offset());
-            *e = (*e).max(msg.offset());
-        }
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), offset) in last {
-            tpl.add_partition_offset(topic, partition, Offset::Offset(offset + 1))?;
-        }
+        let tpl = batch::positions_after(batch)?;
         Ok(Some(tpl))
     }
 

@@ -1,5 +1,6 @@
 //! Kafka adapters: client configuration, header names, dead-letter records and topic bootstrap.
 
+pub mod batch;
 mod client;
 pub mod context;
 pub mod dlq;
