@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sked_core::config::Config;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// A running in-process ingest service.
@@ -14,8 +13,7 @@ pub struct Ingest {
     pub http: SocketAddr,
     /// Admin address.
     pub admin: SocketAddr,
-    cancel: CancellationToken,
-    task: JoinHandle<anyhow::Result<()>>,
+    run: crate::InProcess,
 }
 
 impl Ingest {
@@ -26,22 +24,13 @@ impl Ingest {
             .await
             .expect("start ingest");
         let (http, admin) = (running.http_addr, running.admin_addr);
-        let task = tokio::spawn(running.wait());
-        Self {
-            http,
-            admin,
-            cancel,
-            task,
-        }
+        let run = crate::InProcess::spawn("ingest", cancel.clone(), running.wait());
+        Self { http, admin, run }
     }
 
     /// SIGTERM-equivalent: cancels and waits for the drain.
     pub async fn stop(self) {
-        self.cancel.cancel();
-        self.task
-            .await
-            .expect("ingest task")
-            .expect("ingest drained cleanly");
+        self.run.stop().await;
     }
 
     /// Base URL of the REST API.

@@ -367,3 +367,38 @@ pub fn http() -> reqwest::Client {
         .build()
         .expect("http client")
 }
+
+/// A service started in-process: the token that stops it and the task that runs its drain.
+pub struct InProcess {
+    name: &'static str,
+    cancel: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl InProcess {
+    /// Runs `wait` (the service's `Running::wait`) until `cancel`.
+    pub fn spawn<F>(
+        name: &'static str,
+        cancel: tokio_util::sync::CancellationToken,
+        wait: F,
+    ) -> Self
+    where
+        F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        Self {
+            name,
+            cancel,
+            task: tokio::spawn(wait),
+        }
+    }
+
+    /// SIGTERM-equivalent: cancels, waits for the drain, and fails the test unless it was clean.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => panic!("{} did not drain cleanly: {err:#}", self.name),
+            Err(join) => panic!("{} task failed: {join}", self.name),
+        }
+    }
+}

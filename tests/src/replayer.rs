@@ -11,7 +11,6 @@ use rdkafka::{
 use reqwest::StatusCode;
 use serde_json::Value;
 use sked_core::config::{Config, Layers, load};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// [`crate::test_sets`] plus the replayer's own: a unique group, a free port for the API.
@@ -48,8 +47,7 @@ pub struct Replayer {
     pub http: SocketAddr,
     /// Admin address.
     pub admin: SocketAddr,
-    cancel: CancellationToken,
-    task: JoinHandle<anyhow::Result<()>>,
+    run: crate::InProcess,
 }
 
 impl Replayer {
@@ -60,22 +58,13 @@ impl Replayer {
             .await
             .expect("start replayer");
         let (http, admin) = (running.http_addr, running.admin_addr);
-        let task = tokio::spawn(running.wait());
-        Self {
-            http,
-            admin,
-            cancel,
-            task,
-        }
+        let run = crate::InProcess::spawn("replayer", cancel.clone(), running.wait());
+        Self { http, admin, run }
     }
 
     /// Cancels and waits for the drain.
     pub async fn stop(self) {
-        self.cancel.cancel();
-        self.task
-            .await
-            .expect("replayer task")
-            .expect("replayer drained cleanly");
+        self.run.stop().await;
     }
 
     /// Base URL of the DLQ API.

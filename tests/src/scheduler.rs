@@ -8,15 +8,13 @@ use sked_core::{
     request::{self, Limits, Origin},
     store::{Op, Store},
 };
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// A running in-process scheduler.
 pub struct Scheduler {
     /// Admin address.
     pub admin: SocketAddr,
-    cancel: CancellationToken,
-    task: JoinHandle<anyhow::Result<()>>,
+    run: crate::InProcess,
 }
 
 impl Scheduler {
@@ -27,21 +25,13 @@ impl Scheduler {
             .await
             .expect("start scheduler");
         let admin = running.admin_addr;
-        let task = tokio::spawn(running.wait());
-        Self {
-            admin,
-            cancel,
-            task,
-        }
+        let run = crate::InProcess::spawn("scheduler", cancel.clone(), running.wait());
+        Self { admin, run }
     }
 
     /// Cancels and waits for the drain.
     pub async fn stop(self) {
-        self.cancel.cancel();
-        self.task
-            .await
-            .expect("scheduler task")
-            .expect("scheduler drained cleanly");
+        self.run.stop().await;
     }
 
     /// The `/metrics` text.

@@ -18,7 +18,6 @@ use chrono::{DateTime, Utc};
 use rdkafka::producer::FutureProducer;
 use sked_core::{config::Config, envelope::Envelope, job::Priority};
 use sked_worker::Handlers;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// `--set` overrides a worker test adds to [`crate::test_sets`]: its own group, short drains.
@@ -42,8 +41,7 @@ pub fn worker_config(ns: &str, extra: &[&str]) -> Config {
 pub struct Worker {
     /// Admin address.
     pub admin: SocketAddr,
-    cancel: CancellationToken,
-    task: JoinHandle<anyhow::Result<()>>,
+    run: crate::InProcess,
 }
 
 impl Worker {
@@ -59,21 +57,13 @@ impl Worker {
             .await
             .expect("start worker");
         let admin = running.admin_addr;
-        let task = tokio::spawn(running.wait());
-        Self {
-            admin,
-            cancel,
-            task,
-        }
+        let run = crate::InProcess::spawn("worker", cancel.clone(), running.wait());
+        Self { admin, run }
     }
 
     /// SIGTERM-equivalent: cancels and waits for the drain.
     pub async fn stop(self) {
-        self.cancel.cancel();
-        self.task
-            .await
-            .expect("worker task")
-            .expect("worker drained cleanly");
+        self.run.stop().await;
     }
 
     /// The `/metrics` text.
