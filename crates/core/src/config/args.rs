@@ -80,8 +80,17 @@ impl Config {
     }
 }
 
-/// `redis://user:pass@host` → `redis://user:<redacted>@host`.
+/// `redis://user:pass@host` → `redis://user:<redacted>@host`; each URL of a comma-separated
+/// list (a cluster's seed nodes) alike.
 pub fn redact_url(url: &str) -> String {
+    if url.contains(',') {
+        let urls: Vec<String> = super::split_urls(url).into_iter().map(redact_one).collect();
+        return urls.join(",");
+    }
+    redact_one(url)
+}
+
+fn redact_one(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -131,5 +140,21 @@ mod tests {
         );
         // The dump is itself a valid configuration file.
         let _: Config = toml::from_str(&text).unwrap();
+    }
+
+    #[test]
+    fn every_cluster_seed_url_is_redacted() {
+        let seeds = "rediss://sked:pw1@a:7000, rediss://sked:pw1@b:7000,rediss://c:7000";
+        assert_eq!(
+            redact_url(seeds),
+            "rediss://sked:<redacted>@a:7000,rediss://sked:<redacted>@b:7000,rediss://c:7000"
+        );
+        assert_eq!(redact_url("redis://:pw@a:1"), "redis://:<redacted>@a:1");
+        // A comma inside a password is not a list separator.
+        assert_eq!(
+            redact_url("redis://u:pa,ss@h:1,redis://u:x,y@g:2"),
+            "redis://u:<redacted>@h:1,redis://u:<redacted>@g:2"
+        );
+        assert_eq!(redact_url("https://h/run?ids=1,2"), "https://h/run?ids=1,2");
     }
 }

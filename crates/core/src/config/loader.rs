@@ -471,6 +471,58 @@ mod tests {
         assert_eq!(err.problems.len(), 6, "{text}");
     }
 
+    fn redis_problems(sets: &[&str]) -> Vec<String> {
+        let layers = Layers {
+            sets: sets.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        match load(&layers) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.problems,
+        }
+    }
+
+    #[test]
+    fn redis_cluster_seed_lists_are_checked() {
+        let seeds = "redis.url=redis://:p,w@a:7000, redis://:p,w@b:7000";
+        assert_eq!(
+            redis_problems(&["redis.cluster=true", seeds]),
+            Vec::<String>::new()
+        );
+        let config = load(&Layers {
+            sets: vec!["redis.cluster=true".into(), seeds.into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            config.redis.urls(),
+            ["redis://:p,w@a:7000", "redis://:p,w@b:7000"],
+            "a comma inside a password does not split the list"
+        );
+        let one = redis_problems(&[seeds]);
+        assert!(
+            one[0].contains("`redis.url`: names several servers"),
+            "{one:?}"
+        );
+        let mixed = redis_problems(&[
+            "redis.cluster=true",
+            "redis.url=redis://a:7000,rediss://b:7000",
+        ]);
+        assert!(
+            mixed[0].contains("mixes redis:// and rediss://"),
+            "{mixed:?}"
+        );
+        let db = redis_problems(&["redis.cluster=true", "redis.url=redis://:s3cret@a:7000/2"]);
+        assert!(db[0].contains("database other than 0"), "{db:?}");
+        let empty = redis_problems(&["redis.url= "]);
+        assert!(empty[0].contains("must name a Redis server"), "{empty:?}");
+        let bad = redis_problems(&["redis.url=redis://:s3cret@a:port"]);
+        assert!(bad[0].contains("is not a Redis URL"), "{bad:?}");
+        assert!(!bad[0].contains("s3cret"), "{bad:?}");
+        // A single server may still use another database.
+        assert!(redis_problems(&["redis.url=redis://a:6379/2"]).is_empty());
+    }
+
     #[test]
     fn file_layer_and_unknown_app_keys() {
         let dir = std::env::temp_dir().join(format!("sked-config-{}", std::process::id()));

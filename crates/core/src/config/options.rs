@@ -128,8 +128,10 @@ pub struct KafkaOptions {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisOptions {
-    /// `redis://` or `rediss://` URL.
+    /// `redis://` or `rediss://` URL; with `cluster`, seed nodes' URLs, comma separated.
     pub url: String,
+    /// Talk to a Redis Cluster (slots, `MOVED`/`ASK` redirects) instead of one server.
+    pub cluster: bool,
     /// Prefix of every key.
     pub key_prefix: String,
     /// Number of due-index shards; fixed for the life of an installation.
@@ -311,6 +313,38 @@ fn default_handler() -> String {
     "http".to_owned()
 }
 
+impl RedisOptions {
+    /// The URLs in `url`: one, or a cluster's seed nodes.
+    pub fn urls(&self) -> Vec<&str> {
+        split_urls(&self.url)
+    }
+}
+
+/// Splits a comma-separated list of URLs at the commas that start another URL (`,scheme://`),
+/// so a comma inside a URL (a password, a query) stays where it is.
+pub fn split_urls(list: &str) -> Vec<&str> {
+    let starts_url = |rest: &str| {
+        let rest = rest.trim_start();
+        rest.split_once("://").is_some_and(|(scheme, _)| {
+            !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+        })
+    };
+    let mut urls = Vec::new();
+    let mut start = 0;
+    for (i, _) in list.match_indices(',') {
+        if starts_url(&list[i + 1..]) {
+            urls.push(list[start..i].trim());
+            start = i + 1;
+        }
+    }
+    urls.push(list[start..].trim());
+    urls.retain(|u| !u.is_empty());
+    urls
+}
+
 impl Config {
     /// Problems that serde cannot see: ranges and relations between keys.
     pub fn validate(&self) -> Vec<String> {
@@ -325,11 +359,42 @@ impl Config {
             "kafka.brokers",
             "must name at least one broker",
         );
+        let urls = self.redis.urls();
+        check(!urls.is_empty(), "redis.url", "must name a Redis server");
         check(
-            self.redis.url.starts_with("redis://") || self.redis.url.starts_with("rediss://"),
+            urls.iter()
+                .all(|u| u.starts_with("redis://") || u.starts_with("rediss://")),
             "redis.url",
             "must start with redis:// or rediss://",
         );
+        check(
+            self.redis.cluster || urls.len() <= 1,
+            "redis.url",
+            "names several servers, which needs `redis.cluster = true`",
+        );
+        check(
+            urls.iter().all(|u| u.starts_with("rediss://"))
+                || urls.iter().all(|u| u.starts_with("redis://")),
+            "redis.url",
+            "mixes redis:// and rediss:// (cluster nodes share one TLS setting)",
+        );
+        for url in &urls {
+            match redis::IntoConnectionInfo::into_connection_info(*url) {
+                Err(e) => check(
+                    false,
+                    "redis.url",
+                    &format!(
+                        "is not a Redis URL: {}",
+                        e.detail().unwrap_or("unparseable")
+                    ),
+                ),
+                Ok(info) => check(
+                    !self.redis.cluster || info.redis.db == 0,
+                    "redis.url",
+                    "selects a database other than 0, which a Redis Cluster does not have",
+                ),
+            }
+        }
         // librdkafka's own check, here so that a bad property stops the process with the
         // others (exit 64) and without its value: librdkafka's error (and `KafkaError`'s
         // Display) quote the value, which may be a secret (`sasl.pasword = …` with a typo).
