@@ -26,14 +26,16 @@
 //! published and are not published again. Any publishing error also ends in a resume (after a
 //! backoff, in-flight sends awaited first), never in a blind retry.
 //!
-//! Redis keys (`P` = `redis.key_prefix`; one hash tag per replay):
+//! Redis keys (`P` = `redis.key_prefix`). They share the hash tag `{replays}`, so on a Redis
+//! Cluster they live in one slot and one pipeline may write a replay and the active set
+//! together (replays are few; one slot holds them easily):
 //!
 //! | key | type | what |
 //! |---|---|---|
-//! | `P:replay:{<id>}` | hash | `spec` (JSON [`Spec`]), `status`, `published`, `already_published`, `missing`, `resumes`, `finished_at`, `last_error` |
-//! | `P:replay:{<id>}:items` | string | selected letters, `partition:offset` per line |
-//! | `P:replay:{<id>}:lease` | string, TTL | owner token of the replayer publishing it |
-//! | `P:replays:active` | sorted set | ids of unfinished replays, scored by creation (epoch ms) |
+//! | `P:{replays}:replay:<id>` | hash | `spec` (JSON [`Spec`]), `status`, `published`, `already_published`, `missing`, `resumes`, `finished_at`, `last_error` |
+//! | `P:{replays}:replay:<id>:items` | string | selected letters, `partition:offset` per line |
+//! | `P:{replays}:replay:<id>:lease` | string, TTL | owner token of the replayer publishing it |
+//! | `P:{replays}:active` | sorted set | ids of unfinished replays, scored by creation (epoch ms) |
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -47,9 +49,10 @@ use rdkafka::{
     message::{Header, Headers, Message, OwnedHeaders, OwnedMessage},
     producer::{FutureProducer, FutureRecord},
 };
-use redis::{AsyncCommands, aio::ConnectionManager};
+use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use sked_core::kafka::headers as h;
+use sked_core::store::Connection;
 use tokio::time::Instant;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
@@ -233,7 +236,7 @@ enum Pick {
 /// The replays of one replayer process. Cheap to clone.
 #[derive(Clone)]
 pub struct Replays {
-    conn: ConnectionManager,
+    conn: Connection,
     prefix: String,
     scanner: Scanner,
     producer: FutureProducer,
@@ -262,7 +265,7 @@ pub struct Settings {
 impl Replays {
     /// The replays handle; replays stop (to be resumed) on `cancel`.
     pub fn new(
-        conn: ConnectionManager,
+        conn: Connection,
         scanner: Scanner,
         producer: FutureProducer,
         settings: Settings,
@@ -286,11 +289,11 @@ impl Replays {
     }
 
     fn key(&self, id: &str) -> String {
-        format!("{}:replay:{{{id}}}", self.prefix)
+        format!("{}:{{replays}}:replay:{id}", self.prefix)
     }
 
     fn active_key(&self) -> String {
-        format!("{}:replays:active", self.prefix)
+        format!("{}:{{replays}}:active", self.prefix)
     }
 
     /// Waits for every replay task after cancel.

@@ -101,7 +101,7 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
     tasks.spawn(
         "wake",
         listen_for_wakeups(
-            config.redis.url.clone(),
+            config.redis.urls().into_iter().map(str::to_owned).collect(),
             store.keys().wake_channel(),
             wakers,
             cancel.clone(),
@@ -163,14 +163,21 @@ fn settings(config: &Config) -> Settings {
 /// Subscribes to the wake channel: ingest (and acks) publish `<shard>:<due ms>` when a job
 /// lands earlier than its shard's earliest. The loop owning the shard wakes and looks again.
 /// Reconnects with backoff; the firing loops' poll interval covers the gap.
+///
+/// On a Redis Cluster any node will do: a `PUBLISH` reaches every node over the cluster bus.
+/// Each attempt takes the next of the seed `urls`, so one node down does not stop wake-ups.
 async fn listen_for_wakeups(
-    url: String,
+    urls: Vec<String>,
     channel: String,
     wakers: Vec<watch::Sender<i64>>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut backoff = Backoff::new(Duration::from_secs(5));
+    let mut seeds = urls.iter().cycle();
     while !cancel.is_cancelled() {
+        let Some(url) = seeds.next() else {
+            return Ok(());
+        };
         let subscribed = async {
             let client = redis::Client::open(url.as_str())?;
             let mut pubsub = client.get_async_pubsub().await?;

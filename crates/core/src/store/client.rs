@@ -3,13 +3,10 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{DateTime, Utc};
-use redis::{
-    AsyncCommands, ErrorKind, RedisError,
-    aio::{ConnectionManager, ConnectionManagerConfig},
-};
+use redis::{AsyncCommands, ErrorKind, RedisError, Value, from_redis_value};
 
 use super::{
-    Keys,
+    Commands, Connection, Keys,
     record::{self, JobRecord, JobState},
     scripts,
 };
@@ -178,10 +175,11 @@ pub enum AckOutcome {
     Stale,
 }
 
-/// The Redis job store. Cheap to clone; clones share one multiplexed connection.
+/// The Redis job store, on one server or a Redis Cluster. Cheap to clone; clones share one
+/// multiplexed connection (per cluster node).
 #[derive(Clone)]
 pub struct Store {
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: Connection,
     pub(crate) keys: Keys,
     pub(crate) ttl_ms: u64,
 }
@@ -197,14 +195,8 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Connects. Fails when Redis cannot be reached now; callers retry with backoff.
     pub async fn connect(options: &RedisOptions) -> Result<Self, Error> {
-        let client = redis::Client::open(options.url.as_str())?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(2))
-            .set_response_timeout(Duration::from_secs(5))
-            .set_number_of_retries(1);
-        let conn = ConnectionManager::new_with_config(client, config).await?;
         Ok(Self {
-            conn,
+            conn: Connection::connect(options).await?,
             keys: Keys::new(options.key_prefix.clone(), options.shards),
             ttl_ms: u64::try_from(options.idempotency_ttl.get().as_millis()).unwrap_or(u64::MAX),
         })
@@ -245,8 +237,9 @@ impl Store {
         &self.keys
     }
 
-    /// A connection for commands the store does not wrap.
-    pub fn connection(&self) -> ConnectionManager {
+    /// A connection for commands the store does not wrap. On a cluster, one pipeline must
+    /// keep to one slot ([`Connection::commands`] groups them).
+    pub fn connection(&self) -> Connection {
         self.conn.clone()
     }
 
@@ -290,7 +283,7 @@ impl Store {
             return collect(results);
         }
 
-        let mut pipe = redis::pipe();
+        let mut cmds = self.conn.commands();
         let channel = self.keys.wake_channel();
         for (shard, idxs) in &by_shard {
             let mut inv = scripts::APPLY.prepare_invoke();
@@ -314,10 +307,18 @@ impl Store {
                     }
                 }
             }
-            pipe.invoke_script(&inv);
+            cmds.group().invoke_script(&inv);
         }
-        let replies: Vec<Vec<String>> = self.query_scripts(&pipe).await?;
+        let replies = self.query_scripts(&cmds).await?;
+        if replies.len() != by_shard.len() {
+            return Err(Error::Protocol(format!(
+                "{} replies for {} shards",
+                replies.len(),
+                by_shard.len()
+            )));
+        }
         for ((_, idxs), reply) in by_shard.iter().zip(replies) {
+            let reply: Vec<String> = from_redis_value(&reply)?;
             if reply.len() != idxs.len() {
                 return Err(Error::Protocol(format!(
                     "{} statuses for {} ops",
@@ -352,16 +353,30 @@ impl Store {
         ops: &[Op],
         results: &mut [Option<Applied>],
     ) -> Result<(), Error> {
-        let mut pipe = redis::pipe();
-        let mut idxs = Vec::new();
+        // Grouped by the keys' shard: one slot per group on a cluster.
+        let mut by_shard: BTreeMap<Shard, Vec<(usize, &str)>> = BTreeMap::new();
         for (i, op) in ops.iter().enumerate() {
             if let Op::Insert { spec, .. } = op
                 && let Some(key) = &spec.idempotency_key
                 && key != spec.id.as_str()
             {
+                by_shard
+                    .entry(self.keys.shard_of_key(key))
+                    .or_default()
+                    .push((i, key));
+            }
+        }
+        if by_shard.is_empty() {
+            return Ok(());
+        }
+        let mut cmds = self.conn.commands();
+        let mut idxs = Vec::new();
+        for group in by_shard.values() {
+            let pipe = cmds.group();
+            for &(i, key) in group {
                 pipe.cmd("SET")
                     .arg(self.keys.idempotency(key))
-                    .arg(spec.id.as_str())
+                    .arg(op_id(&ops[i]).as_str())
                     .arg("NX")
                     .arg("PX")
                     .arg(self.ttl_ms)
@@ -369,12 +384,9 @@ impl Store {
                 idxs.push(i);
             }
         }
-        if idxs.is_empty() {
-            return Ok(());
-        }
-        let mut conn = self.conn.clone();
-        let previous: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+        let previous = cmds.query(&self.conn).await?;
         for (i, prev) in idxs.into_iter().zip(previous) {
+            let prev: Option<String> = from_redis_value(&prev)?;
             if let Some(prev) = prev
                 && prev != op_id(&ops[i]).as_str()
             {
@@ -388,18 +400,16 @@ impl Store {
         Ok(())
     }
 
-    /// Runs a pipeline of script calls, loading the scripts once if Redis lost them.
-    async fn query_scripts<T: redis::FromRedisValue>(
-        &self,
-        pipe: &redis::Pipeline,
-    ) -> Result<T, Error> {
-        let mut conn = self.conn.clone();
-        match pipe.query_async(&mut conn).await {
+    /// Runs script calls, loading the scripts once if Redis lost them (a restart, a failover
+    /// to a replica that never saw them); on a cluster `SCRIPT LOAD` goes to every primary.
+    async fn query_scripts(&self, cmds: &Commands) -> Result<Vec<Value>, Error> {
+        match cmds.query(&self.conn).await {
             Err(e) if e.kind() == ErrorKind::NoScriptError => {
+                let mut conn = self.conn.clone();
                 for script in scripts::all() {
                     script.prepare_invoke().load_async(&mut conn).await?;
                 }
-                Ok(pipe.query_async(&mut conn).await?)
+                Ok(cmds.query(&self.conn).await?)
             }
             other => Ok(other?),
         }
@@ -424,9 +434,12 @@ impl Store {
             .arg(now_ms.saturating_add(lease_ms))
             .arg(self.keys.job_prefix(shard))
             .arg(self.ttl_ms);
-        let mut pipe = redis::pipe();
-        pipe.invoke_script(&inv);
-        let (reply,): (Vec<redis::Value>,) = self.query_scripts(&pipe).await?;
+        let mut cmds = self.conn.commands();
+        cmds.group().invoke_script(&inv);
+        let reply: Vec<Value> = match self.query_scripts(&cmds).await?.pop() {
+            Some(reply) => from_redis_value(&reply)?,
+            None => return Err(Error::Protocol("no claim reply".into())),
+        };
         let mut items = reply.into_iter();
         let reclaimed: u64 = match items.next() {
             Some(v) => redis::from_redis_value(&v)?,
@@ -480,9 +493,12 @@ impl Store {
                 None => inv.arg(""),
             };
         }
-        let mut pipe = redis::pipe();
-        pipe.invoke_script(&inv);
-        let (reply,): (Vec<String>,) = self.query_scripts(&pipe).await?;
+        let mut cmds = self.conn.commands();
+        cmds.group().invoke_script(&inv);
+        let reply: Vec<String> = match self.query_scripts(&cmds).await?.pop() {
+            Some(reply) => from_redis_value(&reply)?,
+            None => return Err(Error::Protocol("no ack reply".into())),
+        };
         reply
             .iter()
             .map(|s| match s.as_str() {
@@ -497,26 +513,29 @@ impl Store {
 
     /// The earliest due score of each shard (`None` for an empty shard), one round trip.
     pub async fn earliest(&self, shards: &[Shard]) -> Result<Vec<Option<i64>>, Error> {
-        let mut pipe = redis::pipe();
+        let mut cmds = self.conn.commands();
         for s in shards {
-            pipe.zrange_withscores(self.keys.due(*s), 0, 0);
+            cmds.group().zrange_withscores(self.keys.due(*s), 0, 0);
         }
-        let mut conn = self.conn.clone();
-        let replies: Vec<Vec<(String, f64)>> = pipe.query_async(&mut conn).await?;
-        Ok(replies
-            .into_iter()
-            .map(|r| r.first().map(|(_, score)| *score as i64))
-            .collect())
+        cmds.query(&self.conn)
+            .await?
+            .iter()
+            .map(|r| {
+                let r: Vec<(String, f64)> = from_redis_value(r)?;
+                Ok(r.first().map(|(_, score)| *score as i64))
+            })
+            .collect()
     }
 
     /// Due and in-flight counts of each shard (gauges).
     pub async fn backlog(&self, shards: &[Shard]) -> Result<Vec<(u64, u64)>, Error> {
-        let mut pipe = redis::pipe();
+        let mut cmds = self.conn.commands();
         for s in shards {
-            pipe.zcard(self.keys.due(*s)).zcard(self.keys.inflight(*s));
+            cmds.group()
+                .zcard(self.keys.due(*s))
+                .zcard(self.keys.inflight(*s));
         }
-        let mut conn = self.conn.clone();
-        let counts: Vec<u64> = pipe.query_async(&mut conn).await?;
+        let counts: Vec<u64> = from_redis_value(&Value::Array(cmds.query(&self.conn).await?))?;
         Ok(counts
             .chunks(2)
             .map(|c| (c[0], c.get(1).copied().unwrap_or(0)))
@@ -554,12 +573,11 @@ impl Store {
 
     /// Number of jobs in the due index, all shards (a gauge; O(shards)).
     pub async fn due_count(&self) -> Result<u64, Error> {
-        let mut pipe = redis::pipe();
+        let mut cmds = self.conn.commands();
         for s in 0..self.keys.shards() {
-            pipe.zcard(self.keys.due(Shard(s)));
+            cmds.group().zcard(self.keys.due(Shard(s)));
         }
-        let mut conn = self.conn.clone();
-        let counts: Vec<u64> = pipe.query_async(&mut conn).await?;
+        let counts: Vec<u64> = from_redis_value(&Value::Array(cmds.query(&self.conn).await?))?;
         Ok(counts.into_iter().sum())
     }
 

@@ -28,6 +28,11 @@ impl Keys {
         Shard::of(id.as_str(), self.shards)
     }
 
+    /// The shard of any other key named by the client (an idempotency key).
+    pub fn shard_of_key(&self, key: &str) -> Shard {
+        Shard::of(key, self.shards)
+    }
+
     /// The job record.
     pub fn job(&self, shard: Shard, id: &JobId) -> String {
         format!("{}{}", self.job_prefix(shard), id.as_str())
@@ -55,7 +60,7 @@ impl Keys {
 
     /// An idempotency key.
     pub fn idempotency(&self, key: &str) -> String {
-        let shard = Shard::of(key, self.shards);
+        let shard = self.shard_of_key(key);
         format!("{}:idem:{}:{}", self.prefix, shard.tag(), key)
     }
 

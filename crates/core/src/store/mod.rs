@@ -12,11 +12,16 @@
 //! | `P:idem:{sM}:<key>` | string, TTL | idempotency key → job id (`M` = shard of the key) |
 //! | `P:wake` | pub/sub channel | `<shard>:<due ms>` when a batch lowers a shard's earliest due |
 //!
+//! On a Redis Cluster (`redis.cluster = true`) each shard lives in one slot; a script call
+//! touches one shard, and work spanning shards goes out as one pipeline per shard
+//! ([`Commands`]).
+//!
 //! A job's shard is `xxh3(job id) mod shards`. Records of pending jobs never expire; cancelled
 //! and dispatched records expire after `redis.idempotency_ttl`. The state machine is on
 //! [`JobState`].
 
 mod client;
+mod conn;
 mod keys;
 mod record;
 pub mod runs;
@@ -25,5 +30,6 @@ mod scripts;
 pub use client::{
     Ack, AckOutcome, Applied, Cancelled, ClaimBatch, Claimed, Error, Op, Store, due_score,
 };
+pub use conn::{Commands, Connection};
 pub use keys::Keys;
 pub use record::{JobRecord, JobState};
