@@ -417,6 +417,7 @@ def test_full_values_use_secrets_hpa_and_servicemonitor():
     for cm, text in config_maps(name).items():
         cfg = tomllib.loads(text)
         assert "url" not in cfg["redis"], f"{cm}: the Redis URL comes from the Secret"
+        assert cfg["redis"]["cluster"] is True, f"{cm}: redis.cluster from the values"
         assert cfg["kafka"]["rdkafka"]["security.protocol"] == "SASL_SSL"
         assert cfg["kafka"]["rdkafka"]["ssl.ca.location"] == "/etc/sked/kafka-tls/ca.crt"
         assert cfg["apps"]["sms"]["retry"]["max_attempts"] == 5

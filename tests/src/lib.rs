@@ -33,6 +33,39 @@ pub fn redis_url() -> String {
     std::env::var("SKED_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// Seed URLs of the test Redis Cluster (`SKED_TEST_REDIS_CLUSTER`, default the three nodes
+/// `scripts/dev-stack.sh` starts on 127.0.0.1:7001-7003), comma separated.
+pub fn redis_cluster_url() -> String {
+    std::env::var("SKED_TEST_REDIS_CLUSTER").unwrap_or_else(|_| {
+        "redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003".into()
+    })
+}
+
+/// The `--set` overrides that move a test onto the test Redis Cluster.
+pub fn cluster_sets() -> Vec<String> {
+    vec![
+        "redis.cluster=true".into(),
+        format!("redis.url={}", redis_cluster_url()),
+    ]
+}
+
+/// Keys under `prefix` on each node of the test cluster (a `SCAN` of every node): proof that
+/// an installation's keys really are spread over the cluster.
+pub async fn keys_per_cluster_node(prefix: &str) -> Vec<usize> {
+    use futures::StreamExt;
+    let mut counts = Vec::new();
+    for url in redis_cluster_url().split(',') {
+        let mut conn = redis(url.trim()).await;
+        let keys: Vec<String> = redis::AsyncCommands::scan_match(&mut conn, format!("{prefix}:*"))
+            .await
+            .expect("scan a cluster node")
+            .collect()
+            .await;
+        counts.push(keys.len());
+    }
+    counts
+}
+
 /// A unique name for one test's resources.
 pub fn unique(name: &str) -> String {
     let id = uuid::Uuid::now_v7().simple().to_string();
