@@ -94,9 +94,11 @@ The effective sked configuration as a dict: .Values.config with the chart-manage
   "worker" (dict "drain_timeout" (printf "%ds" (int $v.worker.drainTimeoutSeconds)))
   "replayer" (dict "drain_timeout" (printf "%ds" (int $v.replayer.drainTimeoutSeconds)) "listen_addr" (printf "0.0.0.0:%d" (int $v.replayer.service.port)))
 -}}
+{{- $redis := dict "cluster" $v.redis.cluster -}}
 {{- if not $v.redis.existingSecret -}}
-{{- $_ := set $managed "redis" (dict "url" $v.redis.url) -}}
+{{- $_ := set $redis "url" $v.redis.url -}}
 {{- end -}}
+{{- $_ := set $managed "redis" $redis -}}
 {{- toYaml (mergeOverwrite $cfg $managed) -}}
 {{- end -}}
 
