@@ -259,7 +259,7 @@ impl Store {
 
         // Group the remaining ops by shard, keeping their order.
         let mut by_shard: BTreeMap<Shard, Vec<usize>> = BTreeMap::new();
-        let mut encoded: Vec<Option<(String, String)>> = vec![None; ops.len()];
+        let mut encoded: Vec<Option<([u8; 8], Vec<u8>)>> = vec![None; ops.len()];
         for (i, op) in ops.iter().enumerate() {
             if results[i].is_some() {
                 continue;
@@ -297,8 +297,8 @@ impl Store {
                         inv.key(self.keys.job(*shard, &spec.id));
                         inv.arg("i")
                             .arg(spec.id.as_str())
-                            .arg(fp)
-                            .arg(rec)
+                            .arg(&fp[..])
+                            .arg(rec.as_slice())
                             .arg(due_score(spec.first_due));
                     }
                     Op::Cancel(id) => {
@@ -457,7 +457,10 @@ impl Store {
             let record: Vec<u8> = redis::from_redis_value(&record)?;
             let runs: u64 = redis::from_redis_value(&runs).unwrap_or(0);
             let score = score_raw.parse::<f64>().map(|f| f as i64);
-            match (record::decode(&record), score) {
+            let decoded = JobId::parse(&id)
+                .map_err(|e| e.to_string())
+                .and_then(|job| record::decode(&job, &record));
+            match (decoded, score) {
                 (Ok((_, spec)), Ok(score)) => batch.jobs.push(Claimed {
                     spec,
                     score,
@@ -562,7 +565,7 @@ impl Store {
             .await?;
         let Some(raw) = raw else { return Ok(None) };
         let (state, spec) =
-            record::decode(&raw).map_err(|reason| Error::Corrupt { key, reason })?;
+            record::decode(id, &raw).map_err(|reason| Error::Corrupt { key, reason })?;
         let next_due = score.and_then(|ms| DateTime::<Utc>::from_timestamp_millis(ms as i64));
         Ok(Some(JobRecord {
             state,

@@ -5,7 +5,7 @@
 //!
 //! | key | type | what |
 //! |---|---|---|
-//! | `P:{sN}:j:<job id>` | string | job record: 16 hex fingerprint, 1 state char, JSON spec |
+//! | `P:{sN}:j:<job id>` | string | job record: 8-byte fingerprint, state char, layout byte, binary head, rest as JSON (record.rs) |
 //! | `P:{sN}:due` | sorted set | pending job ids scored by due time (epoch ms) |
 //! | `P:{sN}:inflight` | sorted set | `<due score>\|<job id>` of claimed fires, scored by lease deadline |
 //! | `P:{sN}:runs` | hash | fires so far of recurring jobs (for `max_runs`) |

@@ -27,7 +27,7 @@ for i = 3, #KEYS do
   local kind, id, fp, rec, score = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
   local key = KEYS[i]
   if kind == 'i' then
-    local cur = redis.call('GETRANGE', key, 0, 15)
+    local cur = redis.call('GETRANGE', key, 0, 7)
     if cur == fp then
       out[#out + 1] = 'duplicate'
     else
@@ -38,19 +38,19 @@ for i = 3, #KEYS do
       if lowest == nil or s < lowest then lowest = s end
     end
   else
-    local st = redis.call('GETRANGE', key, 16, 16)
+    local st = redis.call('GETRANGE', key, 8, 8)
     if st == '' then
       out[#out + 1] = 'not_found'
     elseif st == 'c' then
       out[#out + 1] = 'already_cancelled'
     elseif st == 's' or st == 'S' then
       redis.call('ZREM', due, id)
-      redis.call('SETRANGE', key, 16, 'c')
+      redis.call('SETRANGE', key, 8, 'c')
       redis.call('PEXPIRE', key, ttl)
       out[#out + 1] = 'cancelled'
     elseif st == 'F' then
       -- The fire in flight goes out; the ack sees 'c' and schedules nothing after it.
-      redis.call('SETRANGE', key, 16, 'c')
+      redis.call('SETRANGE', key, 8, 'c')
       out[#out + 1] = 'dispatched'
     elseif st == 'f' then
       out[#out + 1] = 'dispatched'
@@ -85,10 +85,10 @@ for _, m in ipairs(expired) do
   if sep then
     local score, id = string.sub(m, 1, sep - 1), string.sub(m, sep + 1)
     local key = prefix .. id
-    local st = redis.call('GETRANGE', key, 16, 16)
+    local st = redis.call('GETRANGE', key, 8, 8)
     if st == 'f' or st == 'F' then
       redis.call('ZADD', due, 'NX', score, id)
-      if st == 'f' then redis.call('SETRANGE', key, 16, 's') else redis.call('SETRANGE', key, 16, 'S') end
+      if st == 'f' then redis.call('SETRANGE', key, 8, 's') else redis.call('SETRANGE', key, 8, 'S') end
       reclaimed = reclaimed + 1
     elseif st == 'c' then
       redis.call('PEXPIRE', key, ttl)
@@ -104,9 +104,9 @@ for i = 1, #items, 2 do
   local key = prefix .. id
   local rec = redis.call('GET', key)
   if rec then
-    local st = string.sub(rec, 17, 17)
+    local st = string.sub(rec, 9, 9)
     if st == 's' or st == 'S' then
-      if st == 's' then redis.call('SETRANGE', key, 16, 'f') else redis.call('SETRANGE', key, 16, 'F') end
+      if st == 's' then redis.call('SETRANGE', key, 8, 'f') else redis.call('SETRANGE', key, 8, 'F') end
       redis.call('ZADD', inflight, deadline, score .. '|' .. id)
       out[#out + 1] = id
       out[#out + 1] = score
@@ -141,26 +141,26 @@ for a = 5, #ARGV, 4 do
   local id, score, fired, nxt = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
   redis.call('ZREM', inflight, score .. '|' .. id)
   local key = prefix .. id
-  local st = redis.call('GETRANGE', key, 16, 16)
+  local st = redis.call('GETRANGE', key, 8, 8)
   if st == 'f' and nxt ~= '' then
     -- A one-shot the scheduler could not fire yet (its clock stepped back): due again.
     redis.call('ZADD', due, nxt, id)
-    redis.call('SETRANGE', key, 16, 's')
+    redis.call('SETRANGE', key, 8, 's')
     out[#out + 1] = 'next'
   elseif st == 'f' then
-    redis.call('SETRANGE', key, 16, 'd')
+    redis.call('SETRANGE', key, 8, 'd')
     redis.call('PEXPIRE', key, ttl)
     out[#out + 1] = 'done'
   elseif st == 'F' then
     if fired > 0 then redis.call('HINCRBY', runs, id, fired) end
     if nxt ~= '' then
       redis.call('ZADD', due, nxt, id)
-      redis.call('SETRANGE', key, 16, 'S')
+      redis.call('SETRANGE', key, 8, 'S')
       local s = tonumber(nxt)
       if lowest == nil or s < lowest then lowest = s end
       out[#out + 1] = 'next'
     else
-      redis.call('SETRANGE', key, 16, 'd')
+      redis.call('SETRANGE', key, 8, 'd')
       redis.call('PEXPIRE', key, ttl)
       redis.call('HDEL', runs, id)
       out[#out + 1] = 'done'
