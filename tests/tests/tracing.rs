@@ -1,6 +1,7 @@
 //! OTLP trace export end to end: all four services in-process export to an in-process
 //! OTLP/HTTP receiver, and a job that fails once and then succeeds shows up as one connected
-//! trace: ingest → fire → attempt 1 → retry drain → fire of the retry → attempt 2.
+//! trace: ingest → fire → attempt 1 → retry drain → fire of the retry → attempt 2. Each fire
+//! of a recurring job is a trace of its own, linked to the submission.
 //!
 //! The global `tracing` subscriber is set once per test binary: keep this file to one test.
 
@@ -84,8 +85,12 @@ async fn a_job_failing_once_then_succeeding_is_one_connected_trace() {
         .with_state(received.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let endpoint =
-        Endpoint::start(|_, earlier| (if earlier == 0 { 503 } else { 200 }, Duration::ZERO)).await;
+    // `flaky` fails each job's first call; the recurring `tick-1` always succeeds.
+    let endpoint = Endpoint::start(|call, earlier| {
+        let ok = call.job_id.starts_with("tick") || earlier > 0;
+        (if ok { 200 } else { 503 }, Duration::ZERO)
+    })
+    .await;
     let ns = unique("tracing");
     let mut sets = replayer_sets(&ns);
     sets.extend(worker_sets(&ns));
@@ -126,6 +131,19 @@ async fn a_job_failing_once_then_succeeding_is_one_connected_trace() {
         Some(b"traced-1"),
         Some(body.to_string().as_bytes()),
         &[("traceparent", traceparent.as_str())],
+    )
+    .await;
+
+    let tick_trace = "0af7651916cd43dd8448eb211c80319c";
+    let tick_parent = format!("00-{tick_trace}-b7ad6b7169203331-01");
+    let tick = json!({"id": "tick-1", "app": "flaky", "every": "1s", "max_runs": 2, "payload": {}});
+    produce(
+        &producer(),
+        &config.topics.ingest,
+        None,
+        Some(b"tick-1"),
+        Some(tick.to_string().as_bytes()),
+        &[("traceparent", tick_parent.as_str())],
     )
     .await;
 
@@ -170,11 +188,79 @@ async fn a_job_failing_once_then_succeeding_is_one_connected_trace() {
     )
     .await;
 
+    eventually(Duration::from_secs(15), "tick-1 ran twice", || async {
+        (endpoint.calls_for("tick-1").len() == 2).then_some(())
+    })
+    .await;
+    let ticks = eventually(
+        Duration::from_secs(15),
+        "both tick-1 attempt spans exported",
+        || {
+            let received = received.clone();
+            let telemetry = &telemetry;
+            async move {
+                telemetry.flush().await;
+                let spans: Vec<Span> = received
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|(_, s)| attr(s, "sked.job.id").as_deref() == Some("tick-1"))
+                    .map(|(_, s)| s.clone())
+                    .collect();
+                let attempts = spans
+                    .iter()
+                    .filter(|s| s.name.ends_with(".due process"))
+                    .count();
+                (attempts >= 2).then_some(spans)
+            }
+        },
+    )
+    .await;
+
     replayer.stop().await;
     worker.stop().await;
     scheduler.stop().await;
     ingest.stop().await;
     telemetry.shutdown().await;
+
+    // A recurring job: its submission in the client's trace, each fire a new trace linked to
+    // it, each attempt in its fire's trace.
+    let submitted = ticks
+        .iter()
+        .find(|s| s.name.ends_with(".ingest process"))
+        .expect("tick-1 ingest span");
+    assert_eq!(hex(&submitted.trace_id), tick_trace);
+    let fires: Vec<&Span> = ticks
+        .iter()
+        .filter(|s| s.name.ends_with(".due publish"))
+        .collect();
+    assert_eq!(fires.len(), 2, "two fires");
+    let fire_traces: BTreeSet<String> = fires.iter().map(|s| hex(&s.trace_id)).collect();
+    assert_eq!(fire_traces.len(), 2, "a trace per fire: {fire_traces:?}");
+    assert!(
+        !fire_traces.contains(tick_trace),
+        "fires leave the submission's trace"
+    );
+    for fire in &fires {
+        assert!(
+            fire.parent_span_id.is_empty(),
+            "a fire is the root of its trace"
+        );
+        assert!(
+            fire.links
+                .iter()
+                .any(|l| hex(&l.trace_id) == tick_trace && l.span_id == submitted.span_id),
+            "the fire links to the submission: {:?}",
+            fire.links
+        );
+    }
+    for attempt in ticks.iter().filter(|s| s.name.ends_with(".due process")) {
+        let fire = fires
+            .iter()
+            .find(|f| f.span_id == attempt.parent_span_id)
+            .expect("an attempt's parent is its fire");
+        assert_eq!(attempt.trace_id, fire.trace_id);
+    }
 
     let names: Vec<String> = spans.iter().map(|(_, s)| s.name.clone()).collect();
     let count = |suffix: &str| names.iter().filter(|n| n.ends_with(suffix)).count();

@@ -8,6 +8,9 @@
 //! `messaging.kafka.message.key`, `messaging.kafka.offset`, plus `sked.job.id`,
 //! `sked.fire.id`, `sked.attempt`. Without an exporter the helpers are no-ops (spans have no
 //! valid context), and callers fall back to what they had.
+//!
+//! A one-shot job is one trace. Each fire of a recurring job starts a trace of its own, linked
+//! to the submission's span; its attempts, retries and replays join the fire's trace.
 
 use std::collections::HashMap;
 
@@ -45,6 +48,17 @@ pub fn set_parent(span: &Span, traceparent: Option<&str>) {
     let cx = context_of(tp);
     if cx.span().span_context().is_valid() {
         let _ = span.set_parent(cx);
+    }
+}
+
+/// Links `span` to the span of `traceparent` (when valid) without making it the parent, so
+/// `span` starts a trace of its own: each fire of a recurring job, which would otherwise add
+/// every fire of a years-long cron to its submission's trace. Call before the span is entered.
+pub fn add_link(span: &Span, traceparent: Option<&str>) {
+    let Some(tp) = traceparent else { return };
+    let sc = context_of(tp).span().span_context().clone();
+    if sc.is_valid() {
+        span.add_link(sc);
     }
 }
 

@@ -249,7 +249,12 @@ impl Firing {
                     sked.fire.id = %envelope.fire_id,
                     sked.attempt = envelope.attempt,
                 );
-                trace::set_parent(&span, job.spec.traceparent.as_deref());
+                if job.spec.schedule.is_recurring() {
+                    // A trace per fire, linked to the submission (see sked_core::trace).
+                    trace::add_link(&span, job.spec.traceparent.as_deref());
+                } else {
+                    trace::set_parent(&span, job.spec.traceparent.as_deref());
+                }
                 let send = self.send(route, &envelope, value, &span);
                 sends.push((index, due, send.instrument(span)));
             }
