@@ -42,23 +42,22 @@ as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else die "need root to run: $*"; fi
 }
 
-ensure_redis_installed() {
-  command -v redis-server >/dev/null && return 0
-  say "installing redis-server (Debian package)"
+# Installs Debian package $2 unless command $1 is already there.
+ensure_command() {
+  local cmd=$1 pkg=$2
+  command -v "$cmd" >/dev/null && return 0
+  say "installing $pkg (Debian package, for $cmd)"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
-  # The package starts a system service on 6379; we run our own, so stop it if it is not ours.
-  command -v redis-server >/dev/null || die "redis-server still missing after install"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null
+  command -v "$cmd" >/dev/null || die "$cmd still missing after installing $pkg"
 }
 
+# Where the package also starts a system service on 6379 (systemd hosts), that one answers
+# and is used as is.
+ensure_redis_installed() { ensure_command redis-server redis-server; }
+
 # `redis-cli` (for the cluster) comes with redis-server on Debian, which depends on redis-tools.
-ensure_redis_cli_installed() {
-  command -v redis-cli >/dev/null && return 0
-  say "installing redis-tools (Debian package, for redis-cli)"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools >/dev/null
-  command -v redis-cli >/dev/null || die "redis-cli still missing after install"
-}
+ensure_redis_cli_installed() { ensure_command redis-cli redis-tools; }
 
 # tansu's in-memory storage engine needs its `dynostore` feature, so sked installs its own
 # build under a root named after the version and features instead of trusting any `tansu`.
@@ -79,6 +78,7 @@ ensure_tansu_installed() {
 start_redis() {
   if port_open "$REDIS_PORT"; then say "redis: already answering on 127.0.0.1:$REDIS_PORT, using it"; return; fi
   ensure_redis_installed
+  if port_open "$REDIS_PORT"; then say "redis: the package's service answers on 127.0.0.1:$REDIS_PORT, using it"; return; fi
   mkdir -p "$STATE/redis"
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
     --dir "$STATE/redis" --daemonize no >"$STATE/redis.log" 2>&1 &

@@ -1,6 +1,6 @@
 //! An ingest service started in-process, as the tests drive it.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -47,6 +47,15 @@ impl Ingest {
             .expect("GET job");
         let status = resp.status();
         (status, resp.json().await.expect("json body"))
+    }
+
+    /// Waits until the latest run of job `id` is in `state` (`succeeded`, `dead`, ...).
+    pub async fn wait_run_state(&self, id: &str, state: &str, timeout: Duration) {
+        crate::eventually(timeout, &format!("{id} {state}"), || async {
+            let (_, job) = self.get_job(id).await;
+            (job["run"]["state"] == state).then_some(())
+        })
+        .await;
     }
 
     /// `GET /v1/jobs/{id}` raw text, when 200.

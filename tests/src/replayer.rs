@@ -115,6 +115,15 @@ pub async fn wait_replay(api: &str, id: &str, timeout: Duration) -> Value {
     .await
 }
 
+/// Starts a replay of `selection` (`POST {api}/v1/dlq/replays`), asserts it was accepted and
+/// waits until it is done; returns its progress.
+pub async fn replay_and_wait(api: &str, selection: &Value, timeout: Duration) -> Value {
+    let (status, started) = post(&format!("{api}/v1/dlq/replays"), selection).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let id = started["id"].as_str().expect("replay id");
+    wait_replay(api, id, timeout).await
+}
+
 /// A fired envelope as the scheduler writes it (attempt 1), and its fire id.
 pub fn envelope(job_id: &str, app: &str, due: DateTime<Utc>) -> (String, String) {
     let fire_id = format!("{job_id}@{}", due.timestamp_millis());

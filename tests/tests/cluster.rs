@@ -19,7 +19,7 @@ use sked_e2e::{
     Proc, cluster_sets, create_topics, eventually, header, http,
     ingest::Ingest,
     keys_per_cluster_node, produce, producer, read_topic, redis, redis_cluster_url,
-    replayer::{Replayer, post, replayer_sets, wait_replay},
+    replayer::{Replayer, replay_and_wait, replayer_sets},
     scheduler::{Scheduler, metric},
     test_sets, unique,
     worker::{Endpoint, Worker, worker_sets},
@@ -292,11 +292,9 @@ async fn all_four_services_on_a_cluster_run_each_job_once_on_time_retry_and_repl
         (endpoint.calls_for("tick").len() >= 3).then_some(())
     })
     .await;
-    eventually(Duration::from_secs(15), "flaky-1 succeeded", || async {
-        let (_, job) = ingest.get_job("flaky-1").await;
-        (job["run"]["state"] == "succeeded").then_some(())
-    })
-    .await;
+    ingest
+        .wait_run_state("flaky-1", "succeeded", Duration::from_secs(15))
+        .await;
     let dead = read_topic(
         &config.topics.dlq,
         3,
@@ -309,25 +307,12 @@ async fn all_four_services_on_a_cluster_run_each_job_once_on_time_retry_and_repl
 
     // Replay after the fix: the replayer's keys live on the cluster too.
     fixed.store(true, std::sync::atomic::Ordering::SeqCst);
-    let api = replayer.api();
-    let (status, started) = post(
-        &format!("{api}/v1/dlq/replays"),
-        &json!({"job_id": "broken"}),
-    )
-    .await;
-    assert!(status.is_success(), "{started}");
-    let done = wait_replay(
-        &api,
-        started["id"].as_str().unwrap(),
-        Duration::from_secs(30),
-    )
-    .await;
+    let selection = json!({"job_id": "broken"});
+    let done = replay_and_wait(&replayer.api(), &selection, Duration::from_secs(30)).await;
     assert_eq!(done["published"], 1);
-    eventually(Duration::from_secs(15), "broken succeeded", || async {
-        let (_, job) = ingest.get_job("broken").await;
-        (job["run"]["state"] == "succeeded").then_some(())
-    })
-    .await;
+    ingest
+        .wait_run_state("broken", "succeeded", Duration::from_secs(15))
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     for i in 0..60 {

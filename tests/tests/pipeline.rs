@@ -15,10 +15,10 @@ use rdkafka::Message;
 use reqwest::StatusCode;
 use serde_json::json;
 use sked_e2e::{
-    create_topics, eventually, header, http,
+    create_topics, header, http,
     ingest::Ingest,
     read_topic,
-    replayer::{Replayer, post, replayer_sets, wait_replay},
+    replayer::{Replayer, replay_and_wait, replayer_sets},
     scheduler::Scheduler,
     unique,
     worker::{Endpoint, Worker, worker_sets},
@@ -139,38 +139,19 @@ async fn failing_job_retries_with_backoff_dead_letters_once_and_runs_once_after_
     assert_eq!(job["run"]["state"], "dead");
 
     // The flaky job failed once and succeeded on its retry.
-    eventually(Duration::from_secs(10), "flaky-1 succeeded", || async {
-        let (_, job) = ingest.get_job("flaky-1").await;
-        (job["run"]["state"] == "succeeded").then_some(())
-    })
-    .await;
+    ingest
+        .wait_run_state("flaky-1", "succeeded", Duration::from_secs(10))
+        .await;
     assert_eq!(endpoint.calls_for("flaky-1").len(), 2);
 
     // Fix the app, replay the dead letter: it runs once more, and succeeds.
     fixed.store(true, Ordering::SeqCst);
-    let api = replayer.api();
-    let (status, started) = post(
-        &format!("{api}/v1/dlq/replays"),
-        &json!({"job_id": "broken-1"}),
-    )
-    .await;
-    assert!(status.is_success(), "{started}");
-    let done = wait_replay(
-        &api,
-        started["id"].as_str().unwrap(),
-        Duration::from_secs(30),
-    )
-    .await;
+    let selection = json!({"job_id": "broken-1"});
+    let done = replay_and_wait(&replayer.api(), &selection, Duration::from_secs(30)).await;
     assert_eq!(done["published"], 1);
-    eventually(
-        Duration::from_secs(15),
-        "broken-1 succeeded after the replay",
-        || async {
-            let (_, job) = ingest.get_job("broken-1").await;
-            (job["run"]["state"] == "succeeded").then_some(())
-        },
-    )
-    .await;
+    ingest
+        .wait_run_state("broken-1", "succeeded", Duration::from_secs(15))
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         endpoint.calls_for("broken-1").len(),

@@ -19,7 +19,7 @@ use sked_e2e::{
     Proc, create_topics, header, producer, read_topic,
     replayer::{
         Failure, Record, Replayer, dlq_headers, envelope, free_port, get, post, produce_all,
-        replayer_config, replayer_sets, retry_headers, wait_replay,
+        replay_and_wait, replayer_config, replayer_sets, retry_headers, wait_replay,
     },
     scheduler::{Scheduler, metric},
     unique,
@@ -389,14 +389,13 @@ async fn replay_publishes_selected_letters_once_with_replay_headers() {
     assert_eq!(dry["skipped_max_replays"], 1);
     assert_eq!(dry["published"], 0);
 
-    let (status, started) = post(
-        &format!("{api}/v1/dlq/replays"),
+    let done = replay_and_wait(
+        &api,
         &json!({"app": "sms", "rate": 0}),
+        Duration::from_secs(30),
     )
     .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let id = started["id"].as_str().unwrap().to_owned();
-    let done = wait_replay(&api, &id, Duration::from_secs(30)).await;
+    let id = done["id"].as_str().unwrap().to_owned();
     assert_eq!(done["published"], 5, "{done}");
     assert_eq!(done["skipped_max_replays"], 1);
     assert_eq!(done["by_target"][target.as_str()], 5);
@@ -456,14 +455,12 @@ async fn replay_publishes_selected_letters_once_with_replay_headers() {
     sked_core::kafka::topics::ensure(&config.kafka, std::slice::from_ref(&other), 1, 1)
         .await
         .unwrap();
-    let (status, started) = post(
-        &format!("{api}/v1/dlq/replays"),
+    let done = replay_and_wait(
+        &api,
         &json!({"reason": "timeout", "limit": 1, "target_topic": other}),
+        Duration::from_secs(30),
     )
     .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let id = started["id"].as_str().unwrap().to_owned();
-    let done = wait_replay(&api, &id, Duration::from_secs(30)).await;
     assert_eq!(done["published"], 1);
     let out = read_topic(
         &other,

@@ -147,11 +147,9 @@ async fn a_job_failing_once_then_succeeding_is_one_connected_trace() {
     )
     .await;
 
-    eventually(Duration::from_secs(30), "traced-1 succeeded", || async {
-        let (_, job) = ingest.get_job("traced-1").await;
-        (job["run"]["state"] == "succeeded").then_some(())
-    })
-    .await;
+    ingest
+        .wait_run_state("traced-1", "succeeded", Duration::from_secs(30))
+        .await;
     assert_eq!(endpoint.calls_for("traced-1").len(), 2);
     let handler_trace = endpoint.calls_for("traced-1")[1].headers["traceparent"]
         .to_str()
