@@ -2,7 +2,7 @@
 //!
 //! Domain types ([`job`], [`request`], [`reason`]), schedule math ([`schedule`]), the Redis
 //! job store ([`store`]), Kafka adapters ([`kafka`]), configuration loading ([`config`]) and the
-//! runtime pieces every service uses ([`runtime`], [`admin`], [`telemetry`]).
+//! runtime pieces every service uses ([`runtime`], [`admin`], [`service`], [`telemetry`]).
 
 pub mod admin;
 pub mod config;
@@ -14,6 +14,7 @@ pub mod request;
 pub mod retry;
 pub mod runtime;
 pub mod schedule;
+pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod trace;

@@ -5,18 +5,8 @@ use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context as _;
 use prometheus_client::registry::Registry;
-use rdkafka::{
-    consumer::{Consumer as _, StreamConsumer},
-    producer::FutureProducer,
-};
-use sked_core::{
-    admin,
-    config::Config,
-    kafka,
-    request::Limits,
-    runtime::{self, Tasks},
-    store::Store,
-};
+use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use sked_core::{config::Config, kafka, request::Limits, service::Base};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -35,17 +25,13 @@ pub struct Running {
     pub http_addr: SocketAddr,
     /// Where `/healthz`, `/readyz` and `/metrics` listen.
     pub admin_addr: SocketAddr,
-    tasks: Tasks,
-    producer: FutureProducer,
+    base: Base,
 }
 
 impl Running {
     /// Waits until every task has stopped (after the token is cancelled), then flushes.
     pub async fn wait(self) -> anyhow::Result<()> {
-        let result = self.tasks.join().await;
-        runtime::flush(self.producer).await?;
-        info!("ingest stopped");
-        result
+        self.base.wait().await
     }
 }
 
@@ -66,17 +52,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> anyhow::Result<()
 pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<Running> {
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
-    let readiness = admin::standard_readiness();
-
-    let mut tasks = Tasks::default();
-    let admin_addr = admin::serve(
-        config.admin.listen_addr,
-        registry,
-        readiness.clone(),
-        &mut tasks,
-        &cancel,
-    )
-    .await?;
+    // The REST listener first: a taken port stops the service before anything else binds.
     let http_listener = TcpListener::bind(config.http.listen_addr)
         .await
         .with_context(|| {
@@ -86,14 +62,10 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
             )
         })?;
     let http_addr = http_listener.local_addr()?;
-    info!(%admin_addr, %http_addr, "ingest listening");
+    info!(%http_addr, "rest api listening");
+    let producer = Base::producer(&config, SERVICE)?;
+    let mut base = Base::start(&config, SERVICE, registry, producer, &cancel).await?;
 
-    let Some(store) = Store::connect_with_retry(&config.redis, &readiness, &cancel).await else {
-        anyhow::bail!("cancelled while connecting to redis");
-    };
-    let producer: FutureProducer = kafka::producer_config(&config.kafka, SERVICE)
-        .create()
-        .context("cannot create kafka producer")?;
     let consumer: StreamConsumer<_> =
         kafka::consumer_config(&config.kafka, SERVICE, &config.ingest.group_id)
             .create_with_context(IngestConsumer::context(&metrics))
@@ -109,12 +81,12 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
         apps: config.app_registry(),
     });
     let api = Api {
-        store: store.clone(),
+        store: base.store.clone(),
         limits: limits.clone(),
         metrics: metrics.clone(),
     };
     let http_cancel = cancel.clone();
-    tasks.spawn("http", async move {
+    base.tasks.spawn("http", async move {
         axum::serve(http_listener, http::router(api))
             .with_graceful_shutdown(async move { http_cancel.cancelled().await })
             .await
@@ -123,8 +95,8 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
 
     let ingest = IngestConsumer {
         consumer,
-        producer: producer.clone(),
-        store: store.clone(),
+        producer: base.producer.clone(),
+        store: base.store.clone(),
         settings: Settings {
             batch_max: config.ingest.batch_max,
             batch_linger: config.ingest.batch_linger.get(),
@@ -133,18 +105,13 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
             limits: (*limits).clone(),
         },
         metrics,
-        readiness: readiness.clone(),
+        readiness: base.readiness.clone(),
     };
-    tasks.spawn("consumer", ingest.run(cancel.clone()));
-    let topic = config.topics.ingest.clone();
-    tasks.spawn(
-        "probe",
-        admin::probe(store, producer.clone(), topic, readiness, cancel),
-    );
+    base.tasks.spawn("consumer", ingest.run(cancel.clone()));
+    base.spawn_probe(config.topics.ingest.clone(), cancel);
     Ok(Running {
         http_addr,
-        admin_addr,
-        tasks,
-        producer,
+        admin_addr: base.admin_addr,
+        base,
     })
 }

@@ -5,17 +5,8 @@ use std::net::SocketAddr;
 
 use anyhow::Context as _;
 use prometheus_client::registry::Registry;
-use rdkafka::{
-    consumer::{Consumer as _, StreamConsumer},
-    producer::FutureProducer,
-};
-use sked_core::{
-    admin,
-    config::Config,
-    kafka,
-    runtime::{self, Tasks},
-    store::Store,
-};
+use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use sked_core::{config::Config, kafka, service::Base};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -36,19 +27,15 @@ pub struct Running {
     pub http_addr: SocketAddr,
     /// Where `/healthz`, `/readyz` and `/metrics` listen.
     pub admin_addr: SocketAddr,
-    tasks: Tasks,
+    base: Base,
     replays: Replays,
-    producer: FutureProducer,
 }
 
 impl Running {
-    /// Waits until every task has stopped (after the token is cancelled), then flushes.
+    /// Waits until every task has stopped (after the token is cancelled), then until the
+    /// running replays have stopped, then flushes.
     pub async fn wait(self) -> anyhow::Result<()> {
-        let result = self.tasks.join().await;
-        self.replays.wait().await;
-        runtime::flush(self.producer).await?;
-        info!("replayer stopped");
-        result
+        self.base.wait_then(self.replays.wait()).await
     }
 }
 
@@ -70,17 +57,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> anyhow::Result<()
 pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<Running> {
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
-    let readiness = admin::standard_readiness();
-
-    let mut tasks = Tasks::default();
-    let admin_addr = admin::serve(
-        config.admin.listen_addr,
-        registry,
-        readiness.clone(),
-        &mut tasks,
-        &cancel,
-    )
-    .await?;
+    // The DLQ API listener first: a taken port stops the service before anything else binds.
     let http_listener = TcpListener::bind(config.replayer.listen_addr)
         .await
         .with_context(|| {
@@ -90,14 +67,10 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
             )
         })?;
     let http_addr = http_listener.local_addr()?;
-    info!(%admin_addr, %http_addr, "replayer listening");
+    info!(%http_addr, "dlq api listening");
+    let producer = Base::producer(&config, SERVICE)?;
+    let mut base = Base::start(&config, SERVICE, registry, producer, &cancel).await?;
 
-    let Some(store) = Store::connect_with_retry(&config.redis, &readiness, &cancel).await else {
-        anyhow::bail!("cancelled while connecting to redis");
-    };
-    let producer: FutureProducer = kafka::producer_config(&config.kafka, SERVICE)
-        .create()
-        .context("cannot create kafka producer")?;
     let consumer: StreamConsumer<_> =
         kafka::consumer_config(&config.kafka, SERVICE, &config.replayer.group_id)
             .create_with_context(RetryDrain::context(&metrics))
@@ -108,9 +81,9 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
 
     let scanner = Scanner::new(config.kafka.clone());
     let replays = Replays::new(
-        store.connection(),
+        base.store.connection(),
         scanner.clone(),
-        producer.clone(),
+        base.producer.clone(),
         Settings {
             prefix: config.redis.key_prefix.clone(),
             dlq_topic: config.topics.dlq.clone(),
@@ -126,39 +99,29 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
         replays: replays.clone(),
     };
     let http_cancel = cancel.clone();
-    tasks.spawn("http", async move {
+    base.tasks.spawn("http", async move {
         axum::serve(http_listener, http::router(api))
             .with_graceful_shutdown(async move { http_cancel.cancelled().await })
             .await
             .context("dlq api failed")
     });
-    tasks.spawn("replays", replays.clone().sweep());
+    base.tasks.spawn("replays", replays.clone().sweep());
 
     let drain = RetryDrain {
         consumer,
-        producer: producer.clone(),
-        store: store.clone(),
+        producer: base.producer.clone(),
+        store: base.store.clone(),
         dlq_topic: config.topics.dlq.clone(),
         drain_timeout: config.replayer.drain_timeout.get(),
         metrics,
-        readiness: readiness.clone(),
+        readiness: base.readiness.clone(),
     };
-    tasks.spawn("retry", drain.run(cancel.clone()));
-    tasks.spawn(
-        "probe",
-        admin::probe(
-            store,
-            producer.clone(),
-            config.topics.retry.clone(),
-            readiness,
-            cancel,
-        ),
-    );
+    base.tasks.spawn("retry", drain.run(cancel.clone()));
+    base.spawn_probe(config.topics.retry.clone(), cancel);
     Ok(Running {
         http_addr,
-        admin_addr,
-        tasks,
+        admin_addr: base.admin_addr,
+        base,
         replays,
-        producer,
     })
 }

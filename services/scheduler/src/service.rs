@@ -2,21 +2,12 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use anyhow::Context as _;
 use futures::StreamExt;
 use prometheus_client::registry::Registry;
-use rdkafka::producer::FutureProducer;
-use sked_core::{
-    admin,
-    config::Config,
-    job::Shard,
-    kafka,
-    runtime::{self, Backoff, Tasks},
-    store::Store,
-};
+use sked_core::{config::Config, job::Shard, runtime::Backoff, service::Base};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::{
     firing::{self, Firing, Route, Settings},
@@ -29,17 +20,13 @@ const SERVICE: &str = "scheduler";
 pub struct Running {
     /// Where `/healthz`, `/readyz` and `/metrics` listen.
     pub admin_addr: SocketAddr,
-    tasks: Tasks,
-    producer: FutureProducer,
+    base: Base,
 }
 
 impl Running {
     /// Waits until every task stopped (after cancel), then flushes the producer.
     pub async fn wait(self) -> anyhow::Result<()> {
-        let result = self.tasks.join().await;
-        runtime::flush(self.producer).await?;
-        info!("scheduler stopped");
-        result
+        self.base.wait().await
     }
 }
 
@@ -58,24 +45,8 @@ pub async fn run(config: Config, cancel: CancellationToken) -> anyhow::Result<()
 pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<Running> {
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
-    let readiness = admin::standard_readiness();
-    let mut tasks = Tasks::default();
-    let admin_addr = admin::serve(
-        config.admin.listen_addr,
-        registry,
-        readiness.clone(),
-        &mut tasks,
-        &cancel,
-    )
-    .await?;
-    info!(%admin_addr, "scheduler listening");
-
-    let Some(store) = Store::connect_with_retry(&config.redis, &readiness, &cancel).await else {
-        anyhow::bail!("cancelled while connecting to redis");
-    };
-    let producer: FutureProducer = kafka::producer_config(&config.kafka, SERVICE)
-        .create()
-        .context("cannot create kafka producer")?;
+    let producer = Base::producer(&config, SERVICE)?;
+    let mut base = Base::start(&config, SERVICE, registry, producer, &cancel).await?;
 
     let settings = Arc::new(settings(&config));
     let loops = usize::from(config.scheduler.loops.max(1));
@@ -88,43 +59,33 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
         let (tx, rx) = watch::channel(i64::MAX);
         wakers.push(tx);
         let firing = Firing {
-            store: store.clone(),
-            producer: producer.clone(),
+            store: base.store.clone(),
+            producer: base.producer.clone(),
             shards,
             settings: settings.clone(),
             metrics: metrics.clone(),
             wake: rx,
-            readiness: readiness.clone(),
+            readiness: base.readiness.clone(),
         };
-        tasks.spawn("firing", firing.run(cancel.clone()));
+        base.tasks.spawn("firing", firing.run(cancel.clone()));
     }
-    tasks.spawn(
+    base.tasks.spawn(
         "wake",
         listen_for_wakeups(
             config.redis.urls().into_iter().map(str::to_owned).collect(),
-            store.keys().wake_channel(),
+            base.store.keys().wake_channel(),
             wakers,
             cancel.clone(),
         ),
     );
-    tasks.spawn(
+    base.tasks.spawn(
         "gauges",
-        firing::gauges(store.clone(), metrics, cancel.clone()),
+        firing::gauges(base.store.clone(), metrics, cancel.clone()),
     );
-    tasks.spawn(
-        "probe",
-        admin::probe(
-            store,
-            producer.clone(),
-            config.topics.due.clone(),
-            readiness,
-            cancel,
-        ),
-    );
+    base.spawn_probe(config.topics.due.clone(), cancel);
     Ok(Running {
-        admin_addr,
-        tasks,
-        producer,
+        admin_addr: base.admin_addr,
+        base,
     })
 }
 

@@ -10,12 +10,10 @@ use rdkafka::{
     producer::FutureProducer,
 };
 use sked_core::{
-    admin,
     config::{AppRetryOptions, Config},
     kafka,
     request::{Backoff, RetryPolicy},
-    runtime::{self, Tasks},
-    store::Store,
+    service::Base,
 };
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -101,17 +99,13 @@ impl Builder {
 pub struct Running {
     /// Where `/healthz`, `/readyz` and `/metrics` listen.
     pub admin_addr: SocketAddr,
-    tasks: Tasks,
-    producer: FutureProducer,
+    base: Base,
 }
 
 impl Running {
     /// Waits until every task has stopped (after the token is cancelled), then flushes.
     pub async fn wait(self) -> anyhow::Result<()> {
-        let result = self.tasks.join().await;
-        runtime::flush(self.producer).await?;
-        info!("worker stopped");
-        result
+        self.base.wait().await
     }
 }
 
@@ -140,27 +134,11 @@ pub async fn start_with(
 ) -> anyhow::Result<Running> {
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
-    let readiness = admin::standard_readiness();
-    let producer: FutureProducer = kafka::producer_config(&config.kafka, SERVICE)
-        .create()
-        .context("cannot create kafka producer")?;
+    let producer = Base::producer(&config, SERVICE)?;
     // Routes first: a misconfigured app stops the worker before it binds or consumes.
     let routes = routes(&config, &handlers, &producer, &metrics)?;
+    let mut base = Base::start(&config, SERVICE, registry, producer, &cancel).await?;
 
-    let mut tasks = Tasks::default();
-    let admin_addr = admin::serve(
-        config.admin.listen_addr,
-        registry,
-        readiness.clone(),
-        &mut tasks,
-        &cancel,
-    )
-    .await?;
-    info!(%admin_addr, "worker listening");
-
-    let Some(store) = Store::connect_with_retry(&config.redis, &readiness, &cancel).await else {
-        anyhow::bail!("cancelled while connecting to redis");
-    };
     let topics = due_topics(&config);
     let consumer: StreamConsumer<Context> =
         kafka::consumer_config(&config.kafka, SERVICE, &config.worker.group_id)
@@ -175,8 +153,8 @@ pub async fn start_with(
     let max_in_flight = config.worker.max_in_flight.max(1);
     let hard_stop = CancellationToken::new();
     let executor = Arc::new(Executor {
-        store: store.clone(),
-        producer: producer.clone(),
+        store: base.store.clone(),
+        producer: base.producer.clone(),
         settings: execute::Settings {
             routes,
             default_timeout: config.worker.default_timeout.get(),
@@ -185,7 +163,7 @@ pub async fn start_with(
             dlq_topic: config.topics.dlq.clone(),
         },
         metrics: metrics.clone(),
-        readiness: readiness.clone(),
+        readiness: base.readiness.clone(),
         slots: Semaphore::new(max_in_flight),
         cancel: cancel.clone(),
         hard_stop: hard_stop.clone(),
@@ -203,18 +181,15 @@ pub async fn start_with(
                 .max(Duration::from_millis(10)),
         },
         metrics,
-        readiness: readiness.clone(),
+        readiness: base.readiness.clone(),
     };
-    tasks.spawn("consumer", worker.run(cancel.clone(), hard_stop));
+    base.tasks
+        .spawn("consumer", worker.run(cancel.clone(), hard_stop));
     let probe_topic = topics.first().cloned().unwrap_or(config.topics.due.clone());
-    tasks.spawn(
-        "probe",
-        admin::probe(store, producer.clone(), probe_topic, readiness, cancel),
-    );
+    base.spawn_probe(probe_topic, cancel);
     Ok(Running {
-        admin_addr,
-        tasks,
-        producer,
+        admin_addr: base.admin_addr,
+        base,
     })
 }
 

@@ -1,0 +1,127 @@
+//! The start-up and the end of the drain every sked service shares: its Kafka producer, the
+//! admin endpoints, the Redis store, the readiness probe, and at the end its tasks joined and
+//! the producer flushed. What differs between services (their listeners, consumers and loops)
+//! stays in the service and runs as tasks of [`Base::tasks`].
+//!
+//! A service's `start`, in order:
+//! 1. binds its own listeners, if any (a taken port fails before anything else binds);
+//! 2. [`Base::producer`], then what needs the producer before anything binds (the worker's
+//!    routes);
+//! 3. [`Base::start`]: the admin endpoints, then Redis;
+//! 4. its consumers, listeners and loops, as tasks of [`Base::tasks`];
+//! 5. [`Base::spawn_probe`], last, so `/readyz` passes only once everything runs.
+//!
+//! Its `Running::wait` is [`Base::wait`] (or [`Base::wait_then`]).
+
+use std::{future::Future, net::SocketAddr};
+
+use anyhow::Context as _;
+use prometheus_client::registry::Registry;
+use rdkafka::producer::FutureProducer;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::{
+    admin::{self, Readiness},
+    config::Config,
+    kafka,
+    runtime::{self, Tasks},
+    store::Store,
+};
+
+/// What every service runs on: built by [`Base::start`], ended by [`Base::wait`].
+pub struct Base {
+    /// Where `/healthz`, `/readyz` and `/metrics` listen.
+    pub admin_addr: SocketAddr,
+    /// The `/readyz` checks: `redis`, `kafka` and `not_draining`.
+    pub readiness: Readiness,
+    /// The service's named tasks, joined by [`Base::wait`]; the admin listener is the first.
+    pub tasks: Tasks,
+    /// The connected job store.
+    pub store: Store,
+    /// The service's producer, flushed last by [`Base::wait`].
+    pub producer: FutureProducer,
+    service: &'static str,
+}
+
+impl Base {
+    /// The service's Kafka producer (`kafka.*`). Creating it does not connect, so a bad
+    /// setting stops the service before it binds; a service builds what needs the producer
+    /// (the worker's routes) between this and [`Base::start`].
+    pub fn producer(config: &Config, service: &str) -> anyhow::Result<FutureProducer> {
+        kafka::producer_config(&config.kafka, service)
+            .create()
+            .context("cannot create kafka producer")
+    }
+
+    /// Starts what every service shares, in this order:
+    /// 1. `/healthz`, `/readyz` and `/metrics` (from `registry`) are served on
+    ///    `admin.listen_addr` as the task `admin` until `cancel`, with every readiness check
+    ///    failing but `not_draining`, so they answer while Redis is down;
+    /// 2. Redis is connected, retried with backoff until it answers (`/readyz` reports
+    ///    `redis: false` meanwhile); cancelling meanwhile is an error.
+    ///
+    /// The `kafka` check stays failing until [`Base::spawn_probe`].
+    pub async fn start(
+        config: &Config,
+        service: &'static str,
+        registry: Registry,
+        producer: FutureProducer,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let readiness = admin::standard_readiness();
+        let mut tasks = Tasks::default();
+        let admin_addr = admin::serve(
+            config.admin.listen_addr,
+            registry,
+            readiness.clone(),
+            &mut tasks,
+            cancel,
+        )
+        .await?;
+        info!(%admin_addr, "{service} listening");
+
+        let Some(store) = Store::connect_with_retry(&config.redis, &readiness, cancel).await else {
+            anyhow::bail!("cancelled while connecting to redis");
+        };
+        Ok(Self {
+            admin_addr,
+            readiness,
+            tasks,
+            store,
+            producer,
+            service,
+        })
+    }
+
+    /// Spawns the readiness probe as the task `probe`: Redis, and the metadata of `topic`
+    /// through the producer, every second until `cancel`, when it turns `not_draining` off.
+    /// The last task a service spawns, so `/readyz` passes only once the others run.
+    pub fn spawn_probe(&mut self, topic: String, cancel: CancellationToken) {
+        let probe = admin::probe(
+            self.store.clone(),
+            self.producer.clone(),
+            topic,
+            self.readiness.clone(),
+            cancel,
+        );
+        self.tasks.spawn("probe", probe);
+    }
+
+    /// The end of every drain, once `cancel` fired: waits until every task has stopped, then
+    /// flushes the producer and logs `<service> stopped`. Returns the flush's error, else the
+    /// first task failure.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.wait_then(std::future::ready(())).await
+    }
+
+    /// [`Base::wait`], awaiting `drained` after the tasks have stopped and before the producer
+    /// flushes: work the tasks started but do not own (the replayer's running replays).
+    pub async fn wait_then(self, drained: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let result = self.tasks.join().await;
+        drained.await;
+        runtime::flush(self.producer).await?;
+        info!("{} stopped", self.service);
+        result
+    }
+}
