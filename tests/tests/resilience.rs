@@ -1,5 +1,6 @@
 //! Crash, outage and shutdown scenarios of ingest: nothing lost, nothing duplicated, nothing
-//! committed before it is durable.
+//! committed before it is durable. And every service stops cleanly on SIGTERM while it still
+//! waits for Redis.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -302,4 +303,52 @@ async fn shutdown_drains_and_commits_every_durable_record() {
         .await
         .unwrap();
     assert_eq!(after, 3000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_redis_is_unreachable_answers_health_then_exits_0_for_every_service() {
+    let ns = unique("term-early");
+    for service in [
+        "sked-ingest",
+        "sked-scheduler",
+        "sked-worker",
+        "sked-replayer",
+    ] {
+        let admin = sked_e2e::replayer::free_port();
+        let mut sets = test_sets(&ns);
+        sets.push("redis.url=redis://127.0.0.1:1".into());
+        sets.push(format!("admin.listen_addr=127.0.0.1:{admin}"));
+        sets.push("replayer.listen_addr=127.0.0.1:0".into());
+        let mut proc = Proc::start(service, &sets);
+        let readyz = format!("http://127.0.0.1:{admin}/readyz");
+        let status = eventually(
+            Duration::from_secs(20),
+            &format!("{service} admin up"),
+            || async {
+                let resp = sked_e2e::http().get(&readyz).send().await.ok()?;
+                Some(resp.status())
+            },
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{service}: redis is down"
+        );
+
+        let pid = proc.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let exit = eventually(Duration::from_secs(10), &format!("{service} exits"), || {
+            std::future::ready(proc.child.try_wait().unwrap())
+        })
+        .await;
+        assert!(
+            exit.success(),
+            "{service}: a stop before redis answered is a clean stop, got {exit}"
+        );
+    }
 }

@@ -148,6 +148,10 @@ where
     let telemetry = crate::telemetry::init(name, &config.log);
     let code = match run(config, shutdown_on_signals()).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.is::<crate::service::StoppedBeforeReady>() => {
+            tracing::info!("{name} stopped before redis answered; nothing to drain");
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             tracing::error!(error = format!("{err:#}"), "{name} failed");
             ExitCode::FAILURE

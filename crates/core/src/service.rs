@@ -29,6 +29,12 @@ use crate::{
     store::Store,
 };
 
+/// The service was told to stop (SIGTERM) while it still waited for Redis: nothing had
+/// started, so there is nothing to drain; [`runtime::service_main`] exits 0.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped before redis answered")]
+pub struct StoppedBeforeReady;
+
 /// What every service runs on: built by [`Base::start`], ended by [`Base::wait`].
 pub struct Base {
     /// Where `/healthz`, `/readyz` and `/metrics` listen.
@@ -59,7 +65,7 @@ impl Base {
     ///    `admin.listen_addr` as the task `admin` until `cancel`, with every readiness check
     ///    failing but `not_draining`, so they answer while Redis is down;
     /// 2. Redis is connected, retried with backoff until it answers (`/readyz` reports
-    ///    `redis: false` meanwhile); cancelling meanwhile is an error.
+    ///    `redis: false` meanwhile); cancelling meanwhile returns [`StoppedBeforeReady`].
     ///
     /// The `kafka` check stays failing until [`Base::spawn_probe`].
     pub async fn start(
@@ -82,7 +88,7 @@ impl Base {
         info!(%admin_addr, "{service} listening");
 
         let Some(store) = Store::connect_with_retry(&config.redis, &readiness, cancel).await else {
-            anyhow::bail!("cancelled while connecting to redis");
+            return Err(StoppedBeforeReady.into());
         };
         Ok(Self {
             admin_addr,
