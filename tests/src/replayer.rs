@@ -190,8 +190,16 @@ pub struct Failure<'a> {
 
 /// The full header set of a dead letter, as `sked_core::kafka::dlq::record` builds it after
 /// the original fired headers.
+///
+/// The original offset is derived from the job, stage and replay count, so distinct failures
+/// have distinct origins (a replay skips a second letter of the same origin) and the same
+/// failure written twice has the same one.
 pub fn dlq_headers(f: &Failure<'_>) -> Vec<(String, String)> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
     let ms = f.at.timestamp_millis().to_string();
+    let mut origin = DefaultHasher::new();
+    (f.job_id, f.stage, f.replay_count).hash(&mut origin);
+    let original_offset = (origin.finish() >> 1).to_string();
     let mut out: Vec<(String, String)> = vec![
         ("sked-job-id".into(), f.job_id.into()),
         ("sked-fire-id".into(), format!("{}@{ms}", f.job_id)),
@@ -210,7 +218,7 @@ pub fn dlq_headers(f: &Failure<'_>) -> Vec<(String, String)> {
     out.extend([
         ("original-topic".into(), f.original_topic.into()),
         ("original-partition".into(), "0".into()),
-        ("original-offset".into(), "7".into()),
+        ("original-offset".into(), original_offset),
         ("error-message".into(), f.message.into()),
         ("error-timestamp".into(), ms),
         (

@@ -719,3 +719,60 @@ async fn sked_dlq_commands_drive_the_replayer() {
     assert_eq!(code, 69, "{err}");
     replayer.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_dead_lettered_twice_is_replayed_once() {
+    let ns = unique("dup-letter");
+    let config = replayer_config(&ns, &[]);
+    create_topics(&config, 3).await;
+    let target = config.topics.due.clone();
+    let failure = |job| Failure {
+        original_topic: &target,
+        stage: "execute",
+        reason: "handler_failed",
+        message: "boom",
+        at: Utc::now(),
+        app: "sms",
+        job_id: job,
+        attempts: 3,
+        replay_count: None,
+    };
+    // d1's letter twice (its worker died between the letter's ack and the commit), then d2.
+    produce_all(
+        &producer(),
+        &config.topics.dlq,
+        &[
+            letter(&failure("d1"), br#"{"n":"d1"}"#, Some(0)),
+            letter(&failure("d1"), br#"{"n":"d1"}"#, Some(0)),
+            letter(&failure("d2"), br#"{"n":"d2"}"#, Some(0)),
+        ],
+    )
+    .await;
+    let replayer = Replayer::start(config.clone()).await;
+    let api = replayer.api();
+    let (_, listed) = get(&format!("{api}/v1/dlq?app=sms")).await;
+    assert_eq!(
+        listed["letters"].as_array().map(Vec::len),
+        Some(3),
+        "the DLQ shows what is there: {listed}"
+    );
+
+    let done = replay_and_wait(&api, &json!({"app": "sms"}), Duration::from_secs(30)).await;
+    assert_eq!(done["selected"], 2, "{done}");
+    assert_eq!(done["skipped_duplicates"], 1, "{done}");
+    assert_eq!(done["published"], 2, "{done}");
+    let out = read_topic(
+        &target,
+        3,
+        2,
+        Duration::from_secs(20),
+        Duration::from_secs(2),
+    );
+    let mut jobs: Vec<String> = out
+        .iter()
+        .map(|m| header(m, "sked-job-id").unwrap())
+        .collect();
+    jobs.sort();
+    assert_eq!(jobs, ["d1", "d2"], "d1 once");
+    replayer.stop().await;
+}

@@ -371,10 +371,11 @@ fn finish(p: &Value, json: bool, took: Duration) -> Result<String, Error> {
     }
     let n = |k: &str| p.get(k).and_then(Value::as_u64).unwrap_or(0);
     let skipped = format!(
-        "skipped {} (at the replay cap: {}, no target topic: {})",
-        n("skipped_max_replays") + n("skipped_no_target"),
+        "skipped {} (at the replay cap: {}, no target topic: {}, duplicate letters: {})",
+        n("skipped_max_replays") + n("skipped_no_target") + n("skipped_duplicates"),
         n("skipped_max_replays"),
-        n("skipped_no_target")
+        n("skipped_no_target"),
+        n("skipped_duplicates")
     );
     if p.get("dry_run").and_then(Value::as_bool) == Some(true) {
         return Ok(format!(

@@ -10,7 +10,7 @@ use prometheus_client::{
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     /// created | updated | duplicate (retries); published | already_published |
-    /// skipped_max_replays | skipped_no_target | dry_run (replays).
+    /// skipped_max_replays | skipped_no_target | skipped_duplicate | dry_run (replays).
     pub outcome: &'static str,
 }
 

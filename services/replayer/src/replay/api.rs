@@ -129,6 +129,10 @@ pub struct Spec {
     pub skipped_max_replays: u64,
     /// Letters skipped: no `original-topic` and no override.
     pub skipped_no_target: u64,
+    /// Letters skipped: another selected letter failed at the same original position (one
+    /// failure dead-lettered twice, e.g. a crash between the letter's ack and the commit).
+    #[serde(default)]
+    pub skipped_duplicates: u64,
     /// Letters to publish, by target topic.
     pub by_target: BTreeMap<String, u64>,
 }

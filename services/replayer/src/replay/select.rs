@@ -2,15 +2,16 @@
 //! snapshot, picks the letters to publish and the ones to skip, and hands the replay over to
 //! be persisted and published.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::Utc;
-use rdkafka::message::Message;
+use rdkafka::message::{Message, OwnedMessage};
+use sked_core::kafka::headers as h;
 use tracing::info;
 
 use super::{Error, Progress, Replays, Request, Spec};
 use crate::{
-    letter::Letter,
+    letter::{self, Letter},
     scan::{self, Offsets},
 };
 
@@ -20,6 +21,39 @@ enum Pick {
     Publish(usize),
     MaxReplays,
     NoTarget,
+    Duplicate,
+}
+
+/// Where a letter's record was when it failed (`original-topic`, `-partition`, `-offset`).
+/// A record fails into the DLQ once; a second letter of the same position is the same failure
+/// dead-lettered again (its producer died between the letter's ack and its offset commit).
+/// A replayed record that fails again has a new position, so it is not one of these.
+type Origin = (String, i32, i64);
+
+fn origin(msg: &OwnedMessage) -> Option<Origin> {
+    Some((
+        letter::header(msg, h::ORIGINAL_TOPIC)?,
+        letter::header(msg, h::ORIGINAL_PARTITION)?
+            .trim()
+            .parse()
+            .ok()?,
+        letter::header(msg, h::ORIGINAL_OFFSET)?
+            .trim()
+            .parse()
+            .ok()?,
+    ))
+}
+
+/// Marks every letter after the first of each origin (in DLQ order) as a duplicate.
+fn mark_duplicates(picks: &mut [(i32, i64, Pick, Option<Origin>)]) {
+    let mut seen = HashSet::new();
+    for (_, _, pick, origin) in picks.iter_mut() {
+        if let Some(origin) = origin.take()
+            && !seen.insert(origin)
+        {
+            *pick = Pick::Duplicate;
+        }
+    }
 }
 
 impl Replays {
@@ -40,7 +74,7 @@ impl Replays {
         let all = self.scanner.unbounded(&self.dlq_topic).await?;
         let mut dlq_ends = Offsets::new();
         let mut topics: Vec<String> = Vec::new();
-        let mut picks: Vec<(i32, i64, Pick)> = Vec::new();
+        let mut picks: Vec<(i32, i64, Pick, Option<Origin>)> = Vec::new();
         let mut rx = self.scanner.read(&self.dlq_topic, &Offsets::new(), &all);
         while let Some(msg) = rx.recv().await {
             let msg = msg?;
@@ -64,9 +98,10 @@ impl Replays {
                     }),
                 }
             };
-            picks.push((l.partition, l.offset, pick));
+            picks.push((l.partition, l.offset, pick, origin(&msg)));
         }
-        picks.sort_unstable_by_key(|(p, o, _)| (*p, *o));
+        picks.sort_unstable_by_key(|(p, o, _, _)| (*p, *o));
+        mark_duplicates(&mut picks);
         if let Some(limit) = req.limit {
             picks.truncate(limit);
         }
@@ -84,10 +119,11 @@ impl Replays {
             selected: 0,
             skipped_max_replays: 0,
             skipped_no_target: 0,
+            skipped_duplicates: 0,
             by_target: BTreeMap::new(),
         };
         let mut items = String::new();
-        for (p, o, pick) in &picks {
+        for (p, o, pick, _) in &picks {
             match pick {
                 Pick::Publish(t) => {
                     spec.selected += 1;
@@ -96,12 +132,15 @@ impl Replays {
                 }
                 Pick::MaxReplays => spec.skipped_max_replays += 1,
                 Pick::NoTarget => spec.skipped_no_target += 1,
+                Pick::Duplicate => spec.skipped_duplicates += 1,
             }
         }
         self.metrics
             .replayed("skipped_max_replays", spec.skipped_max_replays);
         self.metrics
             .replayed("skipped_no_target", spec.skipped_no_target);
+        self.metrics
+            .replayed("skipped_duplicate", spec.skipped_duplicates);
         if spec.dry_run || spec.selected == 0 {
             if spec.dry_run {
                 self.metrics.replayed("dry_run", spec.selected);
@@ -136,4 +175,36 @@ fn valid_topic(t: &str) -> bool {
     (1..=249).contains(&t.len())
         && t.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_first_letter_of_an_origin_is_kept() {
+        let o = |off| Some(("sked.due".to_owned(), 1, off));
+        let mut picks = vec![
+            (0, 10, Pick::Publish(0), o(7)),
+            (0, 11, Pick::Publish(0), o(8)),
+            (0, 12, Pick::Publish(0), o(7)),
+            (0, 13, Pick::MaxReplays, o(8)),
+            (0, 14, Pick::Publish(0), None),
+            (0, 15, Pick::Publish(0), None),
+        ];
+        mark_duplicates(&mut picks);
+        let kinds: Vec<Pick> = picks.iter().map(|p| p.2).collect();
+        assert_eq!(
+            kinds,
+            [
+                Pick::Publish(0),
+                Pick::Publish(0),
+                Pick::Duplicate,
+                Pick::Duplicate,
+                Pick::Publish(0),
+                Pick::Publish(0),
+            ],
+            "no origin, no duplicate"
+        );
+    }
 }
