@@ -1048,7 +1048,9 @@ mod tests {
                     ..input
                 });
                 prop_assert_eq!(&second.fires, &vec![next]);
+                // That fire is the last when `max_runs` is 1 (the first plan fired nothing).
                 let after = schedule.next_after(s).map(|n| slots.score(n));
+                let after = if max_runs == Some(1) { None } else { after };
                 prop_assert_eq!(second.next, after);
             }
         }
