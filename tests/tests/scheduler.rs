@@ -496,3 +496,77 @@ async fn every_interval_fires_without_drift_and_update_replaces_next_fire() {
     scheduler.stop().await;
     ingest.stop().await;
 }
+
+/// A scheduler stalled past its lease (a GC pause, a slow Redis) acks late, after another
+/// scheduler reclaimed the job and claimed it again: the late ack must not touch the other
+/// claim (it would schedule the next fire twice or end the job early).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_ack_after_another_scheduler_reclaimed_the_job_changes_nothing() {
+    use sked_core::store::{Ack, AckOutcome, JobState, Store};
+    let ns = unique("late-ack");
+    let config = test_config(&ns, &[]);
+    let now = Utc::now() - chrono::Duration::seconds(1);
+    put_jobs(
+        &config,
+        &[(
+            r#"{"id":"tick","app":"sms","every":"1s","max_runs":5}"#.into(),
+            Some(now),
+        )],
+        now,
+    )
+    .await;
+    let store = Store::connect(&config.redis).await.unwrap();
+    let job = sked_core::job::JobId::parse("tick").unwrap();
+    let shard = store.keys().shard_of(&job);
+    let ack = |batch: &sked_core::store::ClaimBatch, next: i64| {
+        let j = &batch.jobs[0];
+        Ack {
+            id: j.spec.id.to_string(),
+            score_raw: j.score_raw.clone(),
+            lease_until: batch.lease_until,
+            fired: 1,
+            next: Some(next),
+        }
+    };
+    // Scheduler A claims with a lease that has run out by the time B looks.
+    let t = Utc::now().timestamp_millis();
+    let a = store
+        .claim(shard, t, 10, Duration::from_millis(1))
+        .await
+        .unwrap();
+    assert_eq!(a.jobs.len(), 1);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // B reclaims it, then claims it again under its own lease.
+    let t = Utc::now().timestamp_millis();
+    let b = store
+        .claim(shard, t, 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(b.reclaimed, 1);
+    let b = if b.jobs.is_empty() {
+        store
+            .claim(shard, t, 10, Duration::from_secs(30))
+            .await
+            .unwrap()
+    } else {
+        b
+    };
+    assert_eq!(b.jobs.len(), 1, "B holds the job");
+    assert_eq!(a.jobs[0].score_raw, b.jobs[0].score_raw, "the same fire");
+
+    // A's late ack is stale and leaves B's claim alone.
+    let late = store.ack(shard, &[ack(&a, t + 1_000)]).await.unwrap();
+    assert_eq!(late, [AckOutcome::Stale]);
+    let record = store.get(&job).await.unwrap().unwrap();
+    assert_eq!(record.state, JobState::Firing, "still B's");
+    assert_eq!(record.next_due, None, "no next fire scheduled by A");
+    // B's ack goes through.
+    let own = store.ack(shard, &[ack(&b, t + 2_000)]).await.unwrap();
+    assert_eq!(own, [AckOutcome::Next]);
+    let record = store.get(&job).await.unwrap().unwrap();
+    assert_eq!(record.state, JobState::Scheduled);
+    assert_eq!(
+        record.next_due.map(|d| d.timestamp_millis()),
+        Some(t + 2_000)
+    );
+}

@@ -261,6 +261,7 @@ impl Firing {
             acks.push(Some(Ack {
                 id: job.spec.id.to_string(),
                 score_raw: job.score_raw.clone(),
+                lease_until: batch.lease_until,
                 fired: plan.fires.len() as u64,
                 next: plan.next,
             }));
@@ -271,6 +272,7 @@ impl Firing {
             acks.push(Some(Ack {
                 id: id.clone(),
                 score_raw: score_raw.clone(),
+                lease_until: batch.lease_until,
                 fired: 0,
                 next: None,
             }));
@@ -296,7 +298,7 @@ impl Firing {
         }
         self.metrics.fired.inc_by(fired);
         let acks: Vec<Ack> = acks.into_iter().flatten().collect();
-        let outcomes = self.store.ack(shard, &acks).await?;
+        let outcomes = self.ack(shard, &acks, batch.lease_until).await?;
         let stale = outcomes.iter().filter(|o| **o == AckOutcome::Stale).count();
         if stale > 0 {
             self.metrics.stale_acks.inc_by(stale as u64);
@@ -306,6 +308,33 @@ impl Firing {
             );
         }
         Ok(())
+    }
+
+    /// Acks, retrying transient failures (a Redis blip, a migrating cluster slot) while the
+    /// lease has more than a second left: the fires are out, and an ack that never lands
+    /// means the lease expires and the jobs fire again (same fire ids).
+    async fn ack(
+        &self,
+        shard: Shard,
+        acks: &[Ack],
+        lease_until: i64,
+    ) -> Result<Vec<AckOutcome>, sked_core::store::Error> {
+        let mut delay = Duration::from_millis(20);
+        loop {
+            match self.store.ack(shard, acks).await {
+                Err(err)
+                    if err.is_transient()
+                        && Utc::now().timestamp_millis() + 1_000 + (delay.as_millis() as i64)
+                            < lease_until =>
+                {
+                    self.metrics.store_errors.inc();
+                    debug!(shard = shard.index(), error = %err, "ack failed, retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(500));
+                }
+                other => return other,
+            }
+        }
     }
 
     fn send(

@@ -58,6 +58,8 @@ impl Error {
                             | ErrorKind::TryAgain
                             | ErrorKind::ClusterDown
                             | ErrorKind::MasterDown
+                            | ErrorKind::Moved
+                            | ErrorKind::Ask
                     )
             }
             _ => false,
@@ -141,6 +143,8 @@ pub struct Claimed {
 pub struct ClaimBatch {
     /// Expired leases put back into the due index first.
     pub reclaimed: u64,
+    /// The lease deadline (epoch ms) of the claimed jobs; acks name it.
+    pub lease_until: i64,
     /// The claimed jobs, earliest first.
     pub jobs: Vec<Claimed>,
     /// Records that could not be read back: (job id, score as printed, why). Ack them with no
@@ -155,6 +159,9 @@ pub struct Ack {
     pub id: String,
     /// The claimed score, as [`Claimed::score_raw`].
     pub score_raw: String,
+    /// The claim's lease deadline, as [`ClaimBatch::lease_until`]: the ack applies only to
+    /// the lease this claim took.
+    pub lease_until: i64,
     /// Fires produced for this claim.
     pub fired: u64,
     /// The next due score of a recurring job, if it has a fire left.
@@ -403,20 +410,29 @@ impl Store {
     /// Runs script calls, loading the scripts once if Redis lost them (a restart, a failover
     /// to a replica that never saw them); on a cluster `SCRIPT LOAD` goes to every primary.
     async fn query_scripts(&self, cmds: &Commands) -> Result<Vec<Value>, Error> {
-        match cmds.query(&self.conn).await {
-            Err(e) if e.kind() == ErrorKind::NoScriptError => {
-                let mut conn = self.conn.clone();
-                for script in scripts::all() {
-                    script.prepare_invoke().load_async(&mut conn).await?;
+        let mut loads = 0;
+        loop {
+            match cmds.query(&self.conn).await {
+                // Loaded on one node, still missing on another (a failover meanwhile): again.
+                Err(e) if e.kind() == ErrorKind::NoScriptError && loads < 3 => {
+                    loads += 1;
+                    let mut conn = self.conn.clone();
+                    for script in scripts::all() {
+                        script.prepare_invoke().load_async(&mut conn).await?;
+                    }
                 }
-                Ok(cmds.query(&self.conn).await?)
+                other => return Ok(other?),
             }
-            other => Ok(other?),
         }
     }
 
     /// Claims up to `limit` jobs of `shard` due at or before `now_ms`, leased until
     /// `now_ms + lease`. Expired leases of the shard return to the due index first.
+    ///
+    /// Two round trips: a read of the expired leases and of the due candidates, then one
+    /// script that claims those of them still there, with every key it touches declared (so a
+    /// migrating slot on a Redis Cluster redirects or retries the whole call). Nothing due: no
+    /// script runs.
     pub async fn claim(
         &self,
         shard: Shard,
@@ -425,15 +441,38 @@ impl Store {
         lease: Duration,
     ) -> Result<ClaimBatch, Error> {
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+        let (due, inflight) = (self.keys.due(shard), self.keys.inflight(shard));
+        // Two commands, not a pipeline: on a Redis Cluster whose slot is migrating, redis-rs
+        // follows an `ASK` for one command, not for a pipeline.
+        let (mut c1, mut c2) = (self.conn.clone(), self.conn.clone());
+        let (expired, candidates): (Vec<String>, Vec<String>) = futures::try_join!(
+            c1.zrangebyscore_limit(&inflight, "-inf", now_ms, 0, MAX_RECLAIM),
+            c2.zrangebyscore_limit(&due, "-inf", now_ms, 0, limit as isize),
+        )?;
+        let lease_until = now_ms.saturating_add(lease_ms);
+        if expired.is_empty() && candidates.is_empty() {
+            return Ok(ClaimBatch {
+                lease_until,
+                ..Default::default()
+            });
+        }
+        let prefix = self.keys.job_prefix(shard);
         let mut inv = scripts::CLAIM.prepare_invoke();
-        inv.key(self.keys.due(shard))
-            .key(self.keys.inflight(shard))
+        inv.key(due)
+            .key(inflight)
             .key(self.keys.runs(shard))
             .arg(now_ms)
-            .arg(limit)
-            .arg(now_ms.saturating_add(lease_ms))
-            .arg(self.keys.job_prefix(shard))
-            .arg(self.ttl_ms);
+            .arg(lease_until)
+            .arg(self.ttl_ms)
+            .arg(expired.len());
+        for member in &expired {
+            // `<due score>|<job id>`; a member without `|` is skipped by the script.
+            let id = member.split_once('|').map_or("", |(_, id)| id);
+            inv.key(format!("{prefix}{id}")).arg(member);
+        }
+        for id in &candidates {
+            inv.key(format!("{prefix}{id}")).arg(id);
+        }
         let mut cmds = self.conn.commands();
         cmds.group().invoke_script(&inv);
         let reply: Vec<Value> = match self.query_scripts(&cmds).await?.pop() {
@@ -447,6 +486,7 @@ impl Store {
         };
         let mut batch = ClaimBatch {
             reclaimed,
+            lease_until,
             ..Default::default()
         };
         while let (Some(id), Some(score), Some(record), Some(runs)) =
@@ -481,16 +521,20 @@ impl Store {
         if acks.is_empty() {
             return Ok(Vec::new());
         }
+        let prefix = self.keys.job_prefix(shard);
         let mut inv = scripts::ACK.prepare_invoke();
         inv.key(self.keys.due(shard))
             .key(self.keys.inflight(shard))
             .key(self.keys.runs(shard))
             .arg(self.ttl_ms)
-            .arg(self.keys.job_prefix(shard))
             .arg(self.keys.wake_channel())
             .arg(shard.index());
         for ack in acks {
-            inv.arg(&ack.id).arg(&ack.score_raw).arg(ack.fired);
+            inv.key(format!("{prefix}{}", ack.id));
+            inv.arg(&ack.id)
+                .arg(&ack.score_raw)
+                .arg(ack.lease_until)
+                .arg(ack.fired);
             match ack.next {
                 Some(next) => inv.arg(next),
                 None => inv.arg(""),
@@ -592,6 +636,9 @@ impl Store {
             .await?)
     }
 }
+
+/// Most expired leases one claim returns to the due index (the rest follow in the next).
+const MAX_RECLAIM: isize = 1000;
 
 /// The due-index score of an instant: epoch ms, rounded up, so a fire at the score is never
 /// before the instant (a `delay` resolves with nanoseconds).

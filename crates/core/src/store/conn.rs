@@ -38,10 +38,16 @@ impl Connection {
     /// Connects to what `options` name. Fails when Redis cannot be reached now.
     pub async fn connect(options: &RedisOptions) -> RedisResult<Self> {
         if options.cluster {
+            // Redirects and TRYAGAIN (a migrating slot) are retried here briefly, 5 times within
+            // about half a second (redis-rs waits 1.3 s or more between retries by default,
+            // long enough to outlive a lease); past that the caller's own backoff takes over.
             let client = ClusterClientBuilder::new(options.urls())
                 .connection_timeout(CONNECT_TIMEOUT)
                 .response_timeout(RESPONSE_TIMEOUT)
-                .retries(3)
+                .retries(5)
+                .min_retry_wait(10)
+                .max_retry_wait(200)
+                .retry_wait_formula(20, 2)
                 .build()?;
             Ok(Self::Cluster(client.get_async_connection().await?))
         } else {

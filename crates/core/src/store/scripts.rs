@@ -1,5 +1,6 @@
-//! Lua scripts. Each touches the keys of one shard only (one hash tag), so they run unchanged
-//! on Redis Cluster.
+//! Lua scripts. Each touches the keys of one shard only (one hash tag) and declares every key
+//! it touches in KEYS, so on a Redis Cluster it runs on the node that owns the shard's slot,
+//! and while that slot migrates the whole call is redirected or retried, never split.
 
 use std::sync::LazyLock;
 
@@ -67,24 +68,29 @@ return out
     )
 });
 
-/// Claims up to N due jobs of one shard, after returning expired leases to the due index.
+/// Claims the due jobs of one shard that the caller read first (`Store::claim`), after
+/// returning their expired leases to the due index. Every key it touches is declared, so on a
+/// Redis Cluster a shard whose slot is migrating gets `ASK`/`TRYAGAIN` for the whole call,
+/// never a half-applied one; each candidate is checked again here, since another scheduler
+/// may have claimed or acked it since.
 ///
-/// KEYS: due, inflight, runs. ARGV: now ms, limit, lease deadline ms, job key prefix, ttl ms.
-/// In-flight members are `<due score>|<job id>`, so a reclaim restores the exact score.
+/// KEYS: due, inflight, runs, the job key of each expired lease, the job key of each candidate.
+/// ARGV: now ms, lease deadline ms, ttl ms, number of expired leases, the expired in-flight
+/// members (`<due score>|<job id>`, so a reclaim restores the exact score), the candidate ids.
 /// Returns `{reclaimed, id, score, record, runs, id, score, record, runs, ...}`.
 pub(crate) static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local due, inflight, runs = KEYS[1], KEYS[2], KEYS[3]
-local now, limit, deadline, prefix, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+local now, deadline, ttl, expired = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
 local reclaimed = 0
-local expired = redis.call('ZRANGEBYSCORE', inflight, '-inf', now, 'LIMIT', 0, 1000)
-for _, m in ipairs(expired) do
-  redis.call('ZREM', inflight, m)
+for i = 1, expired do
+  local m, key = ARGV[4 + i], KEYS[3 + i]
+  local lease = redis.call('ZSCORE', inflight, m)
   local sep = string.find(m, '|', 1, true)
-  if sep then
+  if lease and tonumber(lease) <= now and sep then
+    redis.call('ZREM', inflight, m)
     local score, id = string.sub(m, 1, sep - 1), string.sub(m, sep + 1)
-    local key = prefix .. id
     local st = redis.call('GETRANGE', key, 8, 8)
     if st == 'f' or st == 'F' then
       redis.call('ZADD', due, 'NX', score, id)
@@ -97,21 +103,22 @@ for _, m in ipairs(expired) do
   end
 end
 local out = {reclaimed}
-local items = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
-for i = 1, #items, 2 do
-  local id, score = items[i], items[i + 1]
-  redis.call('ZREM', due, id)
-  local key = prefix .. id
-  local rec = redis.call('GET', key)
-  if rec then
-    local st = string.sub(rec, 9, 9)
-    if st == 's' or st == 'S' then
-      if st == 's' then redis.call('SETRANGE', key, 8, 'f') else redis.call('SETRANGE', key, 8, 'F') end
-      redis.call('ZADD', inflight, deadline, score .. '|' .. id)
-      out[#out + 1] = id
-      out[#out + 1] = score
-      out[#out + 1] = rec
-      out[#out + 1] = redis.call('HGET', runs, id) or '0'
+for i = 5 + expired, #ARGV do
+  local id, key = ARGV[i], KEYS[i - 1]
+  local score = redis.call('ZSCORE', due, id)
+  if score and tonumber(score) <= now then
+    redis.call('ZREM', due, id)
+    local rec = redis.call('GET', key)
+    if rec then
+      local st = string.sub(rec, 9, 9)
+      if st == 's' or st == 'S' then
+        if st == 's' then redis.call('SETRANGE', key, 8, 'f') else redis.call('SETRANGE', key, 8, 'F') end
+        redis.call('ZADD', inflight, deadline, score .. '|' .. id)
+        out[#out + 1] = id
+        out[#out + 1] = score
+        out[#out + 1] = rec
+        out[#out + 1] = redis.call('HGET', runs, id) or '0'
+      end
     end
   end
 end
@@ -122,8 +129,11 @@ return out
 
 /// Acknowledges fires that Kafka accepted, for one shard.
 ///
-/// KEYS: due, inflight, runs. ARGV: ttl ms, job key prefix, wake channel, shard index, then four
-/// per job: id, claimed score (as the claim returned it), fires produced, next score or ''.
+/// KEYS: due, inflight, runs, then the job key of each job. ARGV: ttl ms, wake channel, shard
+/// index, then five per job: id, claimed score (as the claim returned it), the claim's lease
+/// deadline, fires produced, next score or ''. An ack whose lease is no longer in the
+/// in-flight set with that deadline is `stale` and changes nothing: the lease expired and
+/// another scheduler reclaimed (and maybe claimed again) the job, which it now owns.
 /// One-shot (`f`) → dispatched with a TTL; recurring (`F`) → next score in the due index, or
 /// dispatched when none is left; cancelled while firing (`c`) → expires. Any other state means
 /// the job was updated or reclaimed meanwhile: the ack changes nothing but the lease.
@@ -132,16 +142,22 @@ pub(crate) static ACK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local due, inflight, runs = KEYS[1], KEYS[2], KEYS[3]
-local ttl, prefix, channel, shard = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local ttl, channel, shard = ARGV[1], ARGV[2], ARGV[3]
 local first = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
 local before = first[2] and tonumber(first[2]) or nil
 local lowest = nil
 local out = {}
-for a = 5, #ARGV, 4 do
-  local id, score, fired, nxt = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
-  redis.call('ZREM', inflight, score .. '|' .. id)
-  local key = prefix .. id
-  local st = redis.call('GETRANGE', key, 8, 8)
+for a = 4, #ARGV, 5 do
+  local id, score, lease = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  local fired, nxt = tonumber(ARGV[a + 3]), ARGV[a + 4]
+  local key = KEYS[4 + (a - 4) / 5]
+  local member = score .. '|' .. id
+  local held = redis.call('ZSCORE', inflight, member)
+  local st = ''
+  if held and tonumber(held) == lease then
+    redis.call('ZREM', inflight, member)
+    st = redis.call('GETRANGE', key, 8, 8)
+  end
   if st == 'f' and nxt ~= '' then
     -- A one-shot the scheduler could not fire yet (its clock stepped back): due again.
     redis.call('ZADD', due, nxt, id)
