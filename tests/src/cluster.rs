@@ -1,7 +1,7 @@
-//! A private Redis Cluster, for tests that fail over its primaries: six `redis-server`
-//! processes on free ports (three primaries with one replica each), each append-only with fsync
-//! on every write in a temporary directory of its own. Dropping it kills them (SIGKILL) and
-//! removes the directories.
+//! A private Redis Cluster, for tests that fail over its primaries or move slots between them:
+//! six `redis-server` processes on free ports (three primaries with one replica each), each
+//! append-only with fsync on every write in a temporary directory of its own. Dropping it kills
+//! them (SIGKILL) and removes the directories.
 //!
 //! Whatever does not come up, or does not settle in time, panics with the tail of every node's
 //! log: a test that needs the cluster fails, it never skips.
@@ -24,6 +24,8 @@ const BUS_OFFSET: u16 = 10_000;
 const SETTLE: Duration = Duration::from_secs(30);
 /// Connect and reply timeout of one command to one node.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Timeout of one `MIGRATE` (ms).
+const MIGRATE_TIMEOUT_MS: u64 = 5000;
 
 /// One node of a [`PrivateCluster`].
 struct Node {
@@ -41,6 +43,36 @@ pub struct SlotOwners {
     pub primary: u16,
     /// The primary's replicas.
     pub replicas: Vec<u16>,
+}
+
+/// How [`PrivateCluster::migrate_slots`] moves the keys of a slot: a few at a time, with a
+/// pause after each `MIGRATE`, so the slot stays half-migrated (some keys on the source, some
+/// on the target) for a while under traffic.
+#[derive(Debug, Clone, Copy)]
+pub struct MigratePace {
+    /// Keys per `MIGRATE` (at least 1).
+    pub keys_per_batch: usize,
+    /// Pause after each `MIGRATE`.
+    pub pause: Duration,
+}
+
+/// What [`PrivateCluster::migrate_slots`] did for one slot.
+#[derive(Debug, Clone)]
+pub struct SlotMigration {
+    /// The slot.
+    pub slot: u16,
+    /// The primary it left, by port.
+    pub from: u16,
+    /// The primary that serves it now, by port.
+    pub to: u16,
+    /// Keys moved by `MIGRATE`.
+    pub keys: usize,
+    /// `MIGRATE` calls.
+    pub batches: usize,
+    /// When it began (`SETSLOT IMPORTING`).
+    pub started: std::time::Instant,
+    /// From `SETSLOT IMPORTING` to `SETSLOT NODE` on every primary.
+    pub took: Duration,
 }
 
 /// What a node does, as one node sees it.
@@ -202,6 +234,214 @@ impl PrivateCluster {
         if !serves {
             self.fail(&format!(
                 "after the failover node {replica_port} serves no slots"
+            ));
+        }
+    }
+
+    /// The hash slot of `key` (`CLUSTER KEYSLOT`).
+    pub async fn keyslot(&self, key: &str) -> u16 {
+        let port = self.nodes[0].port;
+        self.query(port, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key))
+            .await
+            .unwrap_or_else(|e| self.fail(&format!("CLUSTER KEYSLOT {key} on {port}: {e}")))
+    }
+
+    /// The primary and replicas that serve `slot`, as the first node sees them.
+    pub async fn slot_owners(&self, slot: u16) -> SlotOwners {
+        let lines = self
+            .cluster_nodes(self.nodes[0].port)
+            .await
+            .unwrap_or_else(|e| self.fail(&e));
+        owners_of(&lines, slot)
+            .unwrap_or_else(|| self.fail(&format!("no primary serves slot {slot}: {lines:?}")))
+    }
+
+    /// Moves `slots` from the primary on port `from` to the primary on port `to`, one slot
+    /// after the other, by hand, as `redis-cli --cluster reshard` does, while clients keep
+    /// using them: per slot `CLUSTER SETSLOT <slot> IMPORTING <from id>` on the target,
+    /// `CLUSTER SETSLOT <slot> MIGRATING <to id>` on the source, then `CLUSTER GETKEYSINSLOT` +
+    /// `MIGRATE ... KEYS` of `pace.keys_per_batch` keys at a time with `pace.pause` after each,
+    /// until the source holds none of the slot's keys, then `CLUSTER SETSLOT <slot> NODE <to id>`
+    /// on the target, the source and every other primary. Waits until the cluster has settled
+    /// (every node agrees on the new slot map) before it returns.
+    ///
+    /// A `MIGRATE` refused because the key exists on the target too (`BUSYKEY`: a client
+    /// created it there while the slot migrated), a key left on the source at the end, or a
+    /// slot that `from` does not serve fails the test.
+    pub async fn migrate_slots(
+        &self,
+        slots: &[u16],
+        from: u16,
+        to: u16,
+        pace: MigratePace,
+    ) -> Vec<SlotMigration> {
+        let lines = self
+            .cluster_nodes(from)
+            .await
+            .unwrap_or_else(|e| self.fail(&e));
+        let id_of = |port: u16| {
+            lines
+                .iter()
+                .find(|l| l.port == port && l.primary)
+                .map(|l| l.id.clone())
+                .unwrap_or_else(|| {
+                    self.fail(&format!("migrate: node {port} is not a primary: {lines:?}"))
+                })
+        };
+        let (from_id, to_id) = (id_of(from), id_of(to));
+        let others: Vec<u16> = lines
+            .iter()
+            .filter(|l| l.primary && l.port != from && l.port != to)
+            .map(|l| l.port)
+            .collect();
+        let mut source = self.connection(from).await;
+        let batch = pace.keys_per_batch.max(1);
+        let mut done = Vec::with_capacity(slots.len());
+        for &slot in slots {
+            let owner = self.slot_owners(slot).await;
+            if owner.primary != from {
+                self.fail(&format!(
+                    "migrate slot {slot}: served by {}, not by {from}",
+                    owner.primary
+                ));
+            }
+            let started = std::time::Instant::now();
+            self.setslot(to, slot, "IMPORTING", &from_id).await;
+            self.setslot(from, slot, "MIGRATING", &to_id).await;
+            let (mut keys_moved, mut batches) = (0, 0);
+            loop {
+                let keys: Vec<Vec<u8>> = redis::cmd("CLUSTER")
+                    .arg("GETKEYSINSLOT")
+                    .arg(slot)
+                    .arg(batch)
+                    .query_async(&mut source)
+                    .await
+                    .unwrap_or_else(|e| {
+                        self.fail(&format!("CLUSTER GETKEYSINSLOT {slot} on {from}: {e}"))
+                    });
+                if keys.is_empty() {
+                    break;
+                }
+                let reply: redis::RedisResult<String> = redis::cmd("MIGRATE")
+                    .arg("127.0.0.1")
+                    .arg(to)
+                    .arg("")
+                    .arg(0)
+                    .arg(MIGRATE_TIMEOUT_MS)
+                    .arg("KEYS")
+                    .arg(&keys)
+                    .query_async(&mut source)
+                    .await;
+                if let Err(e) = reply {
+                    let names: Vec<_> = keys.iter().map(|k| String::from_utf8_lossy(k)).collect();
+                    self.fail(&format!(
+                        "MIGRATE of slot {slot} keys {names:?} from {from} to {to}: {e}"
+                    ));
+                }
+                keys_moved += keys.len();
+                batches += 1;
+                tokio::time::sleep(pace.pause).await;
+            }
+            // The target first, so the slot is never served by nobody; then the source, which
+            // from now on redirects with MOVED; then everybody else.
+            self.setslot(to, slot, "NODE", &to_id).await;
+            self.setslot(from, slot, "NODE", &to_id).await;
+            for &other in &others {
+                self.setslot(other, slot, "NODE", &to_id).await;
+            }
+            let left: u64 = self
+                .query(from, redis::cmd("CLUSTER").arg("COUNTKEYSINSLOT").arg(slot))
+                .await
+                .unwrap_or_else(|e| self.fail(&format!("COUNTKEYSINSLOT {slot} on {from}: {e}")));
+            if left != 0 {
+                self.fail(&format!(
+                    "slot {slot} moved from {from} to {to} but {left} of its keys stayed on {from}"
+                ));
+            }
+            done.push(SlotMigration {
+                slot,
+                from,
+                to,
+                keys: keys_moved,
+                batches,
+                started,
+                took: started.elapsed(),
+            });
+        }
+        self.wait_settled(&format!("moving slots {slots:?} from {from} to {to}"))
+            .await;
+        for &slot in slots {
+            let owner = self.slot_owners(slot).await;
+            if owner.primary != to {
+                self.fail(&format!(
+                    "slot {slot} was moved to {to} but {} serves it",
+                    owner.primary
+                ));
+            }
+        }
+        done
+    }
+
+    /// The keys of `slot` that each primary holds (`CLUSTER GETKEYSINSLOT` on each, whether
+    /// it serves the slot or not), by port: where a key physically is, for failure reports.
+    pub async fn slot_keys(&self, slot: u16) -> BTreeMap<u16, Vec<String>> {
+        let mut out = BTreeMap::new();
+        for port in self.primaries().await {
+            let keys: Vec<String> = self
+                .query(
+                    port,
+                    redis::cmd("CLUSTER")
+                        .arg("GETKEYSINSLOT")
+                        .arg(slot)
+                        .arg(1_000_000),
+                )
+                .await
+                .unwrap_or_else(|e| self.fail(&format!("GETKEYSINSLOT {slot} on {port}: {e}")));
+            out.insert(port, keys);
+        }
+        out
+    }
+
+    /// `INFO errorstats` of every node, by port: how many of each error reply (`ASK`,
+    /// `TRYAGAIN`, `MOVED`, ...) it sent since it started.
+    pub async fn error_stats(&self) -> BTreeMap<u16, BTreeMap<String, u64>> {
+        let mut out = BTreeMap::new();
+        for port in self.ports() {
+            let info: String = self
+                .query(port, redis::cmd("INFO").arg("errorstats"))
+                .await
+                .unwrap_or_else(|e| self.fail(&format!("INFO errorstats on {port}: {e}")));
+            let stats = info
+                .lines()
+                .filter_map(|l| {
+                    let (name, rest) = l.strip_prefix("errorstat_")?.split_once(':')?;
+                    let count = rest.strip_prefix("count=")?.trim().parse().ok()?;
+                    Some((name.to_owned(), count))
+                })
+                .collect();
+            out.insert(port, stats);
+        }
+        out
+    }
+
+    /// `CLUSTER SETSLOT <slot> <how> <node id>` on the node on `port`.
+    async fn setslot(&self, port: u16, slot: u16, how: &str, id: &str) {
+        let reply: String = self
+            .query(
+                port,
+                redis::cmd("CLUSTER")
+                    .arg("SETSLOT")
+                    .arg(slot)
+                    .arg(how)
+                    .arg(id),
+            )
+            .await
+            .unwrap_or_else(|e| {
+                self.fail(&format!("CLUSTER SETSLOT {slot} {how} {id} on {port}: {e}"))
+            });
+        if reply != "OK" {
+            self.fail(&format!(
+                "CLUSTER SETSLOT {slot} {how} {id} on {port}: {reply}"
             ));
         }
     }
@@ -368,16 +608,34 @@ impl PrivateCluster {
 
     /// Runs one command on the node on `port`, over a connection of its own.
     async fn query<T: FromRedisValue>(&self, port: u16, cmd: &redis::Cmd) -> Result<T, String> {
-        let client =
-            redis::Client::open(format!("redis://127.0.0.1:{port}")).map_err(|e| e.to_string())?;
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(COMMAND_TIMEOUT)
-            .set_response_timeout(COMMAND_TIMEOUT);
-        let mut conn = client
-            .get_multiplexed_async_connection_with_config(&config)
+        let mut conn = self
+            .try_connection(port, COMMAND_TIMEOUT)
             .await
             .map_err(|e| e.to_string())?;
         cmd.query_async(&mut conn).await.map_err(|e| e.to_string())
+    }
+
+    /// A connection to the node on `port` (not cluster-aware) for many commands in a row; a
+    /// reply may take up to the `MIGRATE` timeout.
+    async fn connection(&self, port: u16) -> redis::aio::MultiplexedConnection {
+        let reply_within = Duration::from_millis(MIGRATE_TIMEOUT_MS) + COMMAND_TIMEOUT;
+        self.try_connection(port, reply_within)
+            .await
+            .unwrap_or_else(|e| self.fail(&format!("connect to {port}: {e}")))
+    }
+
+    async fn try_connection(
+        &self,
+        port: u16,
+        reply_within: Duration,
+    ) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(COMMAND_TIMEOUT)
+            .set_response_timeout(reply_within);
+        client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
     }
 
     /// Panics with `what` and the tail of every node's log.

@@ -143,6 +143,7 @@ async fn store_on_a_cluster_spreads_shards_over_nodes_and_keeps_its_semantics() 
             .map(|j| Ack {
                 id: j.spec.id.as_str().to_owned(),
                 score_raw: j.score_raw.clone(),
+                lease_until: batch.lease_until,
                 fired: 1,
                 next: None,
             })
