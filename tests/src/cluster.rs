@@ -131,6 +131,19 @@ impl PrivateCluster {
             .join(",")
     }
 
+    /// A test configuration ([`crate::test_sets`] + `extra`) on this cluster.
+    pub fn config(&self, ns: &str, extra: &[&str]) -> sked_core::config::Config {
+        let mut sets = crate::test_sets(ns);
+        sets.push("redis.cluster=true".into());
+        sets.push(format!("redis.url={}", self.url()));
+        sets.extend(extra.iter().map(|s| s.to_string()));
+        sked_core::config::load(&sked_core::config::Layers {
+            sets,
+            ..Default::default()
+        })
+        .expect("test configuration is valid")
+    }
+
     /// The nodes' ports.
     pub fn ports(&self) -> Vec<u16> {
         self.nodes.iter().map(|n| n.port).collect()

@@ -165,6 +165,61 @@ pub async fn produce(
     (d.partition, d.offset)
 }
 
+/// Produces `count` one-shot jobs `<prefix><i>` (app `sms`) to `topic`, one every `pace`, each
+/// due `lead` after it is sent, adding 1 to `sent` per job sent; returns each job's due
+/// instant (epoch ms) once Kafka acknowledged them all.
+pub async fn stream_one_shots(
+    topic: String,
+    prefix: &str,
+    count: usize,
+    pace: Duration,
+    lead: Duration,
+    sent: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> std::collections::BTreeMap<String, i64> {
+    let kafka = producer();
+    let mut tick = tokio::time::interval(pace);
+    let mut acks = tokio::task::JoinSet::new();
+    let mut due = std::collections::BTreeMap::new();
+    let lead = chrono::Duration::from_std(lead).expect("lead fits");
+    for i in 0..count {
+        tick.tick().await;
+        let id = format!("{prefix}{i}");
+        let run_at = chrono::Utc::now() + lead;
+        let at = run_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let body = format!(r#"{{"id":"{id}","app":"sms","run_at":"{at}"}}"#);
+        due.insert(id.clone(), run_at.timestamp_millis());
+        let (kafka, topic) = (kafka.clone(), topic.clone());
+        acks.spawn(async move {
+            produce(
+                &kafka,
+                &topic,
+                None,
+                Some(id.as_bytes()),
+                Some(body.as_bytes()),
+                &[],
+            )
+            .await
+        });
+        sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    while let Some(ack) = acks.join_next().await {
+        ack.expect("produce task");
+    }
+    due
+}
+
+/// The `/metrics` text of the admin server on `addr`.
+pub async fn admin_metrics(addr: std::net::SocketAddr) -> String {
+    http()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body")
+}
+
 /// Flushes a producer.
 pub fn flush(producer: &FutureProducer) {
     producer.flush(Duration::from_secs(30)).expect("flush");
@@ -218,6 +273,14 @@ pub fn header(msg: &OwnedMessage, name: &str) -> Option<String> {
         .find(|h| h.key == name)
         .and_then(|h| h.value)
         .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// The value of header `name` of `msg` as an integer (epoch ms headers like `sked-due-at`).
+pub fn header_ms(msg: &OwnedMessage, name: &str) -> i64 {
+    header(msg, name)
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or_else(|_| panic!("header {name} is not an integer"))
 }
 
 /// Polls `check` every 50 ms until it returns `Some` or `timeout` passes.

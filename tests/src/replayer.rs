@@ -74,14 +74,7 @@ impl Replayer {
 
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
-        crate::http()
-            .get(format!("http://{}/metrics", self.admin))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("metrics body")
+        crate::admin_metrics(self.admin).await
     }
 }
 

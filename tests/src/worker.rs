@@ -68,14 +68,7 @@ impl Worker {
 
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
-        crate::http()
-            .get(format!("http://{}/metrics", self.admin))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("metrics body")
+        crate::admin_metrics(self.admin).await
     }
 }
 

@@ -9,8 +9,7 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
-    net::SocketAddr,
+    collections::BTreeSet,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -18,81 +17,26 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
-use rdkafka::message::OwnedMessage;
 use sked_core::{
-    config::{Config, Layers, load},
     job::{JobId, Shard},
     store::{JobState, Store},
 };
 use sked_e2e::{
+    admin_metrics,
     cluster::{PrivateCluster, SlotOwners},
-    create_topics, eventually, header, http,
+    create_topics, eventually, header, header_ms,
     ingest::Ingest,
-    produce, producer, read_topic,
+    read_topic,
     scheduler::{Scheduler, metric},
-    test_sets, unique,
+    stream_one_shots, unique,
 };
-use tokio::task::JoinSet;
 
 /// Jobs produced, one every [`PACE`]: about 6 s of traffic.
 const JOBS: usize = 1500;
 const PACE: Duration = Duration::from_millis(4);
 /// Each job is due this long after it is sent.
 const LEAD_MS: i64 = 3000;
-
-fn config_on(cluster: &PrivateCluster, ns: &str) -> Config {
-    let mut sets = test_sets(ns);
-    sets.push("redis.cluster=true".into());
-    sets.push(format!("redis.url={}", cluster.url()));
-    load(&Layers {
-        sets,
-        ..Default::default()
-    })
-    .unwrap()
-}
-
-fn ms(msg: &OwnedMessage, name: &str) -> i64 {
-    header(msg, name)
-        .unwrap_or_default()
-        .parse()
-        .unwrap_or_else(|_| panic!("header {name}"))
-}
-
-/// Produces [`JOBS`] one-shot jobs to `topic` at [`PACE`], each due [`LEAD_MS`] after it is
-/// sent, counting them in `sent`; returns each job's due instant (epoch ms) once all are acked.
-async fn produce_jobs(topic: String, sent: Arc<AtomicUsize>) -> BTreeMap<String, i64> {
-    let kafka = producer();
-    let mut tick = tokio::time::interval(PACE);
-    let mut acks = JoinSet::new();
-    let mut due = BTreeMap::new();
-    for i in 0..JOBS {
-        tick.tick().await;
-        let id = format!("f-{i}");
-        let run_at = Utc::now() + chrono::Duration::milliseconds(LEAD_MS);
-        let at = run_at.to_rfc3339_opts(SecondsFormat::Millis, true);
-        let body = format!(r#"{{"id":"{id}","app":"sms","run_at":"{at}"}}"#);
-        due.insert(id.clone(), run_at.timestamp_millis());
-        let (kafka, topic) = (kafka.clone(), topic.clone());
-        acks.spawn(async move {
-            produce(
-                &kafka,
-                &topic,
-                None,
-                Some(id.as_bytes()),
-                Some(body.as_bytes()),
-                &[],
-            )
-            .await
-        });
-        sent.fetch_add(1, Ordering::SeqCst);
-    }
-    while let Some(ack) = acks.join_next().await {
-        ack.unwrap();
-    }
-    due
-}
 
 /// Waits until at least `n` jobs were sent.
 async fn sent_at_least(sent: &AtomicUsize, n: usize) {
@@ -120,23 +64,11 @@ async fn fail_over(cluster: &PrivateCluster, key: &str) -> (SlotOwners, Duration
     (before, took)
 }
 
-/// The `/metrics` text of the admin server on `addr`.
-async fn metrics(addr: SocketAddr) -> String {
-    http()
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn jobs_survive_primary_failovers_none_lost_twice_or_early() {
     let cluster = PrivateCluster::start().await;
     let ns = unique("cfail");
-    let config = config_on(&cluster, &ns);
+    let config = cluster.config(&ns, &[]);
     let _logs = std::env::var_os("RUST_LOG")
         .map(|_| sked_core::telemetry::init("cluster_failover", &config.log));
     create_topics(&config, 3).await;
@@ -146,7 +78,14 @@ async fn jobs_survive_primary_failovers_none_lost_twice_or_early() {
 
     let sent = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let producing = tokio::spawn(produce_jobs(config.topics.ingest.clone(), sent.clone()));
+    let producing = tokio::spawn(stream_one_shots(
+        config.topics.ingest.clone(),
+        "f-",
+        JOBS,
+        PACE,
+        Duration::from_millis(LEAD_MS as u64),
+        sent.clone(),
+    ));
 
     // First failover: shard 0's primary, while jobs are being stored and the first ones fire.
     sent_at_least(&sent, JOBS * 2 / 5).await;
@@ -195,7 +134,7 @@ async fn jobs_survive_primary_failovers_none_lost_twice_or_early() {
     for m in &fired {
         let job = header(m, "sked-job-id").unwrap();
         let fire = header(m, "sked-fire-id").unwrap();
-        let (due, fired_at) = (ms(m, "sked-due-at"), ms(m, "sked-fired-at"));
+        let (due, fired_at) = (header_ms(m, "sked-due-at"), header_ms(m, "sked-fired-at"));
         assert!(fire_ids.insert(fire.clone()), "{fire} fired twice");
         assert_eq!(
             due_at.get(&job),
@@ -260,7 +199,7 @@ async fn jobs_survive_primary_failovers_none_lost_twice_or_early() {
         "one job record per job"
     );
 
-    let ingest_text = metrics(ingest.admin).await;
+    let ingest_text = admin_metrics(ingest.admin).await;
     let scheduler_text = scheduler.metrics().await;
     assert_eq!(
         metric(&scheduler_text, "sked_scheduler_early_fires_total"),

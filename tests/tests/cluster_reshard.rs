@@ -22,25 +22,24 @@
 
 use std::{
     collections::BTreeMap,
-    net::SocketAddr,
     time::{Duration, Instant},
 };
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::StreamExt;
-use rdkafka::{Message, message::OwnedMessage, producer::FutureProducer};
+use rdkafka::{Message, producer::FutureProducer};
 use sked_core::{
-    config::{Config, Layers, load},
     job::{JobId, Shard},
     store::{JobState, Store},
 };
 use sked_e2e::{
+    admin_metrics,
     cluster::{MigratePace, PrivateCluster, SlotMigration},
-    create_topics, eventually, header, http,
+    create_topics, eventually, header, header_ms,
     ingest::Ingest,
     produce, producer, read_topic,
     scheduler::{Scheduler, metric},
-    test_sets, unique,
+    stream_one_shots, unique,
 };
 
 /// One-shot jobs stored before the slots move, due [`SEED_FROM_MS`] to
@@ -67,26 +66,6 @@ const PACE: MigratePace = MigratePace {
 const SCHEDULER_PRODUCE_LATENCY: &str = "kafka.rdkafka.linger.ms=100";
 /// Records produced concurrently while seeding.
 const SEED_CONCURRENCY: usize = 256;
-
-fn config_on(cluster: &PrivateCluster, ns: &str, extra: &[&str]) -> Config {
-    let mut sets = test_sets(ns);
-    sets.push("redis.cluster=true".into());
-    sets.push(format!("redis.url={}", cluster.url()));
-    sets.push("scheduler.lease=3s".into());
-    sets.extend(extra.iter().map(|s| s.to_string()));
-    load(&Layers {
-        sets,
-        ..Default::default()
-    })
-    .unwrap()
-}
-
-fn ms(msg: &OwnedMessage, name: &str) -> i64 {
-    header(msg, name)
-        .unwrap_or_default()
-        .parse()
-        .unwrap_or_else(|_| panic!("header {name}"))
-}
 
 fn one_shot(id: &str, run_at: DateTime<Utc>) -> String {
     let at = run_at.to_rfc3339_opts(SecondsFormat::Millis, true);
@@ -143,50 +122,6 @@ async fn ticks(topic: &str) -> Vec<String> {
         .collect();
     produce_all(&kafka, topic, records).await;
     ids
-}
-
-/// Sends [`STREAM`] one-shot jobs, one every [`STREAM_PACE`], each due [`STREAM_LEAD_MS`] after
-/// it is sent; returns each job's due instant (epoch ms) once all are acked.
-async fn stream(topic: String) -> BTreeMap<String, i64> {
-    let kafka = producer();
-    let mut tick = tokio::time::interval(STREAM_PACE);
-    let mut acks = tokio::task::JoinSet::new();
-    let mut due = BTreeMap::new();
-    for i in 0..STREAM {
-        tick.tick().await;
-        let id = format!("live-{i}");
-        let run_at = Utc::now() + chrono::Duration::milliseconds(STREAM_LEAD_MS);
-        let body = one_shot(&id, run_at);
-        due.insert(id.clone(), run_at.timestamp_millis());
-        let (kafka, topic) = (kafka.clone(), topic.clone());
-        acks.spawn(async move {
-            produce(
-                &kafka,
-                &topic,
-                None,
-                Some(id.as_bytes()),
-                Some(body.as_bytes()),
-                &[],
-            )
-            .await
-        });
-    }
-    while let Some(ack) = acks.join_next().await {
-        ack.unwrap();
-    }
-    due
-}
-
-/// The `/metrics` text of the admin server on `addr`.
-async fn metrics(addr: SocketAddr) -> String {
-    http()
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }
 
 /// Where each shard lives: shard → (slot, primary port).
@@ -276,7 +211,7 @@ impl Inspector<'_> {
 async fn resharding_under_load_loses_nothing_fires_nothing_early_repeats_only_reclaimed_fires() {
     let cluster = PrivateCluster::start().await;
     let ns = unique("cresh");
-    let config = config_on(&cluster, &ns, &[]);
+    let config = cluster.config(&ns, &["scheduler.lease=3s"]);
     let _logs = std::env::var_os("RUST_LOG")
         .map(|_| sked_core::telemetry::init("cluster_reshard", &config.log));
     create_topics(&config, 3).await;
@@ -284,7 +219,7 @@ async fn resharding_under_load_loses_nothing_fires_nothing_early_repeats_only_re
     // Two scheduler replicas, as in production, producing with the latency of a loaded Kafka
     // (acks=all, ~100 ms): each claim's leases stay out that long, so the in-flight set of a
     // busy shard is rarely empty and one replica claims while the other's leases are out.
-    let firing = config_on(&cluster, &ns, &[SCHEDULER_PRODUCE_LATENCY]);
+    let firing = cluster.config(&ns, &["scheduler.lease=3s", SCHEDULER_PRODUCE_LATENCY]);
     let schedulers = [
         Scheduler::start(firing.clone()).await,
         Scheduler::start(firing).await,
@@ -354,7 +289,14 @@ async fn resharding_under_load_loses_nothing_fires_nothing_early_repeats_only_re
 
     // Load: recurring jobs and a stream of one-shot jobs, while the slots move.
     let tick_ids = ticks(&topic).await;
-    let streaming = tokio::spawn(stream(topic.clone()));
+    let streaming = tokio::spawn(stream_one_shots(
+        topic.clone(),
+        "live-",
+        STREAM,
+        STREAM_PACE,
+        Duration::from_millis(STREAM_LEAD_MS as u64),
+        std::sync::Arc::default(),
+    ));
     let moves_started = origin.elapsed();
     let (moved_a, moved_b) = tokio::join!(
         cluster.migrate_slots(&slots_a, p_a, p_b, PACE),
@@ -442,7 +384,7 @@ async fn resharding_under_load_loses_nothing_fires_nothing_early_repeats_only_re
     for m in &fired {
         let job = header(m, "sked-job-id").unwrap();
         let fire = header(m, "sked-fire-id").unwrap();
-        let (due, fired_at) = (ms(m, "sked-due-at"), ms(m, "sked-fired-at"));
+        let (due, fired_at) = (header_ms(m, "sked-due-at"), header_ms(m, "sked-fired-at"));
         *fires_of.entry(fire.clone()).or_default() += 1;
         *jobs_fired.entry(job.clone()).or_default() += 1;
         if fired_at < due {
@@ -489,7 +431,12 @@ async fn resharding_under_load_loses_nothing_fires_nothing_early_repeats_only_re
             let at: Vec<String> = fired
                 .iter()
                 .filter(|m| header(m, "sked-fire-id").as_deref() == Some(fire.as_str()))
-                .map(|m| format!("{:.1}s", (ms(m, "sked-fired-at") - origin_ms) as f64 / 1e3))
+                .map(|m| {
+                    format!(
+                        "{:.1}s",
+                        (header_ms(m, "sked-fired-at") - origin_ms) as f64 / 1e3
+                    )
+                })
                 .collect();
             lines.push(format!(
                 "{fire} x{n} (fired at {at:?}) -- {}",
@@ -559,7 +506,7 @@ async fn resharding_under_load_loses_nothing_fires_nothing_early_repeats_only_re
     let (mut late_moved, mut late_other) = (Vec::new(), Vec::new());
     for m in &fired {
         let job = JobId::parse(&header(m, "sked-job-id").unwrap()).unwrap();
-        let late = ms(m, "sked-fired-at") - ms(m, "sked-due-at");
+        let late = header_ms(m, "sked-fired-at") - header_ms(m, "sked-due-at");
         if moved_shards.contains(&store.keys().shard_of(&job).index()) {
             late_moved.push(late);
         } else {
@@ -650,7 +597,7 @@ async fn resharding_under_load_loses_nothing_fires_nothing_early_repeats_only_re
         ));
     }
 
-    let ingest_text = metrics(ingest.admin).await;
+    let ingest_text = admin_metrics(ingest.admin).await;
     eprintln!(
         "ingest store errors {}",
         metric(&ingest_text, "sked_ingest_store_errors_total")
