@@ -207,6 +207,7 @@ impl Firing {
                 runs_so_far: job.runs,
                 now: fired_at,
                 misfire_threshold: self.settings.misfire_threshold,
+                refire: job.refire,
             });
             if plan.missed > 0 {
                 self.metrics

@@ -93,6 +93,9 @@ pub struct Input<'a> {
     pub now: DateTime<Utc>,
     /// A due time passed longer ago than this is missed.
     pub misfire_threshold: Duration,
+    /// The claim follows an expired lease: the claimed slot fires again (it may be out already,
+    /// under the same fire id), late or not, and counts for `max_runs`.
+    pub refire: bool,
 }
 
 /// Decides what to fire for a claimed job and where it goes next; see the module doc.
@@ -138,7 +141,14 @@ pub fn plan(input: &Input<'_>) -> Plan {
         // A score outside chrono's range: not a real schedule; fire it and stop.
         return one_shot();
     };
-    let due = slots.walk(slot, score, now_ms, late_below, input.schedule.misfire());
+    let due = slots.walk(
+        slot,
+        score,
+        now_ms,
+        late_below,
+        input.schedule.misfire(),
+        input.refire,
+    );
     apply(due, input.schedule, input.runs_so_far)
 }
 
@@ -152,6 +162,8 @@ struct Slots<'a> {
 
 /// The due times of one plan, as enumerated by [`Slots::walk`], before `max_runs`.
 struct Due {
+    /// The claimed slot, fired again after an expired lease whatever its lateness.
+    refired: Option<i64>,
     /// Missed due times chosen by the policy to fire, oldest first.
     missed_fires: Vec<i64>,
     /// Missed due times.
@@ -254,12 +266,14 @@ impl Slots<'_> {
         now_ms: i64,
         late_below: i64,
         policy: Misfire,
+        refire: bool,
     ) -> Due {
         let keep = match policy {
             Misfire::FireAll { cap } => u64::from(cap).min(MAX_MISSED),
             Misfire::FireOnce | Misfire::Skip => 0,
         };
         let mut due = Due {
+            refired: None,
             missed_fires: Vec::new(),
             missed: 0,
             on_time: Vec::new(),
@@ -279,7 +293,9 @@ impl Slots<'_> {
                 break;
             }
             seen += 1;
-            if score < late_below {
+            if refire && seen == 1 {
+                due.refired = Some(score);
+            } else if score < late_below {
                 due.missed += 1;
                 latest_missed = Some(score);
                 if (due.missed_fires.len() as u64) < keep {
@@ -319,14 +335,19 @@ impl Slots<'_> {
 /// Turns the enumerated due times into a plan, honouring `max_runs`.
 fn apply(due: Due, schedule: &Schedule, runs_so_far: u64) -> Plan {
     let Due {
-        mut missed_fires,
+        refired,
+        missed_fires,
         missed,
         on_time,
         mut next,
     } = due;
     let mut skipped = missed - missed_fires.len() as u64;
-    missed_fires.extend(on_time);
-    let mut fires = missed_fires;
+    // Oldest first: what `max_runs` keeps when it cuts.
+    let mut fires: Vec<i64> = refired
+        .into_iter()
+        .chain(missed_fires)
+        .chain(on_time)
+        .collect();
     if let Some(max_runs) = schedule.max_runs() {
         let left = u64::from(max_runs.get()).saturating_sub(runs_so_far);
         if fires.len() as u64 >= left {
@@ -434,6 +455,7 @@ mod tests {
             runs_so_far: 0,
             now,
             misfire_threshold: Duration::from_secs(5),
+            refire: false,
         }
     }
 
@@ -922,6 +944,42 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_reclaimed_slot_fires_again_whatever_the_policy_and_counts() {
+        // An every-second job whose fire at `claimed` was in flight when its scheduler died;
+        // the lease expired and the job is claimed again 30 s later.
+        let claimed = ms("2026-06-12T00:00:00Z");
+        let now = at(claimed + 30_000);
+        for policy in [
+            Misfire::FireOnce,
+            Misfire::Skip,
+            Misfire::FireAll { cap: 3 },
+        ] {
+            let s = with(every(1_000, policy), None, Some(2), None);
+            let reclaimed = plan_checked(&Input {
+                refire: true,
+                ..input(&s, claimed, now)
+            });
+            assert_eq!(
+                reclaimed.fires.first(),
+                Some(&claimed),
+                "{policy:?}: the in-flight slot fires again, same fire id"
+            );
+            let fresh = plan_checked(&input(&s, claimed, now));
+            assert!(
+                !fresh.fires.contains(&claimed) || matches!(policy, Misfire::FireAll { .. }),
+                "{policy:?}: without the reclaim the slot is a misfire"
+            );
+        }
+        // With max_runs 1 and a reclaim, the job fires that slot and ends: one run, not two.
+        let s = with(every(1_000, Misfire::FireOnce), None, Some(1), None);
+        let plan = plan_checked(&Input {
+            refire: true,
+            ..input(&s, claimed, now)
+        });
+        assert_eq!((plan.fires, plan.next), (vec![claimed], None));
+    }
+
     /// Recurring schedules for the property test, with the shortest gap between two slots.
     fn schedule_case(kind: usize, interval_ms: u64) -> (Schedule, i64) {
         match kind {
@@ -997,6 +1055,7 @@ mod tests {
                 runs_so_far,
                 now,
                 misfire_threshold: threshold,
+                refire: false,
             };
             let plan = plan_checked(&input);
 

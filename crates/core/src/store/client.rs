@@ -136,6 +136,9 @@ pub struct Claimed {
     pub score_raw: String,
     /// Fires of this (recurring) job produced before this claim.
     pub runs: u64,
+    /// Claimed again after an expired lease: the claimed slot may be out already, so it fires
+    /// again (same fire id) whatever the misfire policy.
+    pub refire: bool,
 }
 
 /// One claim of one shard.
@@ -506,6 +509,7 @@ impl Store {
                     score,
                     score_raw,
                     runs,
+                    refire: record::reclaimed(&record),
                 }),
                 (Err(why), _) => batch.corrupt.push((id, score_raw, why)),
                 (_, Err(e)) => batch

@@ -47,6 +47,10 @@ const BODY_OFFSET: usize = 10;
 ///      \------lease expired-----/
 /// scheduled --cancel--> cancelled (c);  firing (F) --cancel--> cancelled after this fire
 /// ```
+///
+/// A lease that expired puts the job back as `r`/`R` (scheduled, its fire possibly out): the
+/// next claim fires that slot again, same fire id, whatever the misfire policy, so a fire a
+/// dead scheduler produced is counted (`max_runs`) and never replaced by a later slot.
 #[derive(
     Debug,
     Clone,
@@ -86,7 +90,7 @@ impl JobState {
 
     fn from_code(c: u8) -> Option<Self> {
         match c {
-            b's' | b'S' => Some(JobState::Scheduled),
+            b's' | b'S' | b'r' | b'R' => Some(JobState::Scheduled),
             b'f' | b'F' => Some(JobState::Firing),
             b'd' => Some(JobState::Dispatched),
             b'c' => Some(JobState::Cancelled),
@@ -193,6 +197,12 @@ pub(crate) fn encode(
     put_bytes(&mut out, payload);
     out.extend_from_slice(&tail);
     Ok((fp, out))
+}
+
+/// True when the record was claimed after a lease expired (`r`/`R`): its claimed slot may have
+/// gone out already.
+pub(crate) fn reclaimed(raw: &[u8]) -> bool {
+    matches!(raw.get(STATE_OFFSET), Some(b'r' | b'R'))
 }
 
 /// Parses the record of job `id`.

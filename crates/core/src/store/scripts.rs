@@ -44,7 +44,7 @@ for i = 3, #KEYS do
       out[#out + 1] = 'not_found'
     elseif st == 'c' then
       out[#out + 1] = 'already_cancelled'
-    elseif st == 's' or st == 'S' then
+    elseif st == 's' or st == 'S' or st == 'r' or st == 'R' then
       redis.call('ZREM', due, id)
       redis.call('SETRANGE', key, 8, 'c')
       redis.call('PEXPIRE', key, ttl)
@@ -94,7 +94,8 @@ for i = 1, expired do
     local st = redis.call('GETRANGE', key, 8, 8)
     if st == 'f' or st == 'F' then
       redis.call('ZADD', due, 'NX', score, id)
-      if st == 'f' then redis.call('SETRANGE', key, 8, 's') else redis.call('SETRANGE', key, 8, 'S') end
+      -- `r`/`R`: scheduled again after a lease expired; that fire may have gone out.
+      if st == 'f' then redis.call('SETRANGE', key, 8, 'r') else redis.call('SETRANGE', key, 8, 'R') end
       reclaimed = reclaimed + 1
     elseif st == 'c' then
       redis.call('PEXPIRE', key, ttl)
@@ -111,8 +112,8 @@ for i = 5 + expired, #ARGV do
     local rec = redis.call('GET', key)
     if rec then
       local st = string.sub(rec, 9, 9)
-      if st == 's' or st == 'S' then
-        if st == 's' then redis.call('SETRANGE', key, 8, 'f') else redis.call('SETRANGE', key, 8, 'F') end
+      if st == 's' or st == 'S' or st == 'r' or st == 'R' then
+        if st == 's' or st == 'r' then redis.call('SETRANGE', key, 8, 'f') else redis.call('SETRANGE', key, 8, 'F') end
         redis.call('ZADD', inflight, deadline, score .. '|' .. id)
         out[#out + 1] = id
         out[#out + 1] = score
