@@ -21,6 +21,10 @@
 //!   The job then continues with its first due time that has not passed: lateness never shifts
 //!   the schedule.
 //! - `max_runs` counts fires. When it is reached the job ends; due times beyond it do not fire.
+//! - A slot claimed again after its lease expired (`Input::refire`: the scheduler that had it
+//!   may have produced it, then died or stalled before the ack) is not a misfire: it fires
+//!   again under its own fire id whatever the policy, and counts once, so a later slot never
+//!   stands in for a fire that may be out already and `max_runs` holds.
 //!
 //! Due times that do not fire are counted as *skipped*. Each fire is identified by its due time
 //! (the fire id is the job id and the due time in epoch milliseconds), so a fire that is planned
