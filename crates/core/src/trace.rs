@@ -42,6 +42,32 @@ pub fn header<H: Headers>(headers: Option<&H>) -> Option<&str> {
         .and_then(|v| std::str::from_utf8(v).ok())
 }
 
+/// The `<topic> process` consumer span of one Kafka record (messaging conventions), child of
+/// `traceparent` when it is valid. `sked.job.id`, `sked.fire.id` and `sked.attempt` are
+/// declared for the caller to record once it knows them.
+pub fn process_span(
+    topic: &str,
+    key: Option<&str>,
+    offset: i64,
+    traceparent: Option<&str>,
+) -> Span {
+    let span = tracing::info_span!(
+        "process",
+        otel.name = %format!("{topic} process"),
+        otel.kind = "consumer",
+        messaging.system = "kafka",
+        messaging.destination.name = topic,
+        messaging.operation.type = "process",
+        messaging.kafka.message.key = key,
+        messaging.kafka.offset = offset,
+        sked.job.id = tracing::field::Empty,
+        sked.fire.id = tracing::field::Empty,
+        sked.attempt = tracing::field::Empty,
+    );
+    set_parent(&span, traceparent);
+    span
+}
+
 /// Makes `traceparent` (when valid) the parent of `span`. Call before the span is entered.
 pub fn set_parent(span: &Span, traceparent: Option<&str>) {
     let Some(tp) = traceparent else { return };

@@ -37,7 +37,7 @@ use sked_core::{
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, info_span, warn};
+use tracing::{debug, info, warn};
 
 use crate::{
     decode::{self, Decision},
@@ -380,18 +380,8 @@ pub fn outcome(applied: &Applied) -> &'static str {
 /// span's, or the incoming header's when no tracing is exported.
 fn ingest_span(msg: &BorrowedMessage<'_>, job_id: &str) -> Option<String> {
     let key = msg.key().and_then(|k| std::str::from_utf8(k).ok());
-    let span = info_span!(
-        "ingest",
-        otel.name = %format!("{} process", msg.topic()),
-        otel.kind = "consumer",
-        messaging.system = "kafka",
-        messaging.destination.name = msg.topic(),
-        messaging.operation.type = "process",
-        messaging.kafka.message.key = key,
-        messaging.kafka.offset = msg.offset(),
-        sked.job.id = job_id,
-    );
     let incoming = trace::header(msg.headers());
-    trace::set_parent(&span, incoming);
+    let span = trace::process_span(msg.topic(), key, msg.offset(), incoming);
+    span.record("sked.job.id", job_id);
     trace::traceparent(&span).or_else(|| incoming.map(str::to_owned))
 }

@@ -49,7 +49,7 @@ use sked_core::{
     trace,
 };
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, info_span, warn};
+use tracing::{debug, info, warn};
 
 use crate::metrics::Metrics;
 
@@ -255,20 +255,17 @@ impl RetryDrain {
                 Ok(mut retry) => {
                     // The retry drain's span, child of the failed attempt; the retry's fire
                     // is its child.
-                    let span = info_span!(
-                        "retry",
-                        otel.name = %format!("{} process", msg.topic()),
-                        otel.kind = "consumer",
-                        messaging.system = "kafka",
-                        messaging.destination.name = msg.topic(),
-                        messaging.operation.type = "process",
-                        messaging.kafka.message.key = %retry.spec.id,
-                        messaging.kafka.offset = msg.offset(),
-                        sked.job.id = retry.spec.retry_of.as_ref().map(|r| r.job_id.as_str()),
-                        sked.fire.id = retry.spec.retry_of.as_ref().map(|r| r.fire_id.as_str()),
-                        sked.attempt = retry.spec.retry_of.as_ref().map(|r| r.attempt),
+                    let span = trace::process_span(
+                        msg.topic(),
+                        Some(retry.spec.id.as_str()),
+                        msg.offset(),
+                        retry.spec.traceparent.as_deref(),
                     );
-                    trace::set_parent(&span, retry.spec.traceparent.as_deref());
+                    if let Some(of) = &retry.spec.retry_of {
+                        span.record("sked.job.id", of.job_id.as_str())
+                            .record("sked.fire.id", of.fire_id.as_str())
+                            .record("sked.attempt", of.attempt);
+                    }
                     if let Some(tp) = trace::traceparent(&span) {
                         retry.spec.traceparent = Some(tp);
                     }

@@ -40,7 +40,7 @@ use sked_core::{
 };
 use tokio::{sync::Semaphore, time::Instant};
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument as _, Span, debug, field, info, info_span, warn};
+use tracing::{Instrument as _, Span, debug, info, warn};
 
 use crate::{
     breaker::{Admission, Breaker, Outcome},
@@ -148,20 +148,8 @@ impl Executor {
     /// Runs in one `<topic> process` span per attempt, child of the fire's `traceparent`.
     pub async fn execute(&self, msg: &OwnedMessage) -> bool {
         let key = msg.key().and_then(|k| std::str::from_utf8(k).ok());
-        let span = info_span!(
-            "attempt",
-            otel.name = %format!("{} process", msg.topic()),
-            otel.kind = "consumer",
-            messaging.system = "kafka",
-            messaging.destination.name = msg.topic(),
-            messaging.operation.type = "process",
-            messaging.kafka.message.key = key,
-            messaging.kafka.offset = msg.offset(),
-            sked.job.id = field::Empty,
-            sked.fire.id = field::Empty,
-            sked.attempt = field::Empty,
-        );
-        trace::set_parent(&span, records::header(msg, h::TRACEPARENT));
+        let traceparent = records::header(msg, h::TRACEPARENT);
+        let span = trace::process_span(msg.topic(), key, msg.offset(), traceparent);
         self.attempt(msg).instrument(span).await
     }
 
