@@ -162,6 +162,19 @@ where
     code
 }
 
+/// A token cancelled `grace` after `cancel` is: the drain deadline, past which work in
+/// flight is abandoned (and nothing of it committed).
+pub fn deadline_after(cancel: &CancellationToken, grace: std::time::Duration) -> CancellationToken {
+    let hard_stop = CancellationToken::new();
+    let (cancel, stop) = (cancel.clone(), hard_stop.clone());
+    tokio::spawn(async move {
+        cancel.cancelled().await;
+        tokio::time::sleep(grace).await;
+        stop.cancel();
+    });
+    hard_stop
+}
+
 /// Flushes a producer's queue (up to 10 s) on a blocking thread: the last step of a drain.
 pub async fn flush(producer: rdkafka::producer::FutureProducer) -> anyhow::Result<()> {
     use rdkafka::producer::Producer as _;

@@ -31,7 +31,7 @@ use sked_core::{
     kafka::dlq::{self, Failure, Stage},
     reason::Reason,
     request::{self, Limits},
-    runtime::Backoff,
+    runtime::{self, Backoff},
     store::{Applied, Op, Store},
     trace,
 };
@@ -77,19 +77,7 @@ impl IngestConsumer {
     /// Runs until `cancel`, then drains as described in the module docs.
     pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
         // Fires `ingest.drain_timeout` after `cancel`: retries give up, the batch is abandoned.
-        let hard_stop = CancellationToken::new();
-        {
-            let (cancel, hard_stop, grace) = (
-                cancel.clone(),
-                hard_stop.clone(),
-                self.settings.drain_timeout,
-            );
-            tokio::spawn(async move {
-                cancel.cancelled().await;
-                tokio::time::sleep(grace).await;
-                hard_stop.cancel();
-            });
-        }
+        let hard_stop = runtime::deadline_after(&cancel, self.settings.drain_timeout);
         let mut backoff = Backoff::new(Duration::from_secs(5));
         loop {
             let batch = tokio::select! {

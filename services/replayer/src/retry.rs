@@ -43,7 +43,7 @@ use sked_core::{
     },
     reason::Reason,
     request::{self, Format, JobSpec, RetryOf},
-    runtime::Backoff,
+    runtime::{self, Backoff},
     schedule::Schedule,
     store::{Applied, Op, Store},
     trace,
@@ -187,16 +187,7 @@ impl RetryDrain {
 
     /// Runs until `cancel`, then drains as described in the module docs.
     pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
-        let hard_stop = CancellationToken::new();
-        {
-            let (cancel, hard_stop, grace) =
-                (cancel.clone(), hard_stop.clone(), self.drain_timeout);
-            tokio::spawn(async move {
-                cancel.cancelled().await;
-                tokio::time::sleep(grace).await;
-                hard_stop.cancel();
-            });
-        }
+        let hard_stop = runtime::deadline_after(&cancel, self.drain_timeout);
         let mut backoff = Backoff::new(Duration::from_secs(5));
         loop {
             let batch = tokio::select! {
