@@ -52,6 +52,9 @@ pub struct Envelope {
     /// Labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// The job's tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 impl Envelope {
@@ -78,6 +81,7 @@ impl Envelope {
             timeout_ms: spec.timeout_ms,
             retry: spec.retry.clone(),
             labels: spec.labels.clone(),
+            tenant: spec.tenant.clone(),
         }
     }
 

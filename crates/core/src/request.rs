@@ -29,12 +29,14 @@
 //! | `timeout` | `"30s"` or milliseconds, positive |
 //! | `retry` | `{"max_attempts", "backoff", "initial", "max", "jitter"}`, see [`RetryPolicy`] |
 //! | `labels` | object of string values |
+//! | `tenant` | the team or customer the job belongs to: 1 to 64 of `A-Z a-z 0-9 . _ -`; default [`Origin::tenant`] |
 //!
 //! Exactly one of `run_at`, `delay`, `cron`, `every` is required.
 //!
 //! Infinite-Scheduler shape (unknown fields are ignored): `requestId`, `appName` (required),
 //! `scheduledTime` (required; local times in [`Limits::default_timezone`]), `jobData`
-//! (required), `priority`, `idempotencyKey`.
+//! (required), `priority`, `idempotencyKey`. The tenant is [`Origin::tenant`] (configured per
+//! ingest topic).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -84,15 +86,45 @@ pub struct Origin {
     /// The id of a request without `id` / `requestId` / usable idempotency key, e.g.
     /// [`JobId::derived`] from topic, partition and offset. `None` gives a new UUID v7.
     pub fallback_id: Option<JobId>,
+    /// The tenant of a request that names none: from the ingest topic it came on (the
+    /// Infinite-Scheduler shape has no tenant field).
+    pub tenant: Option<String>,
 }
 
 impl Origin {
-    /// An origin at `now` without fallback id.
+    /// An origin at `now` without fallback id or tenant.
     pub fn new(now: DateTime<Utc>) -> Origin {
         Origin {
             now,
             fallback_id: None,
+            tenant: None,
         }
+    }
+}
+
+/// Longest tenant name, in bytes.
+pub const MAX_TENANT_LEN: usize = 64;
+
+/// Checks a tenant name: 1 to [`MAX_TENANT_LEN`] of `A-Z a-z 0-9 . _ -`, so it can stand in
+/// Redis key names, label selectors and URLs unescaped.
+pub fn check_tenant(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.len() > MAX_TENANT_LEN {
+        return Err(format!(
+            "is {} bytes long, over the limit of {MAX_TENANT_LEN}",
+            name.len()
+        ));
+    }
+    match name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        Some(c) => Err(format!(
+            "contains {c:?}; a tenant is made of A-Z a-z 0-9 . _ -"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -228,6 +260,9 @@ pub struct JobSpec {
     /// Free-form labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// The tenant (team, customer) the job belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// The shape the request came in.
     #[serde(default, skip_serializing_if = "is_default")]
     pub format: Format,
@@ -269,6 +304,7 @@ impl PartialEq for JobSpec {
             && self.timeout_ms == other.timeout_ms
             && self.retry == other.retry
             && self.labels == other.labels
+            && self.tenant == other.tenant
             && self.format == other.format
             && self.retry_of == other.retry_of
     }
@@ -296,6 +332,7 @@ const NATIVE_FIELDS: &[&str] = &[
     "timeout",
     "retry",
     "labels",
+    "tenant",
 ];
 const WHEN_FIELDS: &[&str] = &["run_at", "delay", "cron", "every"];
 const RECURRING_FIELDS: &[&str] = &["start_at", "end_at", "max_runs", "misfire", "jitter"];
@@ -740,6 +777,10 @@ fn native(fields: &Fields<'_>, limits: &Limits, origin: &Origin) -> Result<JobSp
         .map(labels)
         .transpose()?
         .unwrap_or_default();
+    let tenant = match fields.get("tenant") {
+        Some(raw) => Some(tenant(raw)?),
+        None => origin.tenant.clone(),
+    };
 
     Ok(JobSpec {
         id: choose_id(id, idempotency_key.as_deref(), origin),
@@ -752,6 +793,7 @@ fn native(fields: &Fields<'_>, limits: &Limits, origin: &Origin) -> Result<JobSp
         timeout_ms,
         retry,
         labels,
+        tenant,
         format: Format::Native,
         retry_of: None,
         traceparent: None,
@@ -888,7 +930,7 @@ fn timeout(raw: &RawValue) -> Result<u64, Error> {
 }
 
 fn labels(raw: &RawValue) -> Result<BTreeMap<String, String>, Error> {
-    serde_json::from_str(raw.get()).map_err(|_| {
+    let labels: BTreeMap<String, String> = serde_json::from_str(raw.get()).map_err(|_| {
         field_error(
             Reason::InvalidField,
             "labels",
@@ -897,7 +939,53 @@ fn labels(raw: &RawValue) -> Result<BTreeMap<String, String>, Error> {
                 describe(raw)
             ),
         )
-    })
+    })?;
+    if labels.len() > MAX_LABELS {
+        return Err(field_error(
+            Reason::InvalidField,
+            "labels",
+            format_args!("has {} labels, over the limit of {MAX_LABELS}", labels.len()),
+        ));
+    }
+    for (key, value) in &labels {
+        check_label(key, value)
+            .map_err(|err| field_error(Reason::InvalidField, &format!("labels.{key}"), err))?;
+    }
+    Ok(labels)
+}
+
+/// Most labels on one job (each is an entry in a secondary index).
+pub const MAX_LABELS: usize = 16;
+
+/// Checks one label: the key is 1 to 128 bytes without `=`, `,`, whitespace or control
+/// characters (selectors are `key=value`, joined by commas); the value is at most 256 bytes
+/// without control characters.
+pub fn check_label(key: &str, value: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > 128 {
+        return Err("key must be 1 to 128 bytes long".into());
+    }
+    if let Some(c) = key
+        .chars()
+        .find(|c| matches!(c, '=' | ',') || c.is_whitespace() || c.is_control())
+    {
+        return Err(format!("key contains {c:?}"));
+    }
+    if value.len() > 256 {
+        return Err(format!(
+            "value is {} bytes long, over the limit of 256",
+            value.len()
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err("value contains a control character".into());
+    }
+    Ok(())
+}
+
+fn tenant(raw: &RawValue) -> Result<String, Error> {
+    let name = string("tenant", raw, Reason::InvalidField)?;
+    check_tenant(&name).map_err(|err| field_error(Reason::InvalidField, "tenant", err))?;
+    Ok(name)
 }
 
 fn retry(raw: &RawValue) -> Result<RetryPolicy, Error> {
@@ -1015,6 +1103,7 @@ fn infinite_scheduler(
         timeout_ms: None,
         retry: None,
         labels: BTreeMap::new(),
+        tenant: origin.tenant.clone(),
         format: Format::InfiniteScheduler,
         retry_of: None,
         traceparent: None,
@@ -1228,6 +1317,56 @@ mod tests {
     }
 
     #[test]
+    fn tenant_comes_from_the_field_else_from_the_origin() {
+        let spec = ok(r#"{"app": "a", "delay": "1s", "tenant": "acme"}"#);
+        assert_eq!(spec.tenant.as_deref(), Some("acme"));
+        assert_eq!(ok(r#"{"app": "a", "delay": "1s"}"#).tenant, None);
+        let origin = Origin {
+            tenant: Some("from-topic".into()),
+            ..origin()
+        };
+        let native = parse(br#"{"app": "a", "delay": "1s"}"#, &Limits::default(), &origin);
+        assert_eq!(native.unwrap().tenant.as_deref(), Some("from-topic"));
+        let named = parse(
+            br#"{"app": "a", "delay": "1s", "tenant": "acme"}"#,
+            &Limits::default(),
+            &origin,
+        );
+        assert_eq!(named.unwrap().tenant.as_deref(), Some("acme"));
+        let is = br#"{"appName": "sms", "scheduledTime": "2026-07-01T00:00:00", "jobData": 1}"#;
+        let spec = parse(is, &Limits::default(), &origin).unwrap();
+        assert_eq!(spec.tenant.as_deref(), Some("from-topic"));
+        for bad in [r#""""#, r#""a b""#, r#""a/b""#, "7", &format!("\"{}\"", "x".repeat(65))] {
+            let e = err(&format!(r#"{{"app": "a", "delay": "1s", "tenant": {bad}}}"#));
+            assert_eq!(e.reason, Reason::InvalidField, "{bad}");
+            assert!(e.message.starts_with("field `tenant`"), "{e}");
+        }
+    }
+
+    #[test]
+    fn labels_are_checked_for_use_in_selectors() {
+        let spec = ok(r#"{"app": "a", "delay": "1s", "labels": {"team": "pay=ok", "k.8s/x": ""}}"#);
+        assert_eq!(spec.labels["team"], "pay=ok");
+        for bad in [
+            r#"{"a=b": "x"}"#,
+            r#"{"a,b": "x"}"#,
+            r#"{"": "x"}"#,
+            r#"{"a b": "x"}"#,
+            r#"{"a": "x\ny"}"#,
+        ] {
+            let e = err(&format!(r#"{{"app": "a", "delay": "1s", "labels": {bad}}}"#));
+            assert_eq!(e.reason, Reason::InvalidField, "{bad}");
+            assert!(e.message.starts_with("field `labels."), "{e}");
+        }
+        let many: Vec<String> = (0..17).map(|i| format!(r#""k{i}": "v""#)).collect();
+        let e = err(&format!(
+            r#"{{"app": "a", "delay": "1s", "labels": {{{}}}}}"#,
+            many.join(",")
+        ));
+        assert!(e.message.contains("over the limit of 16"), "{e}");
+    }
+
+    #[test]
     fn missing_payload_is_null() {
         let spec = ok(r#"{"app": "a", "delay": "1s"}"#);
         assert_eq!(spec.payload.get(), "null");
@@ -1282,6 +1421,7 @@ mod tests {
         let origin = Origin {
             now: now(),
             fallback_id: Some(fallback.clone()),
+            tenant: None,
         };
         let id = |json: &str| {
             parse(json.as_bytes(), &Limits::default(), &origin)

@@ -144,6 +144,7 @@ pub fn decode<'a>(
             timeout_ms: envelope.timeout_ms,
             retry: envelope.retry,
             labels: envelope.labels,
+            tenant: envelope.tenant,
             format: Format::Native,
             retry_of: Some(RetryOf {
                 job_id,
@@ -276,10 +277,8 @@ impl RetryDrain {
             };
             for a in &applied {
                 self.metrics.stored(match a {
-                    Applied::Created => "created",
-                    Applied::Updated => "updated",
-                    Applied::Duplicate { .. } => "duplicate",
                     Applied::Cancel(_) => "cancel",
+                    other => other.label(),
                 });
             }
         }

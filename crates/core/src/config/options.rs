@@ -180,6 +180,33 @@ pub struct IngestOptions {
     pub batch_linger: HumanDuration,
     /// Bound on the drain after SIGTERM.
     pub drain_timeout: HumanDuration,
+    /// More topics of schedule requests besides `topics.ingest`; a name starting with `^` is
+    /// a regular expression (librdkafka's subscription syntax).
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// Tenant of a request from a topic named `{tenant}_{app}_scheduler_in` that names none:
+    /// the part of the topic name before its first `_`.
+    #[serde(default)]
+    pub tenant_from_topic_name: bool,
+    /// Tenant of requests that name none, by the topic they came on (wins over
+    /// `tenant_from_topic_name`).
+    #[serde(default)]
+    pub tenants: BTreeMap<String, String>,
+}
+
+impl IngestOptions {
+    /// The tenant of a request on `topic` that names none.
+    pub fn tenant_of_topic(&self, topic: &str) -> Option<String> {
+        if let Some(tenant) = self.tenants.get(topic) {
+            return Some(tenant.clone());
+        }
+        if !self.tenant_from_topic_name {
+            return None;
+        }
+        let rest = topic.strip_suffix("_scheduler_in")?;
+        let (tenant, app) = rest.split_once('_')?;
+        (!app.is_empty() && crate::request::check_tenant(tenant).is_ok()).then(|| tenant.to_owned())
+    }
 }
 
 /// `[http]`: REST listener.
@@ -395,6 +422,16 @@ impl Config {
                 ),
             }
         }
+        for (topic, tenant) in &self.ingest.tenants {
+            if let Err(why) = crate::request::check_tenant(tenant) {
+                check(false, &format!("ingest.tenants.{topic}"), &why);
+            }
+        }
+        check(
+            self.ingest.topics.iter().all(|t| !t.trim().is_empty()),
+            "ingest.topics",
+            "must not contain an empty topic name",
+        );
         // librdkafka's own check, here so that a bad property stops the process with the
         // others (exit 64) and without its value: librdkafka's error (and `KafkaError`'s
         // Display) quote the value, which may be a secret (`sasl.pasword = …` with a typo).
