@@ -31,7 +31,10 @@ use sked_core::{
     job::Shard,
     kafka::headers as h,
     runtime::Backoff,
-    store::{Ack, AckOutcome, ClaimBatch, Store},
+    store::{
+        Ack, AckOutcome, ClaimBatch, Index, Store,
+        describe::{FireOrigin, history_entry},
+    },
     trace,
 };
 use tokio::sync::watch;
@@ -179,6 +182,14 @@ impl Firing {
             .await?;
         self.readiness.set("redis", true);
         let full = batch.jobs.len() >= self.settings.claim_batch;
+        if batch.held > 0 {
+            self.metrics.held.inc_by(batch.held);
+            debug!(
+                shard = shard.index(),
+                held = batch.held,
+                "due jobs of paused apps or tenants held back"
+            );
+        }
         if batch.reclaimed > 0 {
             self.metrics.reclaimed.inc_by(batch.reclaimed);
             warn!(
@@ -259,12 +270,26 @@ impl Firing {
                 let send = self.send(route, &envelope, value, &span);
                 sends.push((index, due, send.instrument(span)));
             }
+            let recurring = job.spec.schedule.is_recurring();
+            let fired_ms = fired_at.timestamp_millis();
             acks.push(Some(Ack {
                 id: job.spec.id.to_string(),
                 score_raw: job.score_raw.clone(),
                 lease_until: batch.lease_until,
                 fired: plan.fires.len() as u64,
                 next: plan.next,
+                recurring,
+                indexes: Index::of(&job.spec),
+                missed: plan.missed,
+                skipped: plan.skipped,
+                history: if recurring {
+                    plan.fires
+                        .iter()
+                        .map(|&due| history_entry(due, fired_ms, FireOrigin::Schedule))
+                        .collect()
+                } else {
+                    Vec::new()
+                },
             }));
         }
         for (id, score_raw, why) in &batch.corrupt {
@@ -276,6 +301,11 @@ impl Firing {
                 lease_until: batch.lease_until,
                 fired: 0,
                 next: None,
+                recurring: false,
+                indexes: Vec::new(),
+                missed: 0,
+                skipped: 0,
+                history: Vec::new(),
             }));
         }
 

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub claimed: Counter,
     /// Expired leases returned to the due index (a scheduler died or stalled).
     pub reclaimed: Counter,
+    /// Due jobs held back because their app or tenant is paused.
+    pub held: Counter,
     /// Fires produced before their due time (must stay 0; a clock stepping back could do it).
     pub early: Counter,
     /// Missed and skipped slots of recurring jobs.
@@ -60,6 +62,7 @@ impl Metrics {
             fired: Counter::default(),
             claimed: Counter::default(),
             reclaimed: Counter::default(),
+            held: Counter::default(),
             early: Counter::default(),
             slots: Family::default(),
             stale_acks: Counter::default(),
@@ -85,6 +88,11 @@ impl Metrics {
             "reclaimed",
             "Expired leases returned to the due index",
             m.reclaimed.clone(),
+        );
+        r.register(
+            "held_jobs",
+            "Due jobs held back because their app or tenant is paused",
+            m.held.clone(),
         );
         r.register(
             "early_fires",

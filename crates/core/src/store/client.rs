@@ -7,7 +7,7 @@ use redis::{AsyncCommands, ErrorKind, RedisError, Value, from_redis_value};
 
 use super::{
     Commands, Connection, Keys,
-    record::{self, JobRecord, JobState},
+    record::{self, JobRecord},
     scripts,
 };
 use crate::{
@@ -78,6 +78,8 @@ pub enum Op {
         /// redelivery or a client retry, even when `delay` resolves to another instant);
         /// other bytes under the same id update the job.
         fingerprint: u64,
+        /// Apply only over this version of the job (`PUT` with `If-Match`).
+        if_match: Option<Etag>,
     },
     /// Cancel a job.
     Cancel(JobId),
@@ -89,7 +91,56 @@ impl Op {
         Op::Insert {
             spec: Box::new(spec),
             fingerprint: record::fingerprint(request),
+            if_match: None,
         }
+    }
+
+    /// An insert of `spec` that applies only while the stored job's fingerprint is
+    /// `if_match` (its etag, see [`Etag`]); otherwise it answers
+    /// [`Applied::PreconditionFailed`] and changes nothing.
+    pub fn replace(spec: JobSpec, request: &[u8], if_match: Etag) -> Self {
+        Op::Insert {
+            spec: Box::new(spec),
+            fingerprint: record::fingerprint(request),
+            if_match: Some(if_match),
+        }
+    }
+}
+
+/// The version of a stored job: the fingerprint of the request it was stored from. Shown as
+/// 16 hex digits (`GET /v1/jobs/{id}`), sent back in `If-Match`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Etag(pub u64);
+
+impl Etag {
+    /// The etag of a record's first 8 bytes.
+    pub(crate) fn of_record(raw: &[u8]) -> Option<Etag> {
+        raw.get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(|b| Etag(u64::from_be_bytes(b)))
+    }
+}
+
+impl std::fmt::Display for Etag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl std::str::FromStr for Etag {
+    type Err = String;
+
+    /// 16 hex digits, optionally quoted (`"…"`) and weak-prefixed (`W/`), as HTTP sends them.
+    fn from_str(s: &str) -> Result<Etag, String> {
+        let s = s.trim();
+        let s = s.strip_prefix("W/").unwrap_or(s);
+        let s = s.trim_matches('"');
+        if s.len() != 16 {
+            return Err(format!("etag `{s}` is not 16 hex digits"));
+        }
+        u64::from_str_radix(s, 16)
+            .map(Etag)
+            .map_err(|_| format!("etag `{s}` is not 16 hex digits"))
     }
 }
 
@@ -107,6 +158,22 @@ pub enum Applied {
     },
     /// The outcome of a cancel.
     Cancel(Cancelled),
+    /// The stored job is not the version the insert named (see [`Op::replace`]), or is gone.
+    PreconditionFailed,
+}
+
+impl Applied {
+    /// The outcome as a metric label: `created`, `updated`, `duplicate`,
+    /// `precondition_failed`, or a cancel's outcome.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Applied::Created => "created",
+            Applied::Updated => "updated",
+            Applied::Duplicate { .. } => "duplicate",
+            Applied::PreconditionFailed => "precondition_failed",
+            Applied::Cancel(c) => c.into(),
+        }
+    }
 }
 
 /// Outcome of a cancel.
@@ -146,6 +213,8 @@ pub struct Claimed {
 pub struct ClaimBatch {
     /// Expired leases put back into the due index first.
     pub reclaimed: u64,
+    /// Due jobs moved to the held set because their app or tenant is paused.
+    pub held: u64,
     /// The lease deadline (epoch ms) of the claimed jobs; acks name it.
     pub lease_until: i64,
     /// The claimed jobs, earliest first.
@@ -169,6 +238,17 @@ pub struct Ack {
     pub fired: u64,
     /// The next due score of a recurring job, if it has a fire left.
     pub next: Option<i64>,
+    /// The job is recurring: its counters and history are kept.
+    pub recurring: bool,
+    /// The job's secondary indexes ([`super::Index::of`] its spec): the next due moves them,
+    /// the last fire removes it from them.
+    pub indexes: Vec<super::Index>,
+    /// Slots missed (late beyond the misfire threshold) in this claim.
+    pub missed: u64,
+    /// Slots skipped by the misfire policy in this claim.
+    pub skipped: u64,
+    /// History entries of the fires produced ([`super::history_entry`]).
+    pub history: Vec<String>,
 }
 
 /// What an ack did.
@@ -260,105 +340,10 @@ impl Store {
         Ok(())
     }
 
-    /// Applies a batch of ops, in order per job, in two round trips at most (one for
-    /// idempotency keys, when any op has one, and one pipelined script call per shard).
-    /// Safe to repeat: a repeated batch reports duplicates and changes nothing.
-    pub async fn apply(&self, ops: &[Op]) -> Result<Vec<Applied>, Error> {
-        let mut results: Vec<Option<Applied>> = vec![None; ops.len()];
-        self.claim_idempotency_keys(ops, &mut results).await?;
-
-        // Group the remaining ops by shard, keeping their order.
-        let mut by_shard: BTreeMap<Shard, Vec<usize>> = BTreeMap::new();
-        let mut encoded: Vec<Option<([u8; 8], Vec<u8>)>> = vec![None; ops.len()];
-        for (i, op) in ops.iter().enumerate() {
-            if results[i].is_some() {
-                continue;
-            }
-            let id = match op {
-                Op::Insert { spec, fingerprint } => {
-                    let enc = record::encode(spec, *fingerprint, JobState::Scheduled).map_err(
-                        |source| Error::Encode {
-                            id: spec.id.clone(),
-                            source,
-                        },
-                    )?;
-                    encoded[i] = Some(enc);
-                    &spec.id
-                }
-                Op::Cancel(id) => id,
-            };
-            by_shard.entry(self.keys.shard_of(id)).or_default().push(i);
-        }
-        if by_shard.is_empty() {
-            return collect(results);
-        }
-
-        let mut cmds = self.conn.commands();
-        let channel = self.keys.wake_channel();
-        for (shard, idxs) in &by_shard {
-            let mut inv = scripts::APPLY.prepare_invoke();
-            inv.key(self.keys.due(*shard))
-                .key(self.keys.inflight(*shard));
-            inv.arg(self.ttl_ms).arg(&channel).arg(shard.index());
-            for &i in idxs {
-                match &ops[i] {
-                    Op::Insert { spec, .. } => {
-                        let (fp, rec) = encoded[i].as_ref().expect("encoded above");
-                        inv.key(self.keys.job(*shard, &spec.id));
-                        inv.arg("i")
-                            .arg(spec.id.as_str())
-                            .arg(&fp[..])
-                            .arg(rec.as_slice())
-                            .arg(due_score(spec.first_due));
-                    }
-                    Op::Cancel(id) => {
-                        inv.key(self.keys.job(*shard, id));
-                        inv.arg("c").arg(id.as_str()).arg("").arg("").arg("");
-                    }
-                }
-            }
-            cmds.group().invoke_script(&inv);
-        }
-        let replies = self.query_scripts(&cmds).await?;
-        if replies.len() != by_shard.len() {
-            return Err(Error::Protocol(format!(
-                "{} replies for {} shards",
-                replies.len(),
-                by_shard.len()
-            )));
-        }
-        for ((_, idxs), reply) in by_shard.iter().zip(replies) {
-            let reply: Vec<String> = from_redis_value(&reply)?;
-            if reply.len() != idxs.len() {
-                return Err(Error::Protocol(format!(
-                    "{} statuses for {} ops",
-                    reply.len(),
-                    idxs.len()
-                )));
-            }
-            for (&i, status) in idxs.iter().zip(reply) {
-                results[i] = Some(match status.as_str() {
-                    "created" => Applied::Created,
-                    "updated" => Applied::Updated,
-                    "duplicate" => Applied::Duplicate {
-                        existing: op_id(&ops[i]).clone(),
-                    },
-                    "cancelled" => Applied::Cancel(Cancelled::Cancelled),
-                    "not_found" => Applied::Cancel(Cancelled::NotFound),
-                    "already_cancelled" => Applied::Cancel(Cancelled::AlreadyCancelled),
-                    "dispatched" => Applied::Cancel(Cancelled::Dispatched),
-                    "finished" => Applied::Cancel(Cancelled::Finished),
-                    other => return Err(Error::Protocol(format!("unknown status {other:?}"))),
-                });
-            }
-        }
-        collect(results)
-    }
-
     /// `SET NX GET` for each insert whose idempotency key differs from its job id. A key that
     /// already names another job makes the op a duplicate of that job. A key naming this very
     /// job is a retry of an earlier, interrupted attempt, which goes on.
-    async fn claim_idempotency_keys(
+    pub(crate) async fn claim_idempotency_keys(
         &self,
         ops: &[Op],
         results: &mut [Option<Applied>],
@@ -412,7 +397,7 @@ impl Store {
 
     /// Runs script calls, loading the scripts once if Redis lost them (a restart, a failover
     /// to a replica that never saw them); on a cluster `SCRIPT LOAD` goes to every primary.
-    async fn query_scripts(&self, cmds: &Commands) -> Result<Vec<Value>, Error> {
+    pub(crate) async fn query_scripts(&self, cmds: &Commands) -> Result<Vec<Value>, Error> {
         let mut loads = 0;
         loop {
             match cmds.query(&self.conn).await {
@@ -464,6 +449,9 @@ impl Store {
         inv.key(due)
             .key(inflight)
             .key(self.keys.runs(shard))
+            .key(self.keys.held(shard))
+            .key(self.keys.hold(shard))
+            .key(self.keys.done(shard))
             .arg(now_ms)
             .arg(lease_until)
             .arg(self.ttl_ms)
@@ -483,15 +471,39 @@ impl Store {
             None => return Err(Error::Protocol("no claim reply".into())),
         };
         let mut items = reply.into_iter();
-        let reclaimed: u64 = match items.next() {
-            Some(v) => redis::from_redis_value(&v)?,
-            None => return Err(Error::Protocol("empty claim reply".into())),
+        let mut count = || -> Result<u64, Error> {
+            match items.next() {
+                Some(v) => Ok(redis::from_redis_value(&v)?),
+                None => Err(Error::Protocol("short claim reply".into())),
+            }
         };
+        let (reclaimed, held, dropped) = (count()?, count()?, count()?);
         let mut batch = ClaimBatch {
             reclaimed,
+            held,
             lease_until,
             ..Default::default()
         };
+        // Cancelled while their lease expired: finished now, out of their indexes.
+        let mut stale = Vec::new();
+        for _ in 0..dropped {
+            let (Some(id), Some(record)) = (items.next(), items.next()) else {
+                return Err(Error::Protocol("short claim reply".into()));
+            };
+            let id: String = redis::from_redis_value(&id)?;
+            let record: Vec<u8> = redis::from_redis_value(&record).unwrap_or_default();
+            if let Ok(job) = JobId::parse(&id)
+                && let Ok((_, spec)) = record::decode(&job, &record)
+            {
+                stale.push(super::Stale {
+                    id: job,
+                    indexes: super::Index::of(&spec),
+                });
+            }
+        }
+        if !stale.is_empty() {
+            self.reindex(&stale).await?;
+        }
         while let (Some(id), Some(score), Some(record), Some(runs)) =
             (items.next(), items.next(), items.next(), items.next())
         {
@@ -530,11 +542,20 @@ impl Store {
         inv.key(self.keys.due(shard))
             .key(self.keys.inflight(shard))
             .key(self.keys.runs(shard))
+            .key(self.keys.done(shard))
             .arg(self.ttl_ms)
             .arg(self.keys.wake_channel())
-            .arg(shard.index());
+            .arg(shard.index())
+            .arg(chrono::Utc::now().timestamp_millis());
         for ack in acks {
             inv.key(format!("{prefix}{}", ack.id));
+            if ack.recurring {
+                inv.key(self.keys.counters(shard, &ack.id))
+                    .key(self.keys.history(shard, &ack.id));
+            }
+            for index in &ack.indexes {
+                inv.key(self.keys.index(shard, index));
+            }
             inv.arg(&ack.id)
                 .arg(&ack.score_raw)
                 .arg(ack.lease_until)
@@ -543,6 +564,14 @@ impl Store {
                 Some(next) => inv.arg(next),
                 None => inv.arg(""),
             };
+            inv.arg(if ack.recurring { "1" } else { "0" })
+                .arg(ack.indexes.len())
+                .arg(ack.missed)
+                .arg(ack.skipped)
+                .arg(ack.history.len());
+            for entry in &ack.history {
+                inv.arg(entry);
+            }
         }
         let mut cmds = self.conn.commands();
         cmds.group().invoke_script(&inv);
@@ -655,14 +684,14 @@ pub fn due_score(at: DateTime<Utc>) -> i64 {
     }
 }
 
-fn op_id(op: &Op) -> &JobId {
+pub(crate) fn op_id(op: &Op) -> &JobId {
     match op {
         Op::Insert { spec, .. } => &spec.id,
         Op::Cancel(id) => id,
     }
 }
 
-fn collect(results: Vec<Option<Applied>>) -> Result<Vec<Applied>, Error> {
+pub(crate) fn collect(results: Vec<Option<Applied>>) -> Result<Vec<Applied>, Error> {
     results
         .into_iter()
         .map(|r| r.ok_or_else(|| Error::Protocol("op without result".into())))

@@ -1,6 +1,47 @@
 //! Key names. One place builds them so no two services disagree.
 
 use crate::job::{JobId, Shard};
+use crate::request::JobSpec;
+
+/// One secondary index: the pending jobs of an app, of a tenant, or with a label.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Index {
+    /// `a:<app>`.
+    App(String),
+    /// `t:<tenant>`.
+    Tenant(String),
+    /// `l:<key>=<value>`.
+    Label(String, String),
+}
+
+impl Index {
+    /// The index's name inside a shard (a suffix of its key; also the claim script's view of
+    /// a job's memberships, see `lua/record.lua`).
+    pub fn name(&self) -> String {
+        match self {
+            Index::App(app) => format!("a:{app}"),
+            Index::Tenant(tenant) => format!("t:{tenant}"),
+            Index::Label(key, value) => format!("l:{key}={value}"),
+        }
+    }
+
+    /// The indexes a stored job is in: its app, its tenant, each label. Retry, trigger and
+    /// backfill jobs (internal one-shots for another job's fire) are in none.
+    pub fn of(spec: &JobSpec) -> Vec<Index> {
+        if spec.retry_of.is_some() {
+            return Vec::new();
+        }
+        let mut out = Vec::with_capacity(2 + spec.labels.len());
+        out.push(Index::App(spec.app.clone()));
+        if let Some(tenant) = &spec.tenant {
+            out.push(Index::Tenant(tenant.clone()));
+        }
+        for (k, v) in &spec.labels {
+            out.push(Index::Label(k.clone(), v.clone()));
+        }
+        out
+    }
+}
 
 /// Builds the Redis key names of one installation.
 #[derive(Debug, Clone)]
@@ -62,6 +103,65 @@ impl Keys {
     pub fn idempotency(&self, key: &str) -> String {
         let shard = self.shard_of_key(key);
         format!("{}:idem:{}:{}", self.prefix, shard.tag(), key)
+    }
+
+    /// A secondary index of the shard's pending jobs (sorted set: job id by due ms), named
+    /// by [`Index::name`].
+    pub fn index(&self, shard: Shard, index: &Index) -> String {
+        format!("{}{}", self.index_prefix(shard), index.name())
+    }
+
+    /// Prefix of the shard's secondary index keys (the index name follows).
+    pub fn index_prefix(&self, shard: Shard) -> String {
+        format!("{}:{}:ix:", self.prefix, shard.tag())
+    }
+
+    /// The names of the shard's secondary indexes that may be non-empty (hash: name → 1), for
+    /// counting without a scan.
+    pub fn index_names(&self, shard: Shard) -> String {
+        format!("{}:{}:ixn", self.prefix, shard.tag())
+    }
+
+    /// Jobs paused one by one (sorted set: job id by the due ms they will fire at on resume).
+    pub fn paused(&self, shard: Shard) -> String {
+        format!("{}:{}:paused", self.prefix, shard.tag())
+    }
+
+    /// Due jobs whose app or tenant is paused (sorted set: job id by due ms).
+    pub fn held(&self, shard: Shard) -> String {
+        format!("{}:{}:held", self.prefix, shard.tag())
+    }
+
+    /// Paused apps and tenants, copied into every shard so that the claim script reads them
+    /// in its own slot (hash: `a:<app>` / `t:<tenant>` → pause JSON).
+    pub fn hold(&self, shard: Shard) -> String {
+        format!("{}:{}:hold", self.prefix, shard.tag())
+    }
+
+    /// Finished jobs whose records still live (sorted set: job id by finish ms), trimmed to
+    /// `redis.idempotency_ttl`.
+    pub fn done(&self, shard: Shard) -> String {
+        format!("{}:{}:done", self.prefix, shard.tag())
+    }
+
+    /// Pause notes of paused jobs (hash: job id → state char before the pause, then JSON).
+    pub fn notes(&self, shard: Shard) -> String {
+        format!("{}:{}:notes", self.prefix, shard.tag())
+    }
+
+    /// A job's latest fires (list, newest first: `<due ms>:<fired ms>:<origin>`).
+    pub fn history(&self, shard: Shard, id: &str) -> String {
+        format!("{}:{}:h:{}", self.prefix, shard.tag(), id)
+    }
+
+    /// A job's counters (hash: `fired`, `missed`, `skipped`, `triggered`, `backfilled`).
+    pub fn counters(&self, shard: Shard, id: &str) -> String {
+        format!("{}:{}:c:{}", self.prefix, shard.tag(), id)
+    }
+
+    /// Paused apps and tenants of the installation (hash, as [`Keys::hold`]), for listing.
+    pub fn pauses(&self) -> String {
+        format!("{}:pauses", self.prefix)
     }
 
     /// The wake-up channel the scheduler listens on.

@@ -10,7 +10,23 @@
 //! | `P:{sN}:inflight` | sorted set | `<due score>\|<job id>` of claimed fires, scored by lease deadline |
 //! | `P:{sN}:runs` | hash | fires so far of recurring jobs (for `max_runs`) |
 //! | `P:idem:{sM}:<key>` | string, TTL | idempotency key → job id (`M` = shard of the key) |
+//! | `P:{sN}:paused` | sorted set | jobs paused one by one, by the due ms they resume at |
+//! | `P:{sN}:notes` | hash | job id → state char before the pause + pause JSON (note, at) |
+//! | `P:{sN}:held` | sorted set | due jobs of a paused app or tenant, by due ms |
+//! | `P:{sN}:hold` | hash | `a:<app>` / `t:<tenant>` → pause JSON: the paused apps and tenants, in every shard |
+//! | `P:{sN}:ix:a:<app>`, `…:ix:t:<tenant>`, `…:ix:l:<key>=<value>` | sorted set | secondary indexes: pending jobs (scheduled, paused, held, firing) of an app, a tenant, with a label, by due ms |
+//! | `P:{sN}:ixn` | hash | names of the shard's app and tenant indexes (for counting) |
+//! | `P:{sN}:done` | sorted set | finished jobs whose record lives, by finish ms (trimmed to `redis.idempotency_ttl`) |
+//! | `P:{sN}:c:<job id>` | hash | counters of a recurring or triggered job (`fired`, `missed`, `skipped`, `triggered`, `backfilled`) |
+//! | `P:{sN}:h:<job id>` | list | its last 50 fires, `<due ms>:<at ms>:<origin>` |
+//! | `P:pauses` | hash | the paused apps and tenants, for listing |
 //! | `P:wake` | pub/sub channel | `<shard>:<due ms>` when a batch lowers a shard's earliest due |
+//!
+//! Secondary indexes change in the same script as the job (insert, claim, ack, pause) except
+//! when a job *leaves* an index on update or cancel: see [`apply`](self::Store::apply).
+//! Counters and history of a pending job never expire; they expire with the finished record.
+//! Memory per pending job, measured in docs/benchmarks.md: the record, its due-index entry,
+//! and one index entry per app, tenant and label.
 //!
 //! On a Redis Cluster (`redis.cluster = true`) each shard lives in one slot; a script call
 //! touches one shard, and work spanning shards goes out as one pipeline per shard
@@ -20,16 +36,22 @@
 //! and dispatched records expire after `redis.idempotency_ttl`. The state machine is on
 //! [`JobState`].
 
+mod apply;
 mod client;
 mod conn;
+pub mod describe;
+pub mod fires;
 mod keys;
+pub mod list;
+pub mod pause;
 mod record;
 pub mod runs;
 mod scripts;
 
+pub use apply::Stale;
 pub use client::{
-    Ack, AckOutcome, Applied, Cancelled, ClaimBatch, Claimed, Error, Op, Store, due_score,
+    Ack, AckOutcome, Applied, Cancelled, ClaimBatch, Claimed, Error, Etag, Op, Store, due_score,
 };
 pub use conn::{Commands, Connection};
-pub use keys::Keys;
+pub use keys::{Index, Keys};
 pub use record::{JobRecord, JobState};

@@ -4,10 +4,11 @@
 //! ```text
 //! offset 0   fingerprint of the request bytes, 8 bytes (u64, big-endian)
 //!        8   state char (see JobState)
-//!        9   layout version, b'2'
+//!        9   layout version, b'3'
 //!       10   first due: epoch ms (8 bytes, i64 big-endian), then the nanoseconds below the ms
 //!            (LEB128, 1 byte when 0)
-//!            app (LEB128 length, UTF-8), payload (LEB128 length, the JSON text as received)
+//!            app (LEB128 length, UTF-8), tenant (LEB128 length, UTF-8; length 0 = none),
+//!            payload (LEB128 length, the JSON text as received)
 //!            the other fields as JSON, only those not at their default; nothing at all for a
 //!            plain one-shot job. The schedule is left out when it is `once` at the first due.
 //! ```
@@ -17,7 +18,9 @@
 //! inside a Lua script; the state char lets scripts change state with one `SETRANGE`. Lua never
 //! decodes the rest, so payload numbers cannot be mangled. A plain one-shot job with a 94-byte
 //! payload takes 120 to 122 bytes here (267 in layout 1, the fingerprint as hex and the whole
-//! spec as JSON). Records of layout 1 are not read: sked had no release with them.
+//! spec as JSON), plus one byte for the tenant. App and tenant sit at offsets a Lua script
+//! can reach (the claim reads them to hold the jobs of a paused app or tenant). Layout 2
+//! (the same without the tenant) is still read; layout 1 is not: sked had no release with it.
 
 use std::collections::BTreeMap;
 
@@ -35,7 +38,9 @@ use crate::{
 /// Offset of the state char in a record (Lua: `GETRANGE key 8 8`, `string.sub(rec, 9, 9)`).
 pub(crate) const STATE_OFFSET: usize = 8;
 /// The layout version byte.
-const LAYOUT: u8 = b'2';
+const LAYOUT: u8 = b'3';
+/// The layout before tenants: read, never written.
+const LAYOUT_2: u8 = b'2';
 /// Offset of the first due time.
 const BODY_OFFSET: usize = 10;
 
@@ -46,6 +51,8 @@ const BODY_OFFSET: usize = 10;
 ///      ^                        |   \--ack, next fire--> scheduled (S)   recurring
 ///      \------lease expired-----/
 /// scheduled --cancel--> cancelled (c);  firing (F) --cancel--> cancelled after this fire
+/// scheduled --pause--> paused (p|P) --resume--> scheduled, due as it was (late slots follow
+///                                               the misfire policy)
 /// ```
 ///
 /// A lease that expired puts the job back as `r`/`R` (scheduled, its fire possibly out): the
@@ -65,8 +72,11 @@ const BODY_OFFSET: usize = 10;
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum JobState {
-    /// Waiting in the due index for its next fire.
+    /// Waiting in the due index for its next fire (or, while its app or tenant is paused, in
+    /// the held set).
     Scheduled,
+    /// Paused on its own: out of the due index until resumed.
+    Paused,
     /// Claimed by a scheduler, which is producing the fire.
     Firing,
     /// The last fire went out to the due topic.
@@ -81,6 +91,8 @@ impl JobState {
         match (self, recurring) {
             (JobState::Scheduled, false) => 's',
             (JobState::Scheduled, true) => 'S',
+            (JobState::Paused, false) => 'p',
+            (JobState::Paused, true) => 'P',
             (JobState::Firing, false) => 'f',
             (JobState::Firing, true) => 'F',
             (JobState::Dispatched, _) => 'd',
@@ -91,6 +103,7 @@ impl JobState {
     fn from_code(c: u8) -> Option<Self> {
         match c {
             b's' | b'S' | b'r' | b'R' => Some(JobState::Scheduled),
+            b'p' | b'P' => Some(JobState::Paused),
             b'f' | b'F' => Some(JobState::Firing),
             b'd' => Some(JobState::Dispatched),
             b'c' => Some(JobState::Cancelled),
@@ -194,6 +207,7 @@ pub(crate) fn encode(
         u64::from(spec.first_due.timestamp_subsec_nanos() % 1_000_000),
     );
     put_bytes(&mut out, spec.app.as_bytes());
+    put_bytes(&mut out, spec.tenant.as_deref().unwrap_or("").as_bytes());
     put_bytes(&mut out, payload);
     out.extend_from_slice(&tail);
     Ok((fp, out))
@@ -212,11 +226,9 @@ pub(crate) fn decode(id: &JobId, raw: &[u8]) -> Result<(JobState, JobSpec), Stri
     }
     let state = JobState::from_code(raw[STATE_OFFSET])
         .ok_or_else(|| format!("unknown state code {:?}", raw[STATE_OFFSET] as char))?;
-    if raw[STATE_OFFSET + 1] != LAYOUT {
-        return Err(format!(
-            "unknown record layout {:?}",
-            raw[STATE_OFFSET + 1] as char
-        ));
+    let layout = raw[STATE_OFFSET + 1];
+    if layout != LAYOUT && layout != LAYOUT_2 {
+        return Err(format!("unknown record layout {:?}", layout as char));
     }
     let mut r = Reader(&raw[BODY_OFFSET..]);
     let ms = i64::from_be_bytes(r.take(8)?.try_into().map_err(|_| "short due time")?);
@@ -230,6 +242,13 @@ pub(crate) fn decode(id: &JobId, raw: &[u8]) -> Result<(JobState, JobSpec), Stri
     let app = std::str::from_utf8(r.bytes()?)
         .map_err(|e| format!("app is not UTF-8: {e}"))?
         .to_owned();
+    let tenant = if layout == LAYOUT {
+        let tenant = std::str::from_utf8(r.bytes()?)
+            .map_err(|e| format!("tenant is not UTF-8: {e}"))?;
+        (!tenant.is_empty()).then(|| tenant.to_owned())
+    } else {
+        None
+    };
     let payload =
         std::str::from_utf8(r.bytes()?).map_err(|e| format!("payload is not UTF-8: {e}"))?;
     let payload = RawValue::from_string(payload.to_owned())
@@ -250,6 +269,7 @@ pub(crate) fn decode(id: &JobId, raw: &[u8]) -> Result<(JobState, JobSpec), Stri
         timeout_ms: tail.timeout_ms,
         retry: tail.retry,
         labels: tail.labels,
+        tenant,
         format: tail.format,
         retry_of: tail.retry_of,
         traceparent: tail.traceparent,
@@ -347,8 +367,8 @@ mod tests {
             now,
         );
         let raw = round_trip(&s);
-        // 10 head + 8 ms + 3 sub-ms nanos + 6 app + 95 payload, no tail.
-        assert_eq!(raw.len(), 122, "{raw:?}");
+        // 10 head + 8 ms + 3 sub-ms nanos + 6 app + 1 tenant + 95 payload, no tail.
+        assert_eq!(raw.len(), 123, "{raw:?}");
         assert_eq!(raw[STATE_OFFSET], b's');
     }
 
@@ -410,6 +430,31 @@ mod tests {
         let mut tail = raw;
         tail.extend_from_slice(b"{\"nope\":1}");
         assert!(decode(&s.id, &tail).unwrap_err().contains("bad fields"));
+    }
+
+    #[test]
+    fn tenants_round_trip_and_layout_2_is_still_read() {
+        // Whole milliseconds: the sub-ms nanos take one byte.
+        let now = DateTime::from_timestamp_millis(1_781_078_400_123).unwrap();
+        let s = spec(
+            r#"{"id":"t-1","app":"sms","delay":"5s","tenant":"acme","payload":{"a":1}}"#,
+            now,
+        );
+        let raw = round_trip(&s);
+        assert_eq!(raw[STATE_OFFSET + 1], b'3');
+        // App then tenant, right after the due time: where the claim script reads them.
+        let at = BODY_OFFSET + 8 + 1;
+        assert_eq!(&raw[at..at + 4], b"\x03sms");
+        assert_eq!(&raw[at + 4..at + 9], b"\x04acme");
+        // A layout-2 record of the same job: no tenant byte.
+        let plain = spec(r#"{"id":"t-2","app":"sms","delay":"5s","payload":{"a":1}}"#, now);
+        let (_, mut v2) = encode(&plain, 7, JobState::Scheduled).unwrap();
+        assert_eq!(v2[at + 4], 0, "an empty tenant");
+        v2.remove(at + 4);
+        v2[STATE_OFFSET + 1] = b'2';
+        let (_, back) = decode(&plain.id, &v2).unwrap();
+        assert_eq!(back, plain);
+        assert_eq!(back.tenant, None);
     }
 
     #[test]

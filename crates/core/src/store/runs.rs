@@ -5,7 +5,7 @@
 //! | key | type | what |
 //! |---|---|---|
 //! | `P:{sN}:fire:<fire id>` | string, PX | `running:<attempt>:<replay>` while a worker holds the run's lease; `done` after a success; `closed:<attempt>:<replay>` once that attempt's failure was handed over (retry or DLQ record acknowledged) |
-//! | `P:{sN}:run:<job id>` | hash, TTL | the job's latest run: `state`, `attempts`, `last_error`, `last_duration_ms`, `fire_id`, `updated_at` (epoch ms) |
+//! | `P:{sN}:run:<job id>` | hash, TTL | the job's latest run: `state`, `attempts`, `last_error`, `last_duration_ms`, `fire_id`, `updated_at` (epoch ms); and how many attempts went to a retry (`retrying`) or to the DLQ (`dead`) while the hash lived |
 //!
 //! Protocol of one execution ([`Store::begin_run`] then [`Store::finish_run`]):
 //! - `done` → [`Begin::AlreadyDone`]: the record is acknowledged without running the handler;
@@ -70,6 +70,7 @@ end
 redis.call('HSET', KEYS[2], 'state', ARGV[1], 'attempts', ARGV[2], 'fire_id', ARGV[8],
   'updated_at', ARGV[4], 'last_duration_ms', ARGV[5])
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[2], 'last_error', ARGV[6]) end
+if ARGV[1] == 'retrying' or ARGV[1] == 'dead' then redis.call('HINCRBY', KEYS[2], ARGV[1], 1) end
 redis.call('PEXPIRE', KEYS[2], ARGV[7])
 return 1
 "#;
@@ -145,6 +146,12 @@ pub struct RunInfo {
     pub fire_id: String,
     /// When the state last changed.
     pub updated_at: Option<DateTime<Utc>>,
+    /// Failed attempts handed to a retry, while this run record lived.
+    #[serde(skip)]
+    pub retried: u64,
+    /// Fires dead-lettered, while this run record lived.
+    #[serde(skip)]
+    pub dead: u64,
 }
 
 /// `P:{sN}:fire:<fire id>` of `job`'s shard.
@@ -240,33 +247,44 @@ impl Store {
             .arg(&key)
             .query_async(&mut conn)
             .await?;
-        if fields.is_empty() {
-            return Ok(None);
-        }
-        let corrupt = |reason: String| Error::Corrupt {
-            key: key.clone(),
-            reason,
-        };
-        let state = fields
-            .get("state")
-            .ok_or_else(|| corrupt("no state".into()))?
-            .parse::<RunState>()
-            .map_err(|e| corrupt(format!("bad state: {e}")))?;
-        Ok(Some(RunInfo {
-            state,
-            attempts: fields
-                .get("attempts")
-                .and_then(|a| a.parse().ok())
-                .unwrap_or(0),
-            last_error: fields.get("last_error").cloned(),
-            last_duration_ms: fields.get("last_duration_ms").and_then(|d| d.parse().ok()),
-            fire_id: fields.get("fire_id").cloned().unwrap_or_default(),
-            updated_at: fields
-                .get("updated_at")
-                .and_then(|t| t.parse().ok())
-                .and_then(DateTime::<Utc>::from_timestamp_millis),
-        }))
+        parse_run_info(&key, &fields)
     }
+}
+
+/// A run hash as read (`HGETALL`); `None` when empty.
+pub(crate) fn parse_run_info(
+    key: &str,
+    fields: &HashMap<String, String>,
+) -> Result<Option<RunInfo>, Error> {
+    if fields.is_empty() {
+        return Ok(None);
+    }
+    let corrupt = |reason: String| Error::Corrupt {
+        key: key.to_owned(),
+        reason,
+    };
+    let count = |name: &str| fields.get(name).and_then(|n| n.parse().ok()).unwrap_or(0);
+    let state = fields
+        .get("state")
+        .ok_or_else(|| corrupt("no state".into()))?
+        .parse::<RunState>()
+        .map_err(|e| corrupt(format!("bad state: {e}")))?;
+    Ok(Some(RunInfo {
+        state,
+        attempts: fields
+            .get("attempts")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(0),
+        last_error: fields.get("last_error").cloned(),
+        last_duration_ms: fields.get("last_duration_ms").and_then(|d| d.parse().ok()),
+        fire_id: fields.get("fire_id").cloned().unwrap_or_default(),
+        updated_at: fields
+            .get("updated_at")
+            .and_then(|t| t.parse().ok())
+            .and_then(DateTime::<Utc>::from_timestamp_millis),
+        retried: count("retrying"),
+        dead: count("dead"),
+    }))
 }
 
 #[cfg(test)]

@@ -1,0 +1,81 @@
+-- ACK (store/scripts.rs): acknowledges fires that Kafka accepted, for one shard.
+local due, inflight, runs, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local ttl, channel, shard, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', done, '-inf', now - tonumber(ttl))
+local before = earliest(due)
+local lowest = nil
+local out = {}
+local a, k = 5, 5
+while a <= #ARGV do
+  local id, score, lease = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  local fired, nxt, recurring = tonumber(ARGV[a + 3]), ARGV[a + 4], ARGV[a + 5] == '1'
+  local n, missed, skipped, nh = tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7]), tonumber(ARGV[a + 8]), tonumber(ARGV[a + 9])
+  local key = KEYS[k]
+  local counters, history = nil, nil
+  local first_index = k + 1
+  if recurring then
+    counters, history = KEYS[k + 1], KEYS[k + 2]
+    first_index = k + 3
+  end
+  local member = score .. '|' .. id
+  local held = redis.call('ZSCORE', inflight, member)
+  local st = ''
+  if held and tonumber(held) == lease then
+    redis.call('ZREM', inflight, member)
+    st = redis.call('GETRANGE', key, 8, 8)
+  end
+  local finished = false
+  if st == 'f' and nxt ~= '' then
+    -- A one-shot the scheduler could not fire yet (its clock stepped back): due again.
+    redis.call('ZADD', due, nxt, id)
+    redis.call('SETRANGE', key, 8, 's')
+    out[#out + 1] = 'next'
+  elseif st == 'f' then
+    redis.call('SETRANGE', key, 8, 'd')
+    redis.call('PEXPIRE', key, ttl)
+    finished = true
+    out[#out + 1] = 'done'
+  elseif st == 'F' then
+    if fired > 0 then redis.call('HINCRBY', runs, id, fired) end
+    if nxt ~= '' then
+      redis.call('ZADD', due, nxt, id)
+      redis.call('SETRANGE', key, 8, 'S')
+      for j = first_index, first_index + n - 1 do redis.call('ZADD', KEYS[j], 'XX', nxt, id) end
+      local s = tonumber(nxt)
+      if lowest == nil or s < lowest then lowest = s end
+      out[#out + 1] = 'next'
+    else
+      redis.call('SETRANGE', key, 8, 'd')
+      redis.call('PEXPIRE', key, ttl)
+      redis.call('HDEL', runs, id)
+      finished = true
+      out[#out + 1] = 'done'
+    end
+  elseif st == 'c' then
+    redis.call('PEXPIRE', key, ttl)
+    redis.call('HDEL', runs, id)
+    finished = true
+    out[#out + 1] = 'cancelled'
+  else
+    out[#out + 1] = 'stale'
+  end
+  if finished then
+    redis.call('ZADD', done, now, id)
+    for j = first_index, first_index + n - 1 do redis.call('ZREM', KEYS[j], id) end
+  end
+  if recurring and st ~= '' then
+    if fired > 0 then redis.call('HINCRBY', counters, 'fired', fired) end
+    if missed > 0 then redis.call('HINCRBY', counters, 'missed', missed) end
+    if skipped > 0 then redis.call('HINCRBY', counters, 'skipped', skipped) end
+    for j = 1, nh do redis.call('LPUSH', history, ARGV[a + 9 + j]) end
+    if nh > 0 then redis.call('LTRIM', history, 0, 49) end
+    if finished then
+      redis.call('PEXPIRE', counters, ttl)
+      redis.call('PEXPIRE', history, ttl)
+    end
+  end
+  a = a + 10 + nh
+  k = first_index + n
+end
+wake(channel, shard, before, lowest)
+return out

@@ -1,0 +1,80 @@
+-- APPLY (store/scripts.rs): ordered inserts and cancels for one shard, in one atomic step.
+local due, paused, held, done, ixn, notes = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local ttl, channel, shard, now = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', done, '-inf', now - ttl)
+local before = earliest(due)
+local lowest = nil
+local out = {}
+local k, a = 7, 5
+while a <= #ARGV do
+  local kind, id, fp, rec, score = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local n, expect = tonumber(ARGV[a + 5]), ARGV[a + 6]
+  local key = KEYS[k]
+  local status, old = 'finished', ''
+  if kind == 'i' then
+    local cur = redis.call('GETRANGE', key, 0, 8)
+    local curfp = string.sub(cur, 1, 8)
+    if expect ~= '' and curfp ~= expect then
+      status = 'precondition_failed'
+    elseif curfp == fp then
+      status = 'duplicate'
+    else
+      local st = string.sub(cur, 9, 9)
+      if cur ~= '' then old = redis.call('GET', key) end
+      redis.call('ZREM', held, id)
+      redis.call('ZREM', done, id)
+      if st == 'p' or st == 'P' then
+        -- A paused job stays paused when it is replaced; its note keeps the new state.
+        local code = 'p'
+        if string.sub(rec, 9, 9) == 'S' then code = 'P' end
+        redis.call('SET', key, string.sub(rec, 1, 8) .. code .. string.sub(rec, 10))
+        redis.call('ZADD', paused, score, id)
+        local note = redis.call('HGET', notes, id)
+        if note then redis.call('HSET', notes, id, string.sub(rec, 9, 9) .. string.sub(note, 2)) end
+      else
+        redis.call('SET', key, rec)
+        redis.call('ZADD', due, score, id)
+        local s = tonumber(score)
+        if lowest == nil or s < lowest then lowest = s end
+      end
+      for j = 1, n do
+        redis.call('ZADD', KEYS[k + j], score, id)
+        local name = ARGV[a + 6 + j]
+        if string.sub(name, 1, 2) ~= 'l:' then redis.call('HSETNX', ixn, name, 1) end
+      end
+      if cur == '' then status = 'created' else status = 'updated' end
+    end
+    a = a + 7 + n
+  else
+    -- A cancel; its extra keys are the job's counters and history, which expire with it.
+    local st = redis.call('GETRANGE', key, 8, 8)
+    if st == '' then
+      status = 'not_found'
+    elseif st == 'c' then
+      status = 'already_cancelled'
+    elseif st == 's' or st == 'S' or st == 'r' or st == 'R' or st == 'p' or st == 'P' then
+      redis.call('ZREM', due, id)
+      redis.call('ZREM', paused, id)
+      redis.call('ZREM', held, id)
+      redis.call('HDEL', notes, id)
+      redis.call('SETRANGE', key, 8, 'c')
+      redis.call('PEXPIRE', key, ttl)
+      redis.call('ZADD', done, now, id)
+      for j = 1, n do redis.call('PEXPIRE', KEYS[k + j], ttl) end
+      old = redis.call('GET', key)
+      status = 'cancelled'
+    elseif st == 'F' then
+      -- The fire in flight goes out; the ack sees 'c' and schedules nothing after it.
+      redis.call('SETRANGE', key, 8, 'c')
+      status = 'dispatched'
+    elseif st == 'f' then
+      status = 'dispatched'
+    end
+    a = a + 7
+  end
+  out[#out + 1] = status
+  out[#out + 1] = old
+  k = k + 1 + n
+end
+wake(channel, shard, before, lowest)
+return out

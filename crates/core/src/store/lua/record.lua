@@ -1,0 +1,84 @@
+-- Shared by the scripts that read a job record (store/record.rs, layout 3): the state char at
+-- byte 9, then the first due (8 bytes) and its sub-ms nanos (LEB128), the app and the tenant
+-- (LEB128 length + bytes each), the payload, and the other fields as JSON.
+
+-- A LEB128 number at `pos` and the position after it, or nil.
+local function varint(s, pos)
+  local n, mul = 0, 1
+  while true do
+    local b = string.byte(s, pos)
+    if b == nil then return nil, pos end
+    pos = pos + 1
+    n = n + (b % 128) * mul
+    if b < 128 then return n, pos end
+    mul = mul * 128
+  end
+end
+
+-- The app, the tenant ('' for none) and the position after them; nil for a record it cannot read.
+local function app_tenant(rec)
+  local _, p = varint(rec, 19)
+  if not p then return nil end
+  local len
+  len, p = varint(rec, p)
+  if not len then return nil end
+  local app = string.sub(rec, p, p + len - 1)
+  p = p + len
+  local tenant = ''
+  if string.sub(rec, 10, 10) == '3' then
+    len, p = varint(rec, p)
+    if not len then return nil end
+    tenant = string.sub(rec, p, p + len - 1)
+    p = p + len
+  end
+  return app, tenant, p
+end
+
+-- The secondary indexes (keys.rs `Index::name`) a record belongs in, as a set: none for a
+-- finished or missing job, nor for the internal one-shots of retries, triggers and backfills.
+local function memberships(rec)
+  local names = {}
+  if not rec then return names end
+  local st = string.sub(rec, 9, 9)
+  if st == '' or st == 'd' or st == 'c' then return names end
+  local app, tenant, p = app_tenant(rec)
+  if not app then return names end
+  local len
+  len, p = varint(rec, p)
+  if not len then return names end
+  local tail = string.sub(rec, p + len)
+  local labels = nil
+  if tail ~= '' then
+    local ok, fields = pcall(cjson.decode, tail)
+    if ok and type(fields) == 'table' then
+      if fields['retry_of'] then return names end
+      labels = fields['labels']
+    end
+  end
+  names['a:' .. app] = true
+  if tenant ~= '' then names['t:' .. tenant] = true end
+  if type(labels) == 'table' then
+    for k, v in pairs(labels) do names['l:' .. k .. '=' .. tostring(v)] = true end
+  end
+  return names
+end
+
+-- True when the record's app or tenant is paused (a field of the shard's hold hash).
+local function held_by(hold, rec)
+  local app, tenant = app_tenant(rec)
+  if not app then return false end
+  if redis.call('HEXISTS', hold, 'a:' .. app) == 1 then return true end
+  return tenant ~= '' and redis.call('HEXISTS', hold, 't:' .. tenant) == 1
+end
+
+-- Publishes a wake-up when `lowest` is earlier than the shard's earliest due before the call.
+local function wake(channel, shard, before, lowest)
+  if lowest and (before == nil or lowest < before) then
+    redis.call('PUBLISH', channel, shard .. ':' .. string.format('%d', lowest))
+  end
+end
+
+local function earliest(due)
+  local first = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
+  return first[2] and tonumber(first[2]) or nil
+end
