@@ -944,7 +944,10 @@ fn labels(raw: &RawValue) -> Result<BTreeMap<String, String>, Error> {
         return Err(field_error(
             Reason::InvalidField,
             "labels",
-            format_args!("has {} labels, over the limit of {MAX_LABELS}", labels.len()),
+            format_args!(
+                "has {} labels, over the limit of {MAX_LABELS}",
+                labels.len()
+            ),
         ));
     }
     for (key, value) in &labels {
@@ -1325,7 +1328,11 @@ mod tests {
             tenant: Some("from-topic".into()),
             ..origin()
         };
-        let native = parse(br#"{"app": "a", "delay": "1s"}"#, &Limits::default(), &origin);
+        let native = parse(
+            br#"{"app": "a", "delay": "1s"}"#,
+            &Limits::default(),
+            &origin,
+        );
         assert_eq!(native.unwrap().tenant.as_deref(), Some("from-topic"));
         let named = parse(
             br#"{"app": "a", "delay": "1s", "tenant": "acme"}"#,
@@ -1336,8 +1343,16 @@ mod tests {
         let is = br#"{"appName": "sms", "scheduledTime": "2026-07-01T00:00:00", "jobData": 1}"#;
         let spec = parse(is, &Limits::default(), &origin).unwrap();
         assert_eq!(spec.tenant.as_deref(), Some("from-topic"));
-        for bad in [r#""""#, r#""a b""#, r#""a/b""#, "7", &format!("\"{}\"", "x".repeat(65))] {
-            let e = err(&format!(r#"{{"app": "a", "delay": "1s", "tenant": {bad}}}"#));
+        for bad in [
+            r#""""#,
+            r#""a b""#,
+            r#""a/b""#,
+            "7",
+            &format!("\"{}\"", "x".repeat(65)),
+        ] {
+            let e = err(&format!(
+                r#"{{"app": "a", "delay": "1s", "tenant": {bad}}}"#
+            ));
             assert_eq!(e.reason, Reason::InvalidField, "{bad}");
             assert!(e.message.starts_with("field `tenant`"), "{e}");
         }
@@ -1354,7 +1369,9 @@ mod tests {
             r#"{"a b": "x"}"#,
             r#"{"a": "x\ny"}"#,
         ] {
-            let e = err(&format!(r#"{{"app": "a", "delay": "1s", "labels": {bad}}}"#));
+            let e = err(&format!(
+                r#"{{"app": "a", "delay": "1s", "labels": {bad}}}"#
+            ));
             assert_eq!(e.reason, Reason::InvalidField, "{bad}");
             assert!(e.message.starts_with("field `labels."), "{e}");
         }

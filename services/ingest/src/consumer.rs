@@ -26,6 +26,7 @@ use rdkafka::{
 };
 use sked_core::{
     admin::Readiness,
+    config::IngestOptions,
     kafka::Context,
     kafka::batch,
     kafka::dlq::{self, Failure, Stage},
@@ -56,6 +57,8 @@ pub struct Settings {
     pub dlq_topic: String,
     /// Request limits.
     pub limits: Limits,
+    /// Tenants by topic.
+    pub tenants: IngestOptions,
 }
 
 /// The running consumer.
@@ -138,7 +141,7 @@ impl IngestConsumer {
         let mut op_msg = Vec::with_capacity(batch.len());
         let mut rejects: Vec<(usize, request::Error)> = Vec::new();
         for (i, msg) in batch.iter().enumerate() {
-            match decode::decide(msg, &self.settings.limits, now) {
+            match decode::decide(msg, &self.settings.limits, &self.settings.tenants, now) {
                 Decision::Apply(mut op) => {
                     if let Op::Insert { spec, .. } = &mut op {
                         spec.traceparent = ingest_span(msg, spec.id.as_str());
@@ -355,12 +358,7 @@ impl IngestConsumer {
 
 /// Metric label of a store outcome.
 pub fn outcome(applied: &Applied) -> &'static str {
-    match applied {
-        Applied::Created => "created",
-        Applied::Updated => "updated",
-        Applied::Duplicate { .. } => "duplicate",
-        Applied::Cancel(c) => c.into(),
-    }
+    applied.label()
 }
 
 /// The `<topic> process` span of an accepted request (child of its `traceparent` header, if

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use rdkafka::message::{BorrowedMessage, Message};
 use sked_core::{
+    config::IngestOptions,
     job::JobId,
     reason::Reason,
     request::{self, JobSpec, Limits, Origin},
@@ -29,7 +30,13 @@ pub fn record_time(msg: &BorrowedMessage<'_>, now: DateTime<Utc>) -> DateTime<Ut
 }
 
 /// Decodes one record. A record without a value (tombstone) cancels the job named by its key.
-pub fn decide(msg: &BorrowedMessage<'_>, limits: &Limits, now: DateTime<Utc>) -> Decision {
+/// `tenants` gives the tenant of a request that names none, by topic.
+pub fn decide(
+    msg: &BorrowedMessage<'_>,
+    limits: &Limits,
+    tenants: &IngestOptions,
+    now: DateTime<Utc>,
+) -> Decision {
     let Some(payload) = msg.payload() else {
         return match msg.key().map(std::str::from_utf8) {
             Some(Ok(key)) => match JobId::parse(key) {
@@ -52,6 +59,7 @@ pub fn decide(msg: &BorrowedMessage<'_>, limits: &Limits, now: DateTime<Utc>) ->
     let origin = Origin {
         now: record_time(msg, now),
         fallback_id: Some(JobId::derived(msg.topic(), msg.partition(), msg.offset())),
+        tenant: tenants.tenant_of_topic(msg.topic()),
     };
     match request::parse(payload, limits, &origin) {
         Ok(spec) => Decision::Apply(Op::insert(spec, payload)),

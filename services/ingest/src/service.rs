@@ -70,9 +70,11 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
         kafka::consumer_config(&config.kafka, SERVICE, &config.ingest.group_id)
             .create_with_context(IngestConsumer::context(&metrics))
             .context("cannot create kafka consumer")?;
+    let mut topics = vec![config.topics.ingest.as_str()];
+    topics.extend(config.ingest.topics.iter().map(String::as_str));
     consumer
-        .subscribe(&[config.topics.ingest.as_str()])
-        .with_context(|| format!("cannot subscribe to {}", config.topics.ingest))?;
+        .subscribe(&topics)
+        .with_context(|| format!("cannot subscribe to {}", topics.join(", ")))?;
 
     let limits = Arc::new(Limits {
         max_bytes: config.limits.max_request_bytes,
@@ -103,6 +105,7 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
             drain_timeout: config.ingest.drain_timeout.get(),
             dlq_topic: config.topics.dlq.clone(),
             limits: (*limits).clone(),
+            tenants: config.ingest.clone(),
         },
         metrics,
         readiness: base.readiness.clone(),

@@ -182,7 +182,10 @@ impl Store {
     pub async fn reindex(&self, stale: &[Stale]) -> Result<u64, Error> {
         let mut by_shard: BTreeMap<Shard, Vec<&Stale>> = BTreeMap::new();
         for s in stale {
-            by_shard.entry(self.keys.shard_of(&s.id)).or_default().push(s);
+            by_shard
+                .entry(self.keys.shard_of(&s.id))
+                .or_default()
+                .push(s);
         }
         let mut cmds = self.conn.commands();
         for (shard, jobs) in &by_shard {

@@ -150,11 +150,10 @@ impl Store {
             _ => None,
         };
         let entries: Vec<String> = from_redis_value(&hist)?;
-        let mut counters: BTreeMap<String, u64> = from_redis_value::<HashMap<String, u64>>(
-            &counters,
-        )?
-        .into_iter()
-        .collect();
+        let mut counters: BTreeMap<String, u64> =
+            from_redis_value::<HashMap<String, u64>>(&counters)?
+                .into_iter()
+                .collect();
         let runs: Option<u64> = from_redis_value(&runs)?;
         let run_fields: HashMap<String, String> = from_redis_value(&run)?;
         let run = runs::parse_run_info(&run_key, &run_fields)?;
@@ -201,7 +200,8 @@ impl Store {
         }
         let markers = cmds.query(&self.conn).await?;
         let mut out = Vec::with_capacity(parsed.len());
-        for (((due, at, origin), fire_id), marker) in parsed.into_iter().zip(fire_ids).zip(markers) {
+        for (((due, at, origin), fire_id), marker) in parsed.into_iter().zip(fire_ids).zip(markers)
+        {
             let marker: Option<String> = from_redis_value(&marker)?;
             let (outcome, attempts) = outcome(marker.as_deref(), &fire_id, run);
             let (Some(due), Some(at)) = (
@@ -238,7 +238,11 @@ fn parse(entry: &str) -> Option<(i64, i64, FireOrigin)> {
 
 /// A fire's outcome from its run marker (`done`, `running:<attempt>:<replay>`,
 /// `closed:<attempt>:<replay>`) and, for the latest fire, the run record.
-fn outcome(marker: Option<&str>, fire_id: &str, run: Option<&RunInfo>) -> (FireOutcome, Option<u32>) {
+fn outcome(
+    marker: Option<&str>,
+    fire_id: &str,
+    run: Option<&RunInfo>,
+) -> (FireOutcome, Option<u32>) {
     let latest = run.filter(|r| r.fire_id == fire_id);
     let attempts = |m: &str| m.split(':').nth(1).and_then(|a| a.parse().ok());
     match marker {
@@ -258,9 +262,16 @@ mod tests {
 
     #[test]
     fn history_entries_round_trip() {
-        for origin in [FireOrigin::Schedule, FireOrigin::Trigger, FireOrigin::Backfill] {
+        for origin in [
+            FireOrigin::Schedule,
+            FireOrigin::Trigger,
+            FireOrigin::Backfill,
+        ] {
             let e = history_entry(1_700_000_000_000, 1_700_000_000_012, origin);
-            assert_eq!(parse(&e), Some((1_700_000_000_000, 1_700_000_000_012, origin)));
+            assert_eq!(
+                parse(&e),
+                Some((1_700_000_000_000, 1_700_000_000_012, origin))
+            );
         }
         assert_eq!(parse("12:x:s"), None);
         assert_eq!(parse("12:13:q"), None);
@@ -269,8 +280,14 @@ mod tests {
     #[test]
     fn outcomes_follow_the_run_marker() {
         assert_eq!(outcome(None, "j@1", None), (FireOutcome::Pending, None));
-        assert_eq!(outcome(Some("running:2:0"), "j@1", None), (FireOutcome::Running, Some(2)));
-        assert_eq!(outcome(Some("closed:1:0"), "j@1", None), (FireOutcome::Retrying, Some(1)));
+        assert_eq!(
+            outcome(Some("running:2:0"), "j@1", None),
+            (FireOutcome::Running, Some(2))
+        );
+        assert_eq!(
+            outcome(Some("closed:1:0"), "j@1", None),
+            (FireOutcome::Retrying, Some(1))
+        );
         assert_eq!(outcome(Some("done"), "j@1", None).0, FireOutcome::Succeeded);
     }
 }

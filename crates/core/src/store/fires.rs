@@ -164,7 +164,9 @@ impl Store {
     ) -> Result<Fired, Refused> {
         let record = self.live(id).await?;
         if !record.spec.schedule.is_recurring() {
-            return Err(Refused::WrongKind("backfill needs a cron or every schedule"));
+            return Err(Refused::WrongKind(
+                "backfill needs a cron or every schedule",
+            ));
         }
         let now = Utc::now();
         if to > now {
@@ -206,7 +208,11 @@ impl Store {
     }
 
     /// Moves a pending one-shot to `at`. Returns the new first due.
-    pub async fn reschedule(&self, id: &JobId, at: DateTime<Utc>) -> Result<DateTime<Utc>, Refused> {
+    pub async fn reschedule(
+        &self,
+        id: &JobId,
+        at: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, Refused> {
         for _ in 0..3 {
             let record = self.live(id).await?;
             if record.spec.schedule.is_recurring() {
@@ -225,7 +231,10 @@ impl Store {
                 first_due: at,
                 ..record.spec
             };
-            let fp = xxh3_64_with_seed(format!("reschedule\0{}", at.timestamp_millis()).as_bytes(), etag.0);
+            let fp = xxh3_64_with_seed(
+                format!("reschedule\0{}", at.timestamp_millis()).as_bytes(),
+                etag.0,
+            );
             let op = Op::Insert {
                 spec: Box::new(spec),
                 fingerprint: fp,
@@ -253,7 +262,12 @@ impl Store {
     async fn store_fires(&self, fires: Vec<(JobSpec, u64)>) -> Result<Vec<(String, bool)>, Error> {
         let names: Vec<String> = fires
             .iter()
-            .map(|(s, _)| s.retry_of.as_ref().map(|r| r.fire_id.clone()).unwrap_or_default())
+            .map(|(s, _)| {
+                s.retry_of
+                    .as_ref()
+                    .map(|r| r.fire_id.clone())
+                    .unwrap_or_default()
+            })
             .collect();
         let mut out = Vec::with_capacity(fires.len());
         for (chunk, names) in fires.chunks(500).zip(names.chunks(500)) {
@@ -271,7 +285,9 @@ impl Store {
                     Applied::Created | Applied::Updated => out.push((name.clone(), true)),
                     Applied::Duplicate { .. } => {
                         // Stored by an earlier call: its own fire id (a trigger's due differs).
-                        let Op::Insert { spec, .. } = op else { continue };
+                        let Op::Insert { spec, .. } = op else {
+                            continue;
+                        };
                         let stored = self.get(&spec.id).await?;
                         let fire = stored
                             .and_then(|r| r.spec.retry_of.map(|r| r.fire_id))
@@ -352,7 +368,11 @@ mod tests {
         assert_eq!(child_id(&parent, "t", "k1"), child_id(&parent, "t", "k1"));
         assert_ne!(child_id(&parent, "t", "k1"), child_id(&parent, "t", "k2"));
         assert_ne!(child_id(&parent, "t", "k1"), child_id(&parent, "b", "k1"));
-        assert!(child_id(&parent, "t", "k1").as_str().starts_with("nightly~t~"));
+        assert!(
+            child_id(&parent, "t", "k1")
+                .as_str()
+                .starts_with("nightly~t~")
+        );
         let long = JobId::parse(&"é".repeat(128)).unwrap();
         let c = child_id(&long, "b", "1700000000000");
         assert!(c.as_str().len() <= JobId::MAX_LEN, "{}", c.as_str().len());
@@ -361,10 +381,16 @@ mod tests {
     #[test]
     fn a_child_fires_under_the_parent_and_the_slot_fire_id() {
         let now = at("2026-06-10T10:00:00Z");
-        let parent = spec(r#"{"id":"p","app":"a","cron":"0 * * * *","labels":{"x":"y"}}"#, now);
+        let parent = spec(
+            r#"{"id":"p","app":"a","cron":"0 * * * *","labels":{"x":"y"}}"#,
+            now,
+        );
         let slot = at("2026-06-10T08:00:00Z");
         let c = child(&parent, child_id(&parent.id, "b", "x"), slot, now);
-        assert!(super::super::Index::of(&c).is_empty(), "fire jobs are in no index");
+        assert!(
+            super::super::Index::of(&c).is_empty(),
+            "fire jobs are in no index"
+        );
         let of = c.retry_of.unwrap();
         assert_eq!(of.job_id, parent.id);
         assert_eq!(of.fire_id, "p@1781078400000");
@@ -390,7 +416,11 @@ mod tests {
         assert_eq!(slots_in(&cron, now, later, 2), Err(3));
         let every = spec(r#"{"id":"e","app":"a","every":"20m"}"#, now);
         let slots = slots_in(&every, at("2026-06-10T10:30:00Z"), later, 10).unwrap();
-        assert_eq!(slots, vec![at("2026-06-10T10:40:00Z")], "anchored at the first due 10:20");
+        assert_eq!(
+            slots,
+            vec![at("2026-06-10T10:40:00Z")],
+            "anchored at the first due 10:20"
+        );
         assert!(is_slot(&cron.schedule, at("2026-06-10T10:30:00Z")));
         assert!(!is_slot(&cron.schedule, at("2026-06-10T10:31:00Z")));
     }

@@ -319,7 +319,9 @@ impl Store {
             let mut candidates = Vec::new();
             while candidates.len() < want {
                 let Some(i) = min_stream(&streams) else { break };
-                let Some(head) = streams[i].buf.front() else { break };
+                let Some(head) = streams[i].buf.front() else {
+                    break;
+                };
                 let pos = Cursor {
                     score: head.0,
                     id: head.1.clone(),
@@ -557,7 +559,12 @@ fn min_stream(streams: &[Stream]) -> Option<usize> {
 
 /// Adds a read to a stream; true when it must read again at once (a score-mode read whose
 /// members all sat at or before the position).
-fn read_stream(s: &mut Stream, reply: Value, batch: usize, max: Option<i64>) -> Result<bool, Error> {
+fn read_stream(
+    s: &mut Stream,
+    reply: Value,
+    batch: usize,
+    max: Option<i64>,
+) -> Result<bool, Error> {
     let after = |score: i64, id: &str, last: &Option<Cursor>| {
         last.as_ref()
             .is_none_or(|c| (score, id) > (c.score, c.id.as_str()))

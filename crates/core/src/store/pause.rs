@@ -218,7 +218,9 @@ impl Store {
         let mut moved = 0;
         loop {
             let mut conn = self.conn.clone();
-            let ids: Vec<String> = conn.zrange(&held, offset, offset + RELEASE_BATCH - 1).await?;
+            let ids: Vec<String> = conn
+                .zrange(&held, offset, offset + RELEASE_BATCH - 1)
+                .await?;
             if ids.is_empty() {
                 return Ok(moved);
             }

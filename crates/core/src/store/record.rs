@@ -243,8 +243,8 @@ pub(crate) fn decode(id: &JobId, raw: &[u8]) -> Result<(JobState, JobSpec), Stri
         .map_err(|e| format!("app is not UTF-8: {e}"))?
         .to_owned();
     let tenant = if layout == LAYOUT {
-        let tenant = std::str::from_utf8(r.bytes()?)
-            .map_err(|e| format!("tenant is not UTF-8: {e}"))?;
+        let tenant =
+            std::str::from_utf8(r.bytes()?).map_err(|e| format!("tenant is not UTF-8: {e}"))?;
         (!tenant.is_empty()).then(|| tenant.to_owned())
     } else {
         None
@@ -447,7 +447,10 @@ mod tests {
         assert_eq!(&raw[at..at + 4], b"\x03sms");
         assert_eq!(&raw[at + 4..at + 9], b"\x04acme");
         // A layout-2 record of the same job: no tenant byte.
-        let plain = spec(r#"{"id":"t-2","app":"sms","delay":"5s","payload":{"a":1}}"#, now);
+        let plain = spec(
+            r#"{"id":"t-2","app":"sms","delay":"5s","payload":{"a":1}}"#,
+            now,
+        );
         let (_, mut v2) = encode(&plain, 7, JobState::Scheduled).unwrap();
         assert_eq!(v2[at + 4], 0, "an empty tenant");
         v2.remove(at + 4);

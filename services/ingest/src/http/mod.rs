@@ -1,0 +1,249 @@
+//! The REST API of the ingest service: jobs, their verbs, app and tenant pauses, counts.
+//!
+//! | call | module |
+//! |---|---|
+//! | `POST /v1/jobs`, `GET /v1/jobs`, `GET/PUT/DELETE /v1/jobs/{id}` | [`jobs`] |
+//! | `POST /v1/jobs/{id}/pause`, `resume`, `trigger`, `backfill`, `reschedule` | [`verbs`] |
+//! | `POST /v1/apps/{app}/pause`, `resume`, the same under `/v1/tenants/{tenant}`, `GET /v1/pauses`, `GET /v1/stats`, `GET /v1/openapi.json` | [`scopes`] |
+//!
+//! Same validation and same store as the Kafka path. Every error, 404, 405 and 413 included,
+//! has the JSON body `{"error": {"code": "...", "message": "...", "param"?: "..."}}` (types in
+//! `sked-api`); `code` is a `sked-reason` value for rejected requests. 5xx bodies never carry
+//! internals.
+
+mod convert;
+mod jobs;
+mod scopes;
+mod verbs;
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    extract::DefaultBodyLimit,
+    http::{StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use sked_api::ErrorDetail;
+use sked_core::{
+    reason::Reason,
+    request::{self, Limits},
+    store::{self, Store, fires::Refused},
+};
+use tracing::warn;
+
+use crate::metrics::Metrics;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct Api {
+    /// The job store.
+    pub store: Store,
+    /// Request limits.
+    pub limits: Arc<Limits>,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+/// The router of the REST API.
+pub fn router(api: Api) -> Router {
+    // Let bodies a little over the limit through, so the request parser answers
+    // `payload_too_large` with its message; larger ones get axum's 413, which
+    // `json_errors` turns into the JSON shape.
+    let body_limit = api.limits.max_bytes.saturating_add(1024);
+    Router::new()
+        .route("/v1/jobs", post(jobs::submit).get(jobs::list))
+        .route(
+            "/v1/jobs/{id}",
+            get(jobs::describe).put(jobs::replace).delete(jobs::cancel),
+        )
+        .route("/v1/jobs/{id}/pause", post(verbs::pause))
+        .route("/v1/jobs/{id}/resume", post(verbs::resume))
+        .route("/v1/jobs/{id}/trigger", post(verbs::trigger))
+        .route("/v1/jobs/{id}/backfill", post(verbs::backfill))
+        .route("/v1/jobs/{id}/reschedule", post(verbs::reschedule))
+        .route("/v1/apps/{name}/pause", post(scopes::pause_app))
+        .route("/v1/apps/{name}/resume", post(scopes::resume_app))
+        .route("/v1/tenants/{name}/pause", post(scopes::pause_tenant))
+        .route("/v1/tenants/{name}/resume", post(scopes::resume_tenant))
+        .route("/v1/pauses", get(scopes::pauses))
+        .route("/v1/stats", get(scopes::stats))
+        .route("/v1/openapi.json", get(scopes::openapi))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
+        })
+        .layer(middleware::from_fn(json_errors))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(api)
+}
+
+/// Gives every error that axum answers itself (a body over the limit, a bad header, an
+/// unsupported media type) the JSON error shape.
+async fn json_errors(req: axum::extract::Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            Reason::PayloadTooLarge.to_string(),
+            "request body is over the size limit (`limits.max_request_bytes`)".to_owned(),
+        ),
+        s if s.is_server_error() => ("internal".to_owned(), "internal error".to_owned()),
+        s => (
+            "bad_request".to_owned(),
+            format!(
+                "the request was refused: {}",
+                s.canonical_reason().unwrap_or("bad request").to_lowercase()
+            ),
+        ),
+    };
+    let mut out = ApiError::new(status, code, message).into_response();
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    detail: ErrorDetail,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            detail: ErrorDetail::new(code, message),
+        }
+    }
+
+    fn bad_param(param: &str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            detail: ErrorDetail::invalid_parameter(param, message),
+        }
+    }
+
+    fn not_found(what: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+
+    fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }
+}
+
+impl From<ErrorDetail> for ApiError {
+    fn from(detail: ErrorDetail) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            detail,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.detail.into_body())).into_response()
+    }
+}
+
+impl From<request::Error> for ApiError {
+    fn from(err: request::Error) -> Self {
+        let status = match err.reason {
+            Reason::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self::new(status, err.reason.to_string(), err.message)
+    }
+}
+
+impl From<store::Error> for ApiError {
+    fn from(err: store::Error) -> Self {
+        warn!(error = %err, "store call failed");
+        if err.is_transient() {
+            Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the job store is unavailable; retry later",
+            )
+        } else {
+            Self::internal()
+        }
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(err: Refused) -> Self {
+        match err {
+            Refused::NotFound => Self::not_found("job"),
+            Refused::Cancelled => Self::new(StatusCode::CONFLICT, "cancelled", err.to_string()),
+            Refused::Finished(_) => {
+                Self::new(StatusCode::CONFLICT, "already_dispatched", err.to_string())
+            }
+            Refused::WrongKind(_) => Self::new(StatusCode::CONFLICT, "wrong_kind", err.to_string()),
+            Refused::Range(message) => Self::bad_param("to", message),
+            Refused::Store(e) => e.into(),
+        }
+    }
+}
+
+/// A JSON body of type `T`, or `T::default()` for an empty body.
+fn body_or_default<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    body_of(body)
+}
+
+/// A JSON body of type `T`.
+fn body_of<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let message = e.to_string();
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_owned();
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            Reason::InvalidJson.to_string(),
+            format!("request body: {message}"),
+        )
+    })
+}
+
+/// What a handler answers.
+type Answer = Result<Response, ApiError>;
+
+fn ok<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
+    (status, Json(body)).into_response()
+}

@@ -1,0 +1,125 @@
+//! Whole apps and tenants (`POST /v1/apps/{app}/pause|resume`,
+//! `POST /v1/tenants/{tenant}/pause|resume`, `GET /v1/pauses`), counts (`GET /v1/stats`) and
+//! the OpenAPI document (`GET /v1/openapi.json`).
+
+use axum::{
+    body::Bytes,
+    extract::{Path, State},
+    http::{StatusCode, header},
+    response::IntoResponse,
+};
+use sked_api::{
+    jobs::{PauseList, PauseRequest, PauseScope, ScopePause, ScopeResponse},
+    stats::Stats,
+};
+use sked_core::store::pause::Scope;
+
+use super::{Answer, Api, ApiError, body_or_default, ok};
+
+fn check_name(scope: Scope, name: &str) -> Result<(), ApiError> {
+    let bad = |why: String| {
+        ApiError::bad_param(scope.to_string().as_str(), format!("{scope} name: {why}"))
+    };
+    match scope {
+        Scope::Tenant => sked_core::request::check_tenant(name).map_err(bad),
+        _ if name.is_empty() || name.len() > 256 => Err(bad("1 to 256 bytes".into())),
+        _ => Ok(()),
+    }
+}
+
+async fn pause(api: Api, scope: Scope, name: String, body: Bytes) -> Answer {
+    check_name(scope, &name)?;
+    let req: PauseRequest = body_or_default(&body)?;
+    if req.note.as_ref().is_some_and(|n| n.len() > 1024) {
+        return Err(ApiError::bad_param("note", "note: at most 1024 bytes"));
+    }
+    let outcome = api.store.pause_scope(scope, &name, req.note).await?;
+    Ok(ok(StatusCode::OK, &response(scope, name, outcome.into())))
+}
+
+async fn resume(api: Api, scope: Scope, name: String) -> Answer {
+    check_name(scope, &name)?;
+    let (outcome, _moved) = api.store.resume_scope(scope, &name).await?;
+    Ok(ok(StatusCode::OK, &response(scope, name, outcome.into())))
+}
+
+fn response(scope: Scope, name: String, status: &str) -> ScopeResponse {
+    ScopeResponse {
+        scope: api_scope(scope),
+        name,
+        status: status.to_owned(),
+    }
+}
+
+fn api_scope(scope: Scope) -> PauseScope {
+    match scope {
+        Scope::App => PauseScope::App,
+        Scope::Tenant => PauseScope::Tenant,
+        Scope::Job => PauseScope::Job,
+    }
+}
+
+/// `POST /v1/apps/{app}/pause`.
+pub async fn pause_app(State(api): State<Api>, Path(name): Path<String>, body: Bytes) -> Answer {
+    pause(api, Scope::App, name, body).await
+}
+
+/// `POST /v1/apps/{app}/resume`.
+pub async fn resume_app(State(api): State<Api>, Path(name): Path<String>) -> Answer {
+    resume(api, Scope::App, name).await
+}
+
+/// `POST /v1/tenants/{tenant}/pause`.
+pub async fn pause_tenant(State(api): State<Api>, Path(name): Path<String>, body: Bytes) -> Answer {
+    pause(api, Scope::Tenant, name, body).await
+}
+
+/// `POST /v1/tenants/{tenant}/resume`.
+pub async fn resume_tenant(State(api): State<Api>, Path(name): Path<String>) -> Answer {
+    resume(api, Scope::Tenant, name).await
+}
+
+/// `GET /v1/pauses`: every paused app and tenant.
+pub async fn pauses(State(api): State<Api>) -> Answer {
+    let pauses = api
+        .store
+        .scope_pauses()
+        .await?
+        .into_iter()
+        .map(|p| ScopePause {
+            scope: api_scope(p.scope),
+            name: p.name,
+            note: p.note.note,
+            at: p.note.at,
+        })
+        .collect();
+    Ok(ok(StatusCode::OK, &PauseList { pauses }))
+}
+
+/// `GET /v1/stats`.
+pub async fn stats(State(api): State<Api>) -> Answer {
+    let s = api.store.stats().await?;
+    let pending = ["scheduled", "paused", "held", "firing"]
+        .iter()
+        .filter_map(|k| s.by_state.get(*k))
+        .sum();
+    Ok(ok(
+        StatusCode::OK,
+        &Stats {
+            pending,
+            by_state: s.by_state,
+            by_app: s.by_app,
+            by_tenant: s.by_tenant,
+        },
+    ))
+}
+
+/// `GET /v1/openapi.json`.
+pub async fn openapi() -> Answer {
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        sked_api::openapi::openapi_json(),
+    )
+        .into_response())
+}
