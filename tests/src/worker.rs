@@ -222,6 +222,7 @@ pub fn fire(
         timeout_ms: None,
         retry: None,
         labels: Default::default(),
+        tenant: None,
     };
     let value = serde_json::to_vec(&envelope).expect("envelope");
     let headers = vec![

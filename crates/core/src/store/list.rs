@@ -301,7 +301,7 @@ impl Store {
                 });
             }
         }
-        let batch = (2 * limit / streams.len().max(1) + 4).clamp(8, limit + 1);
+        let batch = (2 * limit / streams.len().max(1) + 4).max(8).min(limit + 8);
         let max = filter.due_before.map(|b| b - 1);
         let mut page = Page::default();
         let mut seen = HashSet::new();

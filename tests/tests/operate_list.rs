@@ -1,0 +1,365 @@
+//! Finding jobs: `GET /v1/jobs` with every filter, paging under churn, `GET /v1/stats`, and
+//! the JSON errors of bad input.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use reqwest::StatusCode;
+use serde_json::Value;
+use sked_core::store::{Op, Store};
+use sked_e2e::{create_topics, http, ingest::Ingest, scheduler::Scheduler, test_config, unique};
+
+async fn get(ingest: &Ingest, path_and_query: &str) -> (StatusCode, Value) {
+    let resp = http()
+        .get(format!("{}{path_and_query}", ingest.api()))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{path_and_query}: {status} {text:?} is not JSON: {e}"));
+    (status, body)
+}
+
+/// Every id a filter lists, following the cursor to the end; fails on a repeat.
+async fn list_all(ingest: &Ingest, query: &str, limit: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut q = format!("/v1/jobs?limit={limit}");
+        if !query.is_empty() {
+            q.push('&');
+            q.push_str(query);
+        }
+        if let Some(c) = &cursor {
+            q.push_str(&format!("&cursor={c}"));
+        }
+        let (status, page) = get(ingest, &q).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {page}");
+        for job in page["jobs"].as_array().unwrap() {
+            let id = job["id"].as_str().unwrap().to_owned();
+            assert!(seen.insert(id.clone()), "{id} listed twice ({query})");
+            out.push(id);
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return out,
+        }
+    }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The request of job `i` of the listing corpus: 10 apps, 20 tenants, 100 batch labels, one
+/// job in ten a cron, due from tomorrow on (nothing fires during the test). Several share a
+/// due time, so the order's tie-break on ids is exercised.
+fn corpus_job(i: usize, base: DateTime<Utc>) -> String {
+    let (app, tenant, batch) = (i % 10, i % 20, i % 100);
+    let common = format!(
+        r#""id":"job-{i:05}","app":"a{app}","tenant":"t{tenant}","labels":{{"batch":"b{batch}"}}"#
+    );
+    if i % 10 == 9 {
+        format!(
+            r#"{{{common},"cron":"0 {} 3 * * *","timezone":"UTC"}}"#,
+            i % 60
+        )
+    } else {
+        let at = base + chrono::Duration::seconds((i / 3) as i64);
+        format!(r#"{{{common},"run_at":"{}"}}"#, rfc3339(at))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn listing_filters_and_pages_without_skips_or_repeats_while_others_churn() {
+    let ns = unique("list");
+    let config = test_config(&ns, &["scheduler.poll_interval=200ms"]);
+    create_topics(&config, 3).await;
+    let store = Store::connect(&config.redis).await.unwrap();
+    let now = Utc::now();
+    let base = now + chrono::Duration::days(1);
+    let mut ops = Vec::new();
+    let mut expect: BTreeMap<String, (usize, usize, usize, bool)> = BTreeMap::new();
+    let limits = sked_core::request::Limits::default();
+    for i in 0..10_000 {
+        let json = corpus_job(i, base);
+        let spec = sked_core::request::parse(
+            json.as_bytes(),
+            &limits,
+            &sked_core::request::Origin::new(now),
+        )
+        .unwrap();
+        expect.insert(spec.id.to_string(), (i % 10, i % 20, i % 100, i % 10 == 9));
+        ops.push(Op::insert(spec, json.as_bytes()));
+    }
+    for chunk in ops.chunks(2000) {
+        store.apply(chunk).await.unwrap();
+    }
+    let ingest = Ingest::start(config.clone()).await;
+    let scheduler = Scheduler::start(config.clone()).await;
+
+    // Churn: 1,000 other jobs inserted (due at once: the scheduler fires them) and cancelled.
+    let stop = Arc::new(AtomicBool::new(false));
+    let churn = {
+        let (api, stop) = (ingest.api(), stop.clone());
+        tokio::spawn(async move {
+            let client = http();
+            let mut n = 0;
+            while n < 1000 && !stop.load(Ordering::SeqCst) {
+                let id = format!("churn-{n}");
+                let body = if n % 2 == 0 {
+                    format!(r#"{{"id":"{id}","app":"a3","tenant":"t3","delay":"50ms"}}"#)
+                } else {
+                    format!(
+                        r#"{{"id":"{id}","app":"a3","tenant":"t3","labels":{{"batch":"b3"}},"delay":"1h"}}"#
+                    )
+                };
+                let r = client
+                    .post(format!("{api}/v1/jobs"))
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success(), "{}", r.status());
+                if n % 2 == 1 {
+                    let r = client
+                        .delete(format!("{api}/v1/jobs/{id}"))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), StatusCode::OK);
+                }
+                n += 1;
+            }
+            n
+        })
+    };
+
+    // Unfiltered, in small pages while the churn runs: every corpus job exactly once.
+    let all = list_all(&ingest, "", 97).await;
+    let corpus: BTreeSet<&str> = all
+        .iter()
+        .map(String::as_str)
+        .filter(|id| id.starts_with("job-"))
+        .collect();
+    assert_eq!(
+        corpus.len(),
+        10_000,
+        "every job that existed throughout, once"
+    );
+    // In due order, ids breaking ties.
+    let (status, page) = get(&ingest, "/v1/jobs?limit=1000").await;
+    assert_eq!(status, StatusCode::OK);
+    let order: Vec<(String, String)> = page["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                j["next_due"].as_str().unwrap_or("").to_owned(),
+                j["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted, "ordered by next due, then id");
+
+    // Each filter, and combinations, while the churn goes on.
+    let count =
+        |f: &dyn Fn(&(usize, usize, usize, bool)) -> bool| expect.values().filter(|v| f(v)).count();
+    let corpus_of = |ids: Vec<String>| ids.into_iter().filter(|i| i.starts_with("job-")).count();
+    assert_eq!(
+        corpus_of(list_all(&ingest, "app=a3", 250).await),
+        count(&|v| v.0 == 3)
+    );
+    assert_eq!(
+        corpus_of(list_all(&ingest, "tenant=t7", 100).await),
+        count(&|v| v.1 == 7)
+    );
+    assert_eq!(
+        corpus_of(list_all(&ingest, "label=batch%3Db42", 30).await),
+        count(&|v| v.2 == 42)
+    );
+    assert_eq!(
+        corpus_of(list_all(&ingest, "app=a3&tenant=t3&label=batch%3Db3", 7).await),
+        count(&|v| v.0 == 3 && v.1 == 3 && v.2 == 3)
+    );
+    assert_eq!(
+        corpus_of(list_all(&ingest, "kind=cron", 500).await),
+        count(&|v| v.3)
+    );
+    assert_eq!(
+        corpus_of(list_all(&ingest, "kind=once&app=a1", 500).await),
+        count(&|v| !v.3 && v.0 == 1)
+    );
+    // A due range: the first 300 one-shots are due in its first 100 seconds.
+    let range = format!(
+        "due_after={}&due_before={}",
+        urlencode(&rfc3339(base)),
+        urlencode(&rfc3339(base + chrono::Duration::seconds(100)))
+    );
+    let in_range = list_all(&ingest, &range, 64).await;
+    assert_eq!(
+        in_range.len(),
+        (0..300).filter(|i| i % 10 != 9).count(),
+        "{in_range:?}"
+    );
+
+    let churned = churn.await.unwrap();
+    assert_eq!(churned, 1000);
+    stop.store(true, Ordering::SeqCst);
+
+    // Paused and cancelled jobs are found by state.
+    for i in 0..10 {
+        let r = http()
+            .post(format!("{}/v1/jobs/job-{i:05}/pause", ingest.api()))
+            .body(r#"{"note":"maintenance"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let paused = list_all(&ingest, "state=paused", 4).await;
+    assert_eq!(paused.len(), 10, "{paused:?}");
+    let (_, page) = get(&ingest, "/v1/jobs?state=paused&limit=1").await;
+    assert_eq!(page["jobs"][0]["paused"]["note"], "maintenance");
+    assert_eq!(page["jobs"][0]["state"], "paused");
+    let cancelled = list_all(&ingest, "state=cancelled&app=a3", 100).await;
+    assert_eq!(
+        cancelled.iter().filter(|i| i.starts_with("churn-")).count(),
+        500
+    );
+    // Fired churn jobs are dispatched (no worker runs here) and leave the pending lists.
+    sked_e2e::eventually(Duration::from_secs(20), "churn fired", || async {
+        let left = list_all(&ingest, "app=a3", 1000).await;
+        (left.iter().all(|i| i.starts_with("job-"))).then_some(())
+    })
+    .await;
+    let dispatched = list_all(&ingest, "state=dispatched", 500).await;
+    assert_eq!(
+        dispatched
+            .iter()
+            .filter(|i| i.starts_with("churn-"))
+            .count(),
+        500
+    );
+
+    // Counts by state, app and tenant.
+    let (status, stats) = get(&ingest, "/v1/stats").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stats["pending"], 10_000, "{stats}");
+    assert_eq!(stats["by_state"]["paused"], 10);
+    assert_eq!(stats["by_app"]["a3"], 1000);
+    assert_eq!(stats["by_tenant"]["t7"], 500);
+    assert_eq!(stats["by_state"]["finished"], 1000);
+
+    scheduler.stop().await;
+    ingest.stop().await;
+}
+
+fn urlencode(s: &str) -> String {
+    s.replace(':', "%3A").replace('+', "%2B")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_400_with_the_json_error_naming_the_parameter() {
+    let ns = unique("badinput");
+    let config = test_config(&ns, &[]);
+    create_topics(&config, 1).await;
+    let ingest = Ingest::start(config).await;
+    for (query, param) in [
+        ("/v1/jobs?colour=red", "colour"),
+        ("/v1/jobs?cursor=notacursor", "cursor"),
+        ("/v1/jobs?label=noequals", "label"),
+        ("/v1/jobs?limit=0", "limit"),
+        ("/v1/jobs?limit=1001", "limit"),
+        ("/v1/jobs?state=sleeping", "state"),
+        ("/v1/jobs?kind=hourly", "kind"),
+        ("/v1/jobs?due_after=tomorrow", "due_after"),
+        ("/v1/jobs?order=created", "order"),
+        ("/v1/jobs/x?next=1001", "next"),
+    ] {
+        let (status, body) = get(&ingest, query).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(body["error"]["param"], param, "{query}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().len() > 5,
+            "{body}"
+        );
+    }
+    // A cursor of another filter is refused, not misread.
+    let (_, page) = get(&ingest, "/v1/jobs?limit=1").await;
+    assert!(page["next_cursor"].is_null(), "empty installation: {page}");
+    // 404, 405 and 413 are JSON too.
+    let (status, body) = get(&ingest, "/v1/nothing").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let r = http()
+        .patch(format!("{}/v1/jobs", ingest.api()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+    let big = format!(
+        r#"{{"app":"a","delay":"1s","payload":"{}"}}"#,
+        "x".repeat(2 << 20)
+    );
+    let r = http()
+        .post(format!("{}/v1/jobs", ingest.api()))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    // Verbs: bad bodies and unknown jobs.
+    let r = http()
+        .post(format!("{}/v1/jobs/none/pause", ingest.api()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = http()
+        .post(format!("{}/v1/jobs/none/backfill", ingest.api()))
+        .body(r#"{"from":"yesterday"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_json", "{body}");
+    let r = http()
+        .post(format!("{}/v1/tenants/not%20ok/pause", ingest.api()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // The OpenAPI document is served.
+    let (status, doc) = get(&ingest, "/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    assert!(doc["paths"]["/v1/jobs"].is_object());
+    ingest.stop().await;
+}
