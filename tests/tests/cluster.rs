@@ -146,6 +146,7 @@ async fn store_on_a_cluster_spreads_shards_over_nodes_and_keeps_its_semantics() 
                 lease_until: batch.lease_until,
                 fired: 1,
                 next: None,
+                ..Default::default()
             })
             .collect();
         for job in &batch.jobs {

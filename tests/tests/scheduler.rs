@@ -526,6 +526,7 @@ async fn a_late_ack_after_another_scheduler_reclaimed_the_job_changes_nothing() 
             lease_until: batch.lease_until,
             fired: 1,
             next: Some(next),
+            ..Default::default()
         }
     };
     // Scheduler A claims with a lease that has run out by the time B looks.

@@ -329,10 +329,12 @@ pub struct ReplaySpec {
     pub created_at: i64,
     /// Per DLQ partition, the offset after the last record the selection read.
     #[serde(deserialize_with = "offsets")]
+    #[schema(value_type = BTreeMap<String, i64>)]
     pub dlq_ends: Offsets,
     /// High watermarks of every target topic before anything was published: a resume reads
     /// them from there.
     #[serde(deserialize_with = "offsets_by_topic")]
+    #[schema(value_type = BTreeMap<String, BTreeMap<String, i64>>)]
     pub targets: BTreeMap<String, Offsets>,
     /// Letters to publish.
     pub selected: u64,

@@ -1,17 +1,33 @@
-//! A small client of the sked REST API (`POST /v1/jobs`, `GET` and `DELETE /v1/jobs/{id}`) and
-//! of the replayer's DLQ API (`GET /v1/dlq...`, `POST /v1/dlq/replays`).
+//! A small client of the sked REST API (`/v1/jobs...`, `/v1/apps...`, `/v1/tenants...`,
+//! `/v1/pauses`, `/v1/stats`, `/v1/operations...`) and of the replayer's DLQ API
+//! (`/v1/dlq...`). The bodies are `sked_api` types.
 //!
-//! Every call returns the body of a 2xx answer as text, unchanged, or an [`Error`] already
-//! classified by exit code.
+//! Every call returns the body of a 2xx answer as text, unchanged (what `--json` prints), or
+//! an [`Error`] already classified by exit code; [`decode`] reads a body as its `sked_api`
+//! type.
 
 use std::time::Duration;
 
 use reqwest::{Method, Url, header};
+use serde::{Serialize, de::DeserializeOwned};
 
 use crate::error::{self, Error, exit};
 
 /// The header that makes a submission idempotent.
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+
+/// The header that makes `PUT /v1/jobs/{id}` conditional on the job's etag.
+pub const IF_MATCH_HEADER: &str = "If-Match";
+
+/// A 2xx body read as its `sked_api` type; a body of another shape is an [`Error`] (exit 1).
+pub fn decode<T: DeserializeOwned>(body: &str) -> Result<T, Error> {
+    serde_json::from_str(body).map_err(|e| {
+        Error::new(
+            exit::FAILURE,
+            format!("unexpected answer from the sked API: {e}"),
+        )
+    })
+}
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -97,13 +113,37 @@ impl Client {
     }
 
     /// `POST` of a JSON body to `segments`.
-    pub async fn post_json(
+    pub async fn post_json<B: Serialize + ?Sized>(
         &self,
         segments: &[&str],
-        body: &serde_json::Value,
+        body: &B,
     ) -> Result<Answer, Error> {
         self.send(self.http.post(self.url(segments)?).json(body))
             .await
+    }
+
+    /// `POST` without a body to `segments` (the verbs that take none, e.g. `resume`).
+    pub async fn post_empty(&self, segments: &[&str]) -> Result<Answer, Error> {
+        self.send(self.http.post(self.url(segments)?)).await
+    }
+
+    /// `GET` of `segments` with a raw query string (`a=1&b=2`, already encoded; empty for
+    /// none).
+    pub async fn get_query(&self, segments: &[&str], query: &str) -> Result<Answer, Error> {
+        let mut url = self.url(segments)?;
+        url.set_query((!query.is_empty()).then_some(query));
+        self.send(self.http.get(url)).await
+    }
+
+    /// `PUT /v1/jobs/{id}` with `body` as the request and `If-Match: <etag>`.
+    pub async fn replace(&self, id: &str, body: Vec<u8>, etag: &str) -> Result<Answer, Error> {
+        let request = self
+            .http
+            .put(self.url(&["v1", "jobs", id])?)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(IF_MATCH_HEADER, etag)
+            .body(body);
+        self.send(request).await
     }
 
     /// The base URL with `segments` appended, each percent-encoded (an id may hold `/`).

@@ -1,18 +1,18 @@
 //! `sked dlq ls|show|stats|replay`: calls the replayer's DLQ API and renders its answers.
 //!
-//! Answers are parsed leniently (`serde_json::Value`), so a field the replayer adds later does
-//! not break the CLI; a body of an unexpected shape is an [`Error`], never a panic.
+//! Requests are `sked_api::dlq` types. Answers are parsed leniently (`serde_json::Value`), so
+//! a field the replayer adds later, or one a replayer of an older version lacks, does not break
+//! the CLI; a body of an unexpected shape is an [`Error`], never a panic.
 
-use std::{
-    io::{BufRead, IsTerminal, Write},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
+use sked_api::dlq::ReplayRequest;
 
 use crate::{
     api::Client,
     args::{DlqCommand, DlqFilter, ReplayArgs},
+    confirm,
     error::{Error, exit},
 };
 
@@ -259,18 +259,21 @@ fn stats(s: &Value) -> Result<String, Error> {
     Ok(out)
 }
 
-fn replay_body(args: &ReplayArgs, dry_run: bool) -> Value {
+fn replay_body(args: &ReplayArgs, dry_run: bool) -> ReplayRequest {
     let f = &args.filter;
-    let mut body = json!({
-        "app": f.app, "reason": f.reason, "stage": f.stage, "error": f.error,
-        "since": f.since, "until": f.until, "job_id": f.job_id,
-        "limit": args.limit, "dry_run": dry_run, "rate": args.rate,
-        "target_topic": args.target_topic,
-    });
-    if let Some(map) = body.as_object_mut() {
-        map.retain(|_, v| !v.is_null());
+    ReplayRequest {
+        app: f.app.clone(),
+        reason: f.reason.clone(),
+        stage: f.stage.clone(),
+        error: f.error.clone(),
+        since: f.since.clone(),
+        until: f.until.clone(),
+        job_id: f.job_id.clone(),
+        limit: args.limit,
+        dry_run,
+        rate: args.rate,
+        target_topic: args.target_topic.clone(),
     }
-    body
 }
 
 /// `replay`: confirm, start, follow to the end, summarise.
@@ -287,25 +290,10 @@ async fn replay(client: &Client, args: &ReplayArgs, json: bool) -> Result<String
         if selected == 0 {
             return finish(&dry, json, Duration::ZERO);
         }
-        let question = format!(
-            "replay {selected} dead letters to {}? [y/N] ",
-            targets(&dry)
-        );
-        if !std::io::stdin().is_terminal() {
-            return Err(Error::new(
-                exit::NOT_CONFIRMED,
-                format!(
-                    "refusing to replay {selected} dead letters without --yes (stdin is not a terminal)"
-                ),
-            ));
-        }
-        eprint!("{question}");
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            return Err(Error::new(exit::NOT_CONFIRMED, "replay not confirmed"));
-        }
+        confirm::ask(
+            &format!("replay {selected} dead letters to {}?", targets(&dry)),
+            &format!("replay {selected} dead letters"),
+        )?;
     }
     let started = Instant::now();
     let mut progress = parse(
@@ -411,6 +399,8 @@ fn finish(p: &Value, json: bool, took: Duration) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use serde_json::json;
+
     use super::*;
 
     #[test]

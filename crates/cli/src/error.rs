@@ -4,7 +4,7 @@
 use std::fmt;
 
 use reqwest::StatusCode;
-use serde::Deserialize;
+use sked_api::ErrorBody;
 
 /// Exit codes scripts can rely on (also listed in `sked --help`).
 pub mod exit {
@@ -20,10 +20,13 @@ pub mod exit {
     pub const REJECTED: u8 = 4;
     /// Conflict with the job's state (HTTP 409).
     pub const CONFLICT: u8 = 5;
-    /// `dlq replay` not confirmed.
+    /// A destructive command (`dlq replay`, `ops create`) not confirmed.
     pub const NOT_CONFIRMED: u8 = 6;
-    /// Configuration error (`sked_core::runtime::EXIT_CONFIG`).
-    pub const CONFIG: u8 = sked_core::runtime::EXIT_CONFIG as u8;
+    /// The job changed since its etag was read (HTTP 412).
+    pub const PRECONDITION_FAILED: u8 = 7;
+    /// Configuration error: sysexits' EX_CONFIG, as `sked_core::runtime::EXIT_CONFIG` (the
+    /// CLI does not link sked-core's runtime).
+    pub const CONFIG: u8 = 64;
     /// Service unavailable, overloaded or unreachable (EX_UNAVAILABLE).
     pub const UNAVAILABLE: u8 = 69;
 }
@@ -58,38 +61,32 @@ impl Error {
     }
 }
 
-/// The error body of the sked API: `{"error": {"code": "...", "message": "..."}}`.
-#[derive(Debug, Deserialize)]
-struct Body {
-    error: Detail,
-}
-
-#[derive(Debug, Deserialize)]
-struct Detail {
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
-}
-
 /// Longest piece of a non-JSON body quoted in an error message, in characters.
 const SNIPPET_CHARS: usize = 200;
 
 /// The error for a non-2xx answer, from its status and body (JSON of the sked API or not).
 pub fn from_response(status: StatusCode, body: &[u8]) -> Error {
-    let parsed = serde_json::from_slice::<Body>(body).ok().map(|b| b.error);
+    let parsed = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .map(|b| b.error);
     let code = parsed
         .as_ref()
-        .and_then(|d| d.code.as_deref())
+        .map(|d| d.code.as_str())
         .filter(|c| !c.is_empty());
+    let param = parsed
+        .as_ref()
+        .and_then(|d| d.param.as_deref())
+        .filter(|p| !p.is_empty());
     let message = parsed
         .as_ref()
-        .and_then(|d| d.message.as_deref())
+        .map(|d| d.message.as_str())
         .filter(|m| !m.trim().is_empty());
-    // "(invalid_time)" when the API said which reason; "(HTTP 502)" when it is not sked talking.
-    let tag = match code {
-        Some(code) => code.to_owned(),
-        None => format!("HTTP {}", status.as_u16()),
+    // "(invalid_time)" when the API said which reason, "(invalid_parameter, limit)" with the
+    // parameter at fault; "(HTTP 502)" when it is not sked talking.
+    let tag = match (code, param) {
+        (Some(code), Some(param)) => format!("{code}, {param}"),
+        (Some(code), None) => code.to_owned(),
+        (None, _) => format!("HTTP {}", status.as_u16()),
     };
     let detail = match message {
         Some(m) => m.to_owned(),
@@ -105,6 +102,10 @@ pub fn from_response(status: StatusCode, body: &[u8]) -> Error {
             format!("request rejected ({tag}): {detail}"),
         ),
         StatusCode::CONFLICT => Error::new(exit::CONFLICT, format!("conflict ({tag}): {detail}")),
+        StatusCode::PRECONDITION_FAILED => Error::new(
+            exit::PRECONDITION_FAILED,
+            format!("precondition failed ({tag}): {detail}"),
+        ),
         StatusCode::TOO_MANY_REQUESTS
         | StatusCode::BAD_GATEWAY
         | StatusCode::SERVICE_UNAVAILABLE
@@ -114,7 +115,7 @@ pub fn from_response(status: StatusCode, body: &[u8]) -> Error {
         ),
         _ => {
             let tag = match code {
-                Some(code) => format!("HTTP {}, {code}", status.as_u16()),
+                Some(_) => format!("HTTP {}, {tag}", status.as_u16()),
                 None => tag,
             };
             Error::new(
@@ -217,8 +218,7 @@ mod tests {
     }
 
     #[test]
-    fn exit_codes_are_distinct_and_config_matches_core() {
-        assert_eq!(i32::from(exit::CONFIG), sked_core::runtime::EXIT_CONFIG);
+    fn exit_codes_are_distinct() {
         let mut all = [
             exit::OK,
             exit::FAILURE,
@@ -227,6 +227,7 @@ mod tests {
             exit::REJECTED,
             exit::CONFLICT,
             exit::NOT_CONFIRMED,
+            exit::PRECONDITION_FAILED,
             exit::CONFIG,
             exit::UNAVAILABLE,
         ];
@@ -282,6 +283,29 @@ mod tests {
                 5,
                 "conflict (already_dispatched): job a has no pending fire left"
             )
+        );
+    }
+
+    #[test]
+    fn precondition_failed_exits_7_and_names_the_param() {
+        let e = err(
+            412,
+            r#"{"error":{"code":"precondition_failed","message":"job a changed since etag \"3\"","param":"If-Match"}}"#,
+        );
+        assert_eq!(
+            (e.code, e.line().as_str()),
+            (
+                exit::PRECONDITION_FAILED,
+                r#"sked: precondition failed (precondition_failed, If-Match): job a changed since etag "3""#
+            )
+        );
+        let e = err(
+            400,
+            r#"{"error":{"code":"invalid_parameter","message":"limit: expected 1 to 1000","param":"limit"}}"#,
+        );
+        assert_eq!(
+            e.message,
+            "request rejected (invalid_parameter, limit): limit: expected 1 to 1000"
         );
     }
 

@@ -61,7 +61,8 @@ pub fn from_flags(args: &SubmitArgs) -> Result<Vec<u8>, Error> {
         .map_err(|e| Error::new(exit::FAILURE, format!("cannot encode the request: {e}")))
 }
 
-fn read_input(path: &Path, mut stdin: impl Read) -> Result<Vec<u8>, Error> {
+/// The bytes of `path` (`-`: `stdin`), refused when empty.
+pub fn read_input(path: &Path, mut stdin: impl Read) -> Result<Vec<u8>, Error> {
     let mut body = Vec::new();
     if path == Path::new("-") {
         stdin.read_to_end(&mut body).map_err(|e| {

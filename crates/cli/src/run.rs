@@ -10,7 +10,7 @@ use crate::{
     args::{Cli, Command, JobCommand, TopicsCommand},
     dlq,
     error::{Error, exit},
-    render, request,
+    manage, ops, render, request,
 };
 
 /// Parses `args` (the first item is the program name) and runs the command.
@@ -54,9 +54,28 @@ fn usage_message(text: &str) -> String {
 pub async fn execute(cli: Cli) -> Result<String, Error> {
     match cli.command {
         Command::Job(JobCommand::Publish(args)) => publish(&args).await,
-        Command::Job(command) => {
+        Command::Job(
+            command @ (JobCommand::Submit(_) | JobCommand::Get { .. } | JobCommand::Cancel { .. }),
+        ) => {
             let client = Client::new(cli.api, cli.timeout)?;
             job(&client, command, cli.json).await
+        }
+        Command::Job(command) => {
+            let client = Client::new(cli.api, cli.timeout)?;
+            manage::job(&client, command, cli.json).await
+        }
+        Command::App(command) => {
+            let client = Client::new(cli.api, cli.timeout)?;
+            manage::scope(&client, "apps", command, cli.json).await
+        }
+        Command::Tenant(command) => {
+            let client = Client::new(cli.api, cli.timeout)?;
+            manage::scope(&client, "tenants", command, cli.json).await
+        }
+        Command::Pauses => manage::pauses(&Client::new(cli.api, cli.timeout)?, cli.json).await,
+        Command::Stats => manage::stats(&Client::new(cli.api, cli.timeout)?, cli.json).await,
+        Command::Ops(command) => {
+            ops::run(&Client::new(cli.api, cli.timeout)?, command, cli.json).await
         }
         Command::Topics(TopicsCommand::Create { config }) => topics_create(&config, cli.json).await,
         Command::Dlq(command) => {
@@ -80,7 +99,7 @@ async fn job(client: &Client, command: JobCommand, json: bool) -> Result<String,
         }
         JobCommand::Get { id } => (client.get(&id).await?, render::job),
         JobCommand::Cancel { id } => (client.cancel(&id).await?, render::cancelled),
-        JobCommand::Publish(_) => unreachable!("publish is handled by execute"),
+        other => return manage::job(client, other, json).await,
     };
     if json {
         let mut out = answer.body;

@@ -4,17 +4,25 @@
 //! job store ([`store`]), Kafka adapters ([`kafka`]), configuration loading ([`config`]) and the
 //! runtime pieces every service uses ([`runtime`], [`admin`], [`service`], [`telemetry`]).
 
+#[cfg(feature = "server")]
 pub mod admin;
+#[cfg(feature = "kafka")]
 pub mod config;
 pub mod envelope;
 pub mod job;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod reason;
 pub mod request;
 pub mod retry;
+#[cfg(feature = "server")]
 pub mod runtime;
 pub mod schedule;
+#[cfg(feature = "server")]
 pub mod service;
+#[cfg(feature = "server")]
 pub mod store;
+#[cfg(feature = "server")]
 pub mod telemetry;
+#[cfg(feature = "server")]
 pub mod trace;

@@ -405,6 +405,8 @@ impl Config {
             "redis.url",
             "mixes redis:// and rediss:// (cluster nodes share one TLS setting)",
         );
+        // Without `server` (the CLI) there is no Redis client to parse URLs with.
+        #[cfg(feature = "server")]
         for url in &urls {
             match redis::IntoConnectionInfo::into_connection_info(*url) {
                 Err(e) => check(

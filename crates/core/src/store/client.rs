@@ -225,7 +225,7 @@ pub struct ClaimBatch {
 }
 
 /// The ack of one claimed job, after Kafka accepted its fires.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Ack {
     /// The job id.
     pub id: String,

@@ -8,6 +8,13 @@ use clap::{ArgGroup, Parser, Subcommand};
 use reqwest::Url;
 use serde_json::value::RawValue;
 
+mod manage;
+
+pub use manage::{
+    BackfillArgs, ListArgs, OpsCommand, OpsCreateArgs, RescheduleArgs, ScopeCommand, TriggerArgs,
+    UpdateArgs,
+};
+
 /// Default address of the ingest service's REST API.
 pub const DEFAULT_API_URL: &str = "http://127.0.0.1:8080";
 
@@ -22,9 +29,11 @@ Exit codes:
   3   not found (no such job, dead letter or replay)
   4   request rejected by validation (HTTP 400 or 413)
   5   conflict with the job's state (HTTP 409, e.g. the job was already dispatched)
-  6   `dlq replay` refused: not confirmed (no `--yes` and stdin is not a terminal, or the
-      answer was not `y`)
-  64  configuration error (`topics create`)
+  6   `dlq replay` or a destructive `ops create` refused: not confirmed (no `--yes` and
+      stdin is not a terminal, or the answer was not `y`)
+  7   precondition failed (HTTP 412): the job changed since its etag was read
+      (`job update --if-match`)
+  64  configuration error (`topics create`, `job publish`)
   69  service unavailable, overloaded or unreachable (HTTP 429/502/503/504, connection
       failure, timeout, Kafka unreachable)
 
@@ -35,7 +44,7 @@ Errors are printed as one line on stderr: `sked: <message>`.";
 #[command(
     name = "sked",
     version,
-    about = "Operate sked: submit, inspect and cancel jobs, inspect and replay dead letters, bootstrap Kafka topics",
+    about = "Operate sked: submit, list, inspect, pause and cancel jobs, run bulk operations, inspect and replay dead letters, bootstrap Kafka topics",
     after_help = EXIT_CODES,
     propagate_version = true
 )]
@@ -61,9 +70,22 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
-    /// Submit, inspect and cancel jobs through the REST API.
+    /// Submit, list, inspect, pause, trigger and cancel jobs through the REST API.
     #[command(subcommand)]
     Job(JobCommand),
+    /// Pause or resume every job of an app (POST /v1/apps/{app}/pause|resume).
+    #[command(subcommand)]
+    App(ScopeCommand),
+    /// Pause or resume every job of a tenant (POST /v1/tenants/{tenant}/pause|resume).
+    #[command(subcommand)]
+    Tenant(ScopeCommand),
+    /// List the app and tenant pauses in force (GET /v1/pauses).
+    Pauses,
+    /// Count jobs: pending, by state, by app, by tenant (GET /v1/stats).
+    Stats,
+    /// Bulk operations on the jobs a selector matches (POST /v1/operations, ...).
+    #[command(subcommand)]
+    Ops(OpsCommand),
     /// Manage the Kafka topics of an installation.
     #[command(subcommand)]
     Topics(TopicsCommand),
@@ -192,6 +214,47 @@ sked job submit --app <APP> (--run-at <TIME> | --delay <DURATION> | --cron <EXPR
         /// The job id.
         id: String,
     },
+    /// List jobs: a table of id, app, tenant, state, next due, schedule and labels
+    /// (GET /v1/jobs).
+    ///
+    /// Without `--state`, lists the pending jobs. One page at a time: when there are more,
+    /// the last line is the command for the next page; `--all` follows every page.
+    Ls(Box<ListArgs>),
+    /// Describe a job: state, pause, schedule, next fire times, recent fires with lateness,
+    /// counters, latest run and the stored spec (GET /v1/jobs/{id}).
+    Describe {
+        /// The job id.
+        id: String,
+        /// How many next fire times to show (at most 1000).
+        #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=1000))]
+        next: u32,
+        /// How many recent fires to show (server default when not given).
+        #[arg(long, value_name = "N")]
+        history: Option<u32>,
+    },
+    /// Pause a job: it does not fire until resumed (POST /v1/jobs/{id}/pause).
+    Pause {
+        /// The job id.
+        id: String,
+        /// Why, shown by `job describe`.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Resume a paused job (POST /v1/jobs/{id}/resume).
+    Resume {
+        /// The job id.
+        id: String,
+    },
+    /// Fire a job now, once, outside its schedule (POST /v1/jobs/{id}/trigger).
+    Trigger(TriggerArgs),
+    /// Fire every scheduled time of a job in [--from, --to) (POST /v1/jobs/{id}/backfill).
+    Backfill(BackfillArgs),
+    /// Move a job's next fire (POST /v1/jobs/{id}/reschedule).
+    Reschedule(RescheduleArgs),
+    /// Replace a job's schedule request (PUT /v1/jobs/{id} with If-Match).
+    ///
+    /// Exits 7 if the job changed since the etag was read.
+    Update(UpdateArgs),
 }
 
 /// `sked job submit` arguments.
@@ -334,164 +397,4 @@ fn parse_payload(raw: &str) -> Result<Box<RawValue>, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use clap::{CommandFactory, error::ErrorKind};
-
-    use super::*;
-
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("sked").chain(args.iter().copied()))
-    }
-
-    fn submit(args: &[&str]) -> SubmitArgs {
-        let mut all = vec!["job", "submit"];
-        all.extend_from_slice(args);
-        match parse(&all).unwrap().command {
-            Command::Job(JobCommand::Submit(s)) => *s,
-            other => panic!("not submit: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn command_line_definition_is_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn global_flags_default_and_go_anywhere() {
-        let cli = parse(&[
-            "job",
-            "get",
-            "a",
-            "--json",
-            "--api",
-            "https://sked.example:9000/base/",
-        ])
-        .unwrap();
-        assert!(cli.json);
-        assert_eq!(cli.api.as_str(), "https://sked.example:9000/base/");
-        assert_eq!(cli.timeout, Duration::from_secs(30));
-        let cli = parse(&["--timeout", "2s", "job", "cancel", "b"]).unwrap();
-        assert!(!cli.json);
-        assert_eq!(cli.timeout, Duration::from_secs(2));
-        assert!(matches!(cli.command, Command::Job(JobCommand::Cancel { id }) if id == "b"));
-    }
-
-    #[test]
-    fn bad_api_url_is_a_usage_error() {
-        for url in ["not a url", "ftp://x", "mailto:ops@example.com"] {
-            let err = parse(&["--api", url, "job", "get", "a"]).unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::ValueValidation, "{url}");
-            assert_eq!(err.exit_code(), 2);
-        }
-    }
-
-    #[test]
-    fn job_get_takes_one_id() {
-        let cli = parse(&["job", "get", "order-1"]).unwrap();
-        assert!(matches!(cli.command, Command::Job(JobCommand::Get { id }) if id == "order-1"));
-        assert!(parse(&["job", "get"]).is_err());
-        assert!(parse(&["job", "get", "a", "b"]).is_err());
-    }
-
-    #[test]
-    fn submit_from_flags() {
-        let s = submit(&[
-            "--app",
-            "sms",
-            "--cron",
-            "0 9 * * MON-FRI",
-            "--timezone",
-            "Asia/Dhaka",
-            "--id",
-            "x",
-            "--payload",
-            r#"{"a": 1}"#,
-            "--idempotency-key",
-            "k",
-        ]);
-        assert_eq!(s.app.as_deref(), Some("sms"));
-        assert_eq!(s.cron.as_deref(), Some("0 9 * * MON-FRI"));
-        assert_eq!(s.timezone.as_deref(), Some("Asia/Dhaka"));
-        assert_eq!(s.id.as_deref(), Some("x"));
-        assert_eq!(s.payload.as_deref().map(RawValue::get), Some(r#"{"a": 1}"#));
-        assert_eq!(s.idempotency_key.as_deref(), Some("k"));
-        assert!(s.file.is_none() && s.input.is_none());
-    }
-
-    #[test]
-    fn submit_from_file_or_stdin() {
-        let s = submit(&["--file", "req.json", "--idempotency-key", "k"]);
-        assert_eq!(s.file.as_deref(), Some(std::path::Path::new("req.json")));
-        assert_eq!(s.idempotency_key.as_deref(), Some("k"));
-        let s = submit(&["-"]);
-        assert_eq!(s.input.as_deref(), Some(std::path::Path::new("-")));
-        let s = submit(&["-f", "-"]);
-        assert_eq!(s.file.as_deref(), Some(std::path::Path::new("-")));
-    }
-
-    #[test]
-    fn submit_rejects_inconsistent_flags() {
-        // No time, two times, no app, file with flags, invalid payload JSON.
-        for args in [
-            &["job", "submit", "--app", "sms"][..],
-            &[
-                "job", "submit", "--app", "sms", "--delay", "1m", "--every", "1h",
-            ],
-            &["job", "submit", "--delay", "1m"],
-            &["job", "submit", "--file", "f.json", "--app", "sms"],
-            &["job", "submit", "-", "--delay", "1m"],
-            &["job", "submit", "-", "--file", "f.json"],
-            &[
-                "job",
-                "submit",
-                "--app",
-                "sms",
-                "--delay",
-                "1m",
-                "--payload",
-                "{nope",
-            ],
-            &["job", "submit"],
-        ] {
-            let err = parse(args).unwrap_err();
-            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
-        }
-    }
-
-    #[test]
-    fn topics_create_takes_config_flags() {
-        let cli = parse(&[
-            "topics",
-            "create",
-            "--config",
-            "sked.toml",
-            "--set",
-            "kafka.brokers=b:9092",
-            "--json",
-        ])
-        .unwrap();
-        assert!(cli.json);
-        let Command::Topics(TopicsCommand::Create { config }) = cli.command else {
-            panic!("not topics create")
-        };
-        assert_eq!(
-            config.config.as_deref(),
-            Some(std::path::Path::new("sked.toml"))
-        );
-        assert_eq!(config.sets, ["kafka.brokers=b:9092"]);
-        // Config flags belong to `topics create` only.
-        assert!(parse(&["job", "get", "a", "--set", "x=y"]).is_err());
-    }
-
-    #[test]
-    fn help_documents_exit_codes_and_partition_warning() {
-        let help = Cli::command().render_long_help().to_string();
-        assert!(help.contains("69  service unavailable"), "{help}");
-        let mut cmd = Cli::command();
-        let topics = cmd.find_subcommand_mut("topics").unwrap();
-        let create = topics.find_subcommand_mut("create").unwrap();
-        let help = create.render_long_help().to_string();
-        assert!(help.contains("exits 0"), "{help}");
-    }
-}
+mod tests;
