@@ -5,6 +5,7 @@ mod consumer;
 mod decode;
 mod http;
 mod metrics;
+mod ops;
 mod service;
 
 pub use service::{Running, run, start};

@@ -82,11 +82,15 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
         default_timezone: config.default_timezone,
         apps: config.app_registry(),
     });
+    let operations = crate::ops::Operations::new(base.store.clone());
     let api = Api {
         store: base.store.clone(),
         limits: limits.clone(),
         metrics: metrics.clone(),
+        ops: operations.clone(),
     };
+    base.tasks
+        .spawn("operations", operations.run(cancel.clone()));
     let http_cancel = cancel.clone();
     base.tasks.spawn("http", async move {
         axum::serve(http_listener, http::router(api))

@@ -213,6 +213,18 @@ impl Store {
         id: &JobId,
         at: DateTime<Utc>,
     ) -> Result<DateTime<Utc>, Refused> {
+        self.reschedule_as(id, at, None).await.map(|(at, _)| at)
+    }
+
+    /// [`Store::reschedule`], stored under fingerprint `as_fp` when given: a job already at
+    /// that fingerprint was moved by the same caller before (a bulk operation resumed after a
+    /// crash) and is left alone (`false`).
+    pub async fn reschedule_as(
+        &self,
+        id: &JobId,
+        at: DateTime<Utc>,
+        as_fp: Option<u64>,
+    ) -> Result<(DateTime<Utc>, bool), Refused> {
         for _ in 0..3 {
             let record = self.live(id).await?;
             if record.spec.schedule.is_recurring() {
@@ -226,6 +238,9 @@ impl Store {
             let Some(etag) = self.etag(id).await? else {
                 return Err(Refused::NotFound);
             };
+            if as_fp.is_some_and(|fp| fp == etag.0) {
+                return Ok((record.spec.first_due, false));
+            }
             let spec = JobSpec {
                 schedule: Schedule::Once { at },
                 first_due: at,
@@ -242,7 +257,7 @@ impl Store {
             };
             match self.apply(&[op]).await?.pop() {
                 Some(Applied::PreconditionFailed) => continue,
-                Some(_) => return Ok(at),
+                Some(_) => return Ok((at, true)),
                 None => return Err(Error::Protocol("no reschedule answer".into()).into()),
             }
         }
@@ -333,6 +348,28 @@ impl Store {
         cmds.group().invoke_script(&inv);
         self.query_scripts(&cmds).await?;
         Ok(())
+    }
+
+    /// Deletes finished jobs (dispatched or cancelled) before their records expire; answers
+    /// for each whether it was purged (a pending job is left alone).
+    pub async fn purge(&self, ids: &[JobId]) -> Result<Vec<bool>, Error> {
+        let mut cmds = self.conn.commands();
+        for id in ids {
+            let shard = self.keys.shard_of(id);
+            let mut inv = scripts::PURGE.prepare_invoke();
+            inv.key(self.keys.done(shard))
+                .key(self.keys.job(shard, id))
+                .key(self.keys.counters(shard, id.as_str()))
+                .key(self.keys.history(shard, id.as_str()))
+                .key(super::runs::run_key(&self.keys, id))
+                .arg(id.as_str());
+            cmds.group().invoke_script(&inv);
+        }
+        let replies = self.query_scripts(&cmds).await?;
+        replies
+            .iter()
+            .map(|r| Ok(redis::from_redis_value::<i64>(r)? == 1))
+            .collect()
     }
 
     /// The etag of a stored job.

@@ -164,6 +164,22 @@ impl Keys {
         format!("{}:pauses", self.prefix)
     }
 
+    /// Bulk operations by creation (sorted set: operation id by created ms).
+    pub fn operations(&self) -> String {
+        format!("{}:ops", self.prefix)
+    }
+
+    /// One part of a bulk operation: `""` (its resource, JSON), `run` (the runner's progress),
+    /// `cancel` (asked to stop), `lease` (which process runs it). The parts share the hash tag
+    /// `{op-<id>}`, so they can be written in one transaction on a Redis Cluster too.
+    pub fn operation(&self, id: &str, part: &str) -> String {
+        if part.is_empty() {
+            format!("{}:{{op-{id}}}", self.prefix)
+        } else {
+            format!("{}:{{op-{id}}}:{part}", self.prefix)
+        }
+    }
+
     /// The wake-up channel the scheduler listens on.
     pub fn wake_channel(&self) -> String {
         format!("{}:wake", self.prefix)

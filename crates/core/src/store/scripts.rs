@@ -92,8 +92,11 @@ pub(crate) static PAGE: LazyLock<Script> = script!("page.lua");
 /// Records API-requested fires in a job's history and counters; see `lua/note_fires.lua`.
 pub(crate) static NOTE_FIRES: LazyLock<Script> = script!("note_fires.lua");
 
+/// Deletes a finished job early; see `lua/purge.lua`.
+pub(crate) static PURGE: LazyLock<Script> = script!("purge.lua");
+
 /// Every script, for loading after a `NOSCRIPT` (e.g. a Redis restart emptied its cache).
-pub(crate) fn all() -> [&'static Script; 9] {
+pub(crate) fn all() -> [&'static Script; 10] {
     [
         &APPLY,
         &CLAIM,
@@ -104,5 +107,6 @@ pub(crate) fn all() -> [&'static Script; 9] {
         &RELEASE,
         &PAGE,
         &NOTE_FIRES,
+        &PURGE,
     ]
 }

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `POST /v1/jobs`, `GET /v1/jobs`, `GET/PUT/DELETE /v1/jobs/{id}` | [`jobs`] |
 //! | `POST /v1/jobs/{id}/pause`, `resume`, `trigger`, `backfill`, `reschedule` | [`verbs`] |
+//! | `POST /v1/operations`, `GET /v1/operations`, `GET /v1/operations/{id}`, `POST /v1/operations/{id}/cancel` | [`ops`] |
 //! | `POST /v1/apps/{app}/pause`, `resume`, the same under `/v1/tenants/{tenant}`, `GET /v1/pauses`, `GET /v1/stats`, `GET /v1/openapi.json` | [`scopes`] |
 //!
 //! Same validation and same store as the Kafka path. Every error, 404, 405 and 413 included,
@@ -11,8 +12,11 @@
 //! `sked-api`); `code` is a `sked-reason` value for rejected requests. 5xx bodies never carry
 //! internals.
 
+pub use ops::selector_filter;
+
 mod convert;
 mod jobs;
+mod ops;
 mod scopes;
 mod verbs;
 
@@ -45,6 +49,8 @@ pub struct Api {
     pub limits: Arc<Limits>,
     /// Metrics.
     pub metrics: Metrics,
+    /// Bulk operations.
+    pub ops: crate::ops::Operations,
 }
 
 /// The router of the REST API.
@@ -68,6 +74,9 @@ pub fn router(api: Api) -> Router {
         .route("/v1/apps/{name}/resume", post(scopes::resume_app))
         .route("/v1/tenants/{name}/pause", post(scopes::pause_tenant))
         .route("/v1/tenants/{name}/resume", post(scopes::resume_tenant))
+        .route("/v1/operations", post(ops::create).get(ops::list))
+        .route("/v1/operations/{id}", get(ops::get))
+        .route("/v1/operations/{id}/cancel", post(ops::cancel))
         .route("/v1/pauses", get(scopes::pauses))
         .route("/v1/stats", get(scopes::stats))
         .route("/v1/openapi.json", get(scopes::openapi))
