@@ -76,8 +76,14 @@ fn wall(tz: Tz, t: DateTime<Utc>) -> NaiveDateTime {
 
 /// Transition instants (to the minute) of `tz` between the two years, found by scanning.
 fn transitions(tz: Tz, from_year: i32, to_year: i32) -> Vec<DateTime<Utc>> {
-    let start = Utc.with_ymd_and_hms(from_year, 1, 1, 0, 0, 0).unwrap();
-    let end = Utc.with_ymd_and_hms(to_year + 1, 1, 1, 0, 0, 0).unwrap();
+    let start = Utc
+        .with_ymd_and_hms(from_year, 1, 1, 0, 0, 0)
+        .single()
+        .expect("year start");
+    let end = Utc
+        .with_ymd_and_hms(to_year + 1, 1, 1, 0, 0, 0)
+        .single()
+        .expect("year end");
     let mut out = Vec::new();
     let mut t = start;
     while t < end {
@@ -135,8 +141,8 @@ fn reference(window: &Window, matches: Matches, policy: DstPolicy) -> Vec<DateTi
         scan,
         occurrences,
     } = window;
-    let first_wall = scan.iter().map(|(_, w)| *w).min().unwrap();
-    let last_wall = scan.iter().map(|(_, w)| *w).max().unwrap();
+    let first_wall = scan.iter().map(|(_, w)| *w).min().expect("window");
+    let last_wall = scan.iter().map(|(_, w)| *w).max().expect("window");
     let mut fires = Vec::new();
     let mut w = first_wall;
     while w <= last_wall {
@@ -154,7 +160,7 @@ fn reference(window: &Window, matches: Matches, policy: DstPolicy) -> Vec<DateTi
                         .iter()
                         .find(|(_, later)| *later > w)
                         .map(|(t, _)| *t)
-                        .unwrap();
+                        .expect("the window ends after the gap");
                     fires.push(end);
                 }
                 None => {}
@@ -200,7 +206,9 @@ fn cron_fires_match_the_brute_force_reference_around_every_transition() {
             let window = Window::new(tz, lo, hi);
             for policy in policies() {
                 for (text, matches) in EXPRESSIONS {
-                    let expr = CronExpr::parse(text).unwrap().with_dst(policy);
+                    let expr = CronExpr::parse(text)
+                        .expect("corpus expression")
+                        .with_dst(policy);
                     let want = reference(&window, *matches, policy);
                     let got = actual(&expr, tz, lo, hi);
                     assert_eq!(

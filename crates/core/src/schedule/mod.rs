@@ -40,6 +40,8 @@ mod preview;
 mod spec;
 
 #[cfg(test)]
+mod cron_dst_tests;
+#[cfg(test)]
 mod cron_tests;
 
 pub use self::cron::{CronExpr, DomDow, Note, Slot};
