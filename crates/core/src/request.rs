@@ -19,6 +19,8 @@
 //! | `cron` | [`CronExpr`] on the wall clock of `timezone` |
 //! | `every` | [`Interval`]: `"30s"` or milliseconds |
 //! | `timezone` | IANA zone of `cron` and of local `run_at` / `start_at` / `end_at`; default [`Limits::default_timezone`] |
+//! | `dst` | [`DstPolicy`] `{"gap": "shift" \| "skip", "overlap": "first" \| "both" \| "last"}`; `cron` and local `run_at` only |
+//! | `dom_dow` | [`DomDow`] `"or"` / `"and"`; `cron` only; default the Vixie rule |
 //! | `start_at`, `end_at` | times like `run_at`; `cron` / `every` only; `end_at` inclusive |
 //! | `max_runs` | positive integer; `cron` / `every` only |
 //! | `misfire` | see [`Misfire`]; `cron` / `every` only |
@@ -51,7 +53,7 @@ use serde_json::value::RawValue;
 
 use crate::job::{JobId, Priority};
 use crate::reason::Reason;
-use crate::schedule::{self, CronExpr, Interval, Misfire, Schedule};
+use crate::schedule::{self, CronExpr, DomDow, DstPolicy, Interval, Misfire, Schedule};
 
 /// Limits and defaults applied to every request (from configuration).
 #[derive(Debug, Clone, PartialEq)]
@@ -321,6 +323,8 @@ const NATIVE_FIELDS: &[&str] = &[
     "cron",
     "every",
     "timezone",
+    "dst",
+    "dom_dow",
     "start_at",
     "end_at",
     "max_runs",
@@ -585,6 +589,42 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// A `run_at`: RFC 3339, or a zone-less local time in `tz` resolved under `dst`.
+fn local_run_at(raw: &RawValue, tz: Tz, dst: DstPolicy) -> Result<DateTime<Utc>, Error> {
+    let text = string("run_at", raw, Reason::InvalidTime)?;
+    match parse_local(&text) {
+        Some(local) => schedule::resolve_local_with(local, tz, dst)
+            .map_err(|err| field_error(Reason::InvalidTime, "run_at", err)),
+        None => {
+            parse_time(&text, tz).map_err(|err| field_error(Reason::InvalidTime, "run_at", err))
+        }
+    }
+}
+
+fn dst_policy(raw: &RawValue) -> Result<DstPolicy, Error> {
+    serde_json::from_str::<DstPolicy>(raw.get()).map_err(|err| {
+        field_error(
+            Reason::InvalidField,
+            "dst",
+            format_args!(
+                "expected {{\"gap\": \"shift\" | \"skip\", \"overlap\": \"first\" | \"both\" | \
+                 \"last\"}}: {}",
+                serde_message(&err)
+            ),
+        )
+    })
+}
+
+fn dom_dow(raw: &RawValue) -> Result<DomDow, Error> {
+    serde_json::from_str::<DomDow>(raw.get()).map_err(|_| {
+        field_error(
+            Reason::InvalidField,
+            "dom_dow",
+            format_args!("expected \"or\" or \"and\", found {}", describe(raw)),
+        )
+    })
+}
+
 fn timezone(raw: &RawValue) -> Result<Tz, Error> {
     let name = string("timezone", raw, Reason::InvalidTimezone)?;
     name.parse().map_err(|_| {
@@ -726,6 +766,21 @@ fn native(fields: &Fields<'_>, limits: &Limits, origin: &Origin) -> Result<JobSp
         }
     };
 
+    let dst = fields.get("dst").map(dst_policy).transpose()?;
+    if let Some(name) = ["dst", "dom_dow"]
+        .into_iter()
+        .find(|name| fields.get(name).is_some())
+    {
+        let applies = match (name, when_name) {
+            ("dst", "run_at" | "cron") | ("dom_dow", "cron") => None,
+            ("dst", _) => Some("applies only to `cron` and zone-less `run_at` times"),
+            _ => Some("applies only to `cron` schedules"),
+        };
+        if let Some(message) = applies {
+            return Err(field_error(Reason::InvalidField, name, message));
+        }
+    }
+
     let schedule = match when_name {
         "run_at" | "delay" => {
             if let Some(name) = RECURRING_FIELDS
@@ -739,7 +794,7 @@ fn native(fields: &Fields<'_>, limits: &Limits, origin: &Origin) -> Result<JobSp
                 ));
             }
             let at = if when_name == "run_at" {
-                time("run_at", when_raw, tz)?
+                local_run_at(when_raw, tz, dst.unwrap_or_default())?
             } else {
                 let delay = duration("delay", when_raw, Reason::InvalidTime)?;
                 TimeDelta::from_std(delay)
@@ -749,7 +804,7 @@ fn native(fields: &Fields<'_>, limits: &Limits, origin: &Origin) -> Result<JobSp
             };
             Schedule::Once { at }
         }
-        _ => recurring(fields, when_name, when_raw, tz)?,
+        _ => recurring(fields, when_name, when_raw, tz, dst.unwrap_or_default())?,
     };
 
     let first_due = schedule
@@ -806,6 +861,7 @@ fn recurring(
     when_name: &str,
     when_raw: &RawValue,
     tz: Tz,
+    dst: DstPolicy,
 ) -> Result<Schedule, Error> {
     let start_at = fields
         .get("start_at")
@@ -857,6 +913,15 @@ fn recurring(
         let text = string("cron", when_raw, Reason::InvalidCron)?;
         let expr =
             CronExpr::parse(&text).map_err(|err| field_error(Reason::InvalidCron, "cron", err))?;
+        let dom_dow = fields.get("dom_dow").map(dom_dow).transpose()?;
+        if dom_dow == Some(DomDow::Or) && expr.has_plus() {
+            return Err(field_error(
+                Reason::InvalidField,
+                "dom_dow",
+                "\"or\" contradicts the `+` before the day-of-week field of `cron`",
+            ));
+        }
+        let expr = expr.with_dom_dow(dom_dow).with_dst(dst);
         Ok(Schedule::Cron {
             expr,
             tz,
@@ -1752,5 +1817,99 @@ mod tests {
         // Defaults are left out of the stored form and read back as defaults.
         assert!(!json.contains(r#""format""#), "{json}");
         assert!(!json.contains(r#""idempotency_key""#), "{json}");
+    }
+
+    #[test]
+    fn dst_policy_applies_to_cron_and_local_run_at() {
+        let skip = r#""timezone": "America/New_York", "dst": {"gap": "skip"}"#;
+        let e = err(&format!(
+            r#"{{"app": "a", "run_at": "2026-03-08T02:30:00", {skip}}}"#
+        ));
+        assert_eq!(e.reason, Reason::InvalidTime);
+        assert!(
+            e.message
+                .starts_with("field `run_at`: local time 2026-03-08 02:30:00 does not exist"),
+            "{e}"
+        );
+        let spec = ok(
+            r#"{"app": "a", "run_at": "2026-11-01T01:30:00", "timezone": "America/New_York",
+                "dst": {"overlap": "last"}}"#,
+        );
+        assert_eq!(spec.first_due, utc("2026-11-01T06:30:00Z"));
+        let spec = ok(&format!(r#"{{"app": "a", "cron": "30 2 * * *", {skip}}}"#));
+        let Schedule::Cron { expr, .. } = &spec.schedule else {
+            panic!("{:?}", spec.schedule)
+        };
+        assert_eq!(expr.dst().gap, schedule::Gap::Skip);
+        let json = serde_json::to_value(&spec.schedule).unwrap();
+        assert_eq!(
+            json["dst"],
+            serde_json::json!({"gap": "skip", "overlap": "first"})
+        );
+    }
+
+    #[test]
+    fn dom_dow_selects_the_day_rule() {
+        let spec = ok(r#"{"app": "a", "cron": "0 0 1 * */2", "dom_dow": "or"}"#);
+        let Schedule::Cron { expr, .. } = &spec.schedule else {
+            panic!("{:?}", spec.schedule)
+        };
+        assert_eq!(expr.effective_dom_dow(), DomDow::Or);
+        let spec = ok(r#"{"app": "a", "cron": "0 0 1 * */2"}"#);
+        assert_eq!(
+            serde_json::to_value(&spec.schedule).unwrap().get("dom_dow"),
+            None,
+            "not set, not stored"
+        );
+    }
+
+    #[test]
+    fn bad_dst_and_dom_dow_values_are_rejected_by_name() {
+        for (json, reason, message) in [
+            (
+                r#"{"app": "a", "cron": "@daily", "dst": {"gap": "jump"}}"#,
+                Reason::InvalidField,
+                "field `dst`: expected",
+            ),
+            (
+                r#"{"app": "a", "cron": "@daily", "dst": "skip"}"#,
+                Reason::InvalidField,
+                "field `dst`: expected",
+            ),
+            (
+                r#"{"app": "a", "cron": "@daily", "dom_dow": "xor"}"#,
+                Reason::InvalidField,
+                "field `dom_dow`: expected \"or\" or \"and\"",
+            ),
+            (
+                r#"{"app": "a", "every": "1h", "dst": {}}"#,
+                Reason::InvalidField,
+                "field `dst`: applies only to",
+            ),
+            (
+                r#"{"app": "a", "delay": "1h", "dst": {}}"#,
+                Reason::InvalidField,
+                "field `dst`: applies only to",
+            ),
+            (
+                r#"{"app": "a", "every": "1h", "dom_dow": "and"}"#,
+                Reason::InvalidField,
+                "field `dom_dow`: applies only to `cron`",
+            ),
+            (
+                r#"{"app": "a", "cron": "0 0 1 * +MON", "dom_dow": "or"}"#,
+                Reason::InvalidField,
+                "field `dom_dow`: \"or\" contradicts",
+            ),
+            (
+                r#"{"app": "a", "cron": "0 0 * * FRI#6"}"#,
+                Reason::InvalidCron,
+                "field `cron`: day-of-week field `FRI#6`",
+            ),
+        ] {
+            let e = err(json);
+            assert_eq!(e.reason, reason, "{json}: {e}");
+            assert!(e.message.starts_with(message), "{json}: {e}");
+        }
     }
 }
