@@ -182,7 +182,7 @@ fn exactly_one_when(schema: &mut Schema) {
 #[schemars(title = "sked schedule request")]
 pub enum ScheduleRequest {
     /// sked's own shape.
-    Native(NativeRequest),
+    Native(Box<NativeRequest>),
     /// The Infinite-Scheduler `ScheduleJobRequest` shape.
     InfiniteScheduler(InfiniteSchedulerRequest),
 }

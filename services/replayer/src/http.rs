@@ -1,4 +1,4 @@
-//! The DLQ API, used by `sked dlq ...`:
+//! The DLQ API, used by `sked dlq ...`; its request and answer types are `sked_api::dlq`'s:
 //!
 //! | call | answer |
 //! |---|---|
@@ -20,18 +20,17 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde::{Deserialize, Serialize};
+use sked_api::{
+    ErrorDetail,
+    dlq::{Counts, DEFAULT_LIMIT, DlqStats, LetterList, LetterQuery, MAX_LIMIT},
+};
 use tracing::warn;
 
 use crate::{
-    letter::{Detail, Filter, Letter, Order, Stats, TopN},
+    letter::{self, Letter, Matcher, TopN},
     replay::{self, Replays},
     scan::{self, Offsets, Scanner},
 };
-
-/// Default and largest `limit` of a list.
-const DEFAULT_LIMIT: usize = 100;
-const MAX_LIMIT: usize = 10_000;
 
 /// What handlers share.
 #[derive(Clone)]
@@ -82,7 +81,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        let body = ErrorDetail::new(self.code, self.message).into_body();
         (self.status, Json(body)).into_response()
     }
 }
@@ -135,44 +134,6 @@ impl From<replay::Error> for ApiError {
     }
 }
 
-/// Query of the list and stats calls.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    app: Option<String>,
-    reason: Option<String>,
-    stage: Option<String>,
-    error: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    job_id: Option<String>,
-    limit: Option<usize>,
-    #[serde(default)]
-    order: Order,
-}
-
-impl ListQuery {
-    fn filter(&self) -> Filter {
-        Filter {
-            app: self.app.clone(),
-            reason: self.reason.clone(),
-            stage: self.stage.clone(),
-            error: self.error.clone(),
-            since: self.since.clone(),
-            until: self.until.clone(),
-            job_id: self.job_id.clone(),
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct Listed {
-    letters: Vec<Letter>,
-    matched: u64,
-    scanned: u64,
-    order: &'static str,
-}
-
 /// Calls `each` on every letter of the DLQ, read to the end now; returns how many were read.
 async fn each_letter(api: &Api, mut each: impl FnMut(Letter)) -> Result<u64, ApiError> {
     let ends = api.scanner.unbounded(&api.dlq_topic).await?;
@@ -180,14 +141,14 @@ async fn each_letter(api: &Api, mut each: impl FnMut(Letter)) -> Result<u64, Api
     let mut scanned = 0;
     while let Some(msg) = rx.recv().await {
         scanned += 1;
-        each(Letter::of(&msg?));
+        each(letter::of(&msg?));
     }
     Ok(scanned)
 }
 
 async fn list(
     State(api): State<Api>,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    query: Result<Query<LetterQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
@@ -196,7 +157,7 @@ async fn list(
             "limit: must be between 1 and {MAX_LIMIT}"
         )));
     }
-    let matcher = query.filter().compile().map_err(ApiError::invalid)?;
+    let matcher = Matcher::new(query.filter()).map_err(ApiError::invalid)?;
     let mut top = TopN::new(query.order, limit);
     let scanned = each_letter(&api, |l| {
         if matcher.matches(&l) {
@@ -205,39 +166,29 @@ async fn list(
     })
     .await?;
     let matched = top.matched;
-    Ok(Json(Listed {
+    Ok(Json(LetterList {
         letters: top.finish(),
         matched,
         scanned,
-        order: match query.order {
-            Order::Newest => "newest",
-            Order::Offset => "offset",
-        },
+        order: query.order,
     })
     .into_response())
 }
 
-#[derive(Serialize)]
-struct StatsAnswer {
-    #[serde(flatten)]
-    stats: Stats,
-    scanned: u64,
-}
-
 async fn stats(
     State(api): State<Api>,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    query: Result<Query<LetterQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
-    let matcher = query.filter().compile().map_err(ApiError::invalid)?;
-    let mut stats = Stats::default();
+    let matcher = Matcher::new(query.filter()).map_err(ApiError::invalid)?;
+    let mut counts = Counts::default();
     let scanned = each_letter(&api, |l| {
         if matcher.matches(&l) {
-            stats.add(&l);
+            counts.add(&l);
         }
     })
     .await?;
-    Ok(Json(StatsAnswer { stats, scanned }).into_response())
+    Ok(Json(DlqStats { counts, scanned }).into_response())
 }
 
 async fn show(
@@ -250,7 +201,7 @@ async fn show(
         ));
     };
     match api.scanner.one(&api.dlq_topic, partition, offset).await? {
-        Some(msg) => Ok(Json(Detail::of(&msg)).into_response()),
+        Some(msg) => Ok(Json(letter::detail(&msg)).into_response()),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",

@@ -46,7 +46,8 @@ pub struct ListArgs {
     /// Start at this page (the `next_cursor` of the previous one).
     #[arg(long)]
     pub cursor: Option<String>,
-    /// Follow `next_cursor` to the last page and list every matching job.
+    /// Follow `next_cursor` to the last page and list every matching job (with `--json`:
+    /// one job list of every page, without `next_cursor`).
     #[arg(long)]
     pub all: bool,
 }
@@ -57,7 +58,8 @@ pub struct TriggerArgs {
     /// The job id.
     pub id: String,
     /// Idempotency key: the same key fires once however often the command is retried.
-    /// Default: a new UUID, printed so that a retry can pass it back.
+    /// Default: a new UUID, printed (on stderr with `--json`) so that a retry can pass it
+    /// back.
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
 }

@@ -11,7 +11,7 @@ use tracing::info;
 
 use super::{Error, Progress, Replays, Request, Spec};
 use crate::{
-    letter::{self, Letter},
+    letter,
     scan::{self, Offsets},
 };
 
@@ -59,7 +59,7 @@ fn mark_duplicates(picks: &mut [(i32, i64, Pick, Option<Origin>)]) {
 impl Replays {
     /// Selects, persists and starts a replay (or only counts, for a dry run).
     pub async fn start(&self, req: Request) -> Result<Progress, Error> {
-        let matcher = req.filter().compile().map_err(Error::Invalid)?;
+        let matcher = letter::Matcher::new(req.filter()).map_err(Error::Invalid)?;
         if let Some(t) = &req.target_topic
             && !valid_topic(t)
         {
@@ -80,7 +80,7 @@ impl Replays {
             let msg = msg?;
             let end = dlq_ends.entry(msg.partition()).or_insert(0);
             *end = (*end).max(msg.offset() + 1);
-            let l = Letter::of(&msg);
+            let l = letter::of(&msg);
             if !matcher.matches(&l) {
                 continue;
             }
