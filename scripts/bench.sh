@@ -4,6 +4,7 @@
 #   scripts/bench.sh ingest [--requests N] [--rate PER_SEC] [--partitions P]
 #   scripts/bench.sh scheduler [--seconds S] [--herd N] [--drain N] [--partitions P]
 #   scripts/bench.sh worker [--requests N] [--seconds S] [--partitions P]
+#   scripts/bench.sh operate [--requests N]   (listing, stats, bulk cancel, bytes per job)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/dev-stack.sh up >/dev/null

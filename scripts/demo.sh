@@ -92,6 +92,25 @@ sleep 3
 sked job get "$RUN-broken" | grep -E '^(state|run)'
 tail -n 1 .dev-stack/demo-app.log
 
+step "operate: list, describe, pause, trigger, resume the cron"
+sked job ls --app sms
+sked job describe "$RUN-standup" --next 3
+sked job pause "$RUN-standup" --note "demo: holiday"
+sked job ls --state paused
+sked job trigger "$RUN-standup" --key "$RUN-trigger"
+sked job resume "$RUN-standup"
+sked job describe "$RUN-standup" --next 1 --history 3 | grep -E '^(state|counters|paused)|trigger' || true
+sked stats
+
+step "bulk: five more jobs with a label, a dry run, then cancel all matching"
+for i in 1 2 3 4 5; do
+  printf '{"id":"%s-bulk-%s","app":"sms","delay":"1h","labels":{"batch":"%s"}}' "$RUN" "$i" "$RUN" | sked job submit - >/dev/null
+done
+sked ops create --action cancel --selector "label=batch=$RUN" --dry-run --wait
+sked ops create --action cancel --selector "label=batch=$RUN" --yes --wait
+sked job ls --state cancelled --label "batch=$RUN"
+sked ops ls
+
 step "metrics (excerpt)"
 curl -s http://127.0.0.1:19465/metrics | grep -E '^sked_scheduler_(fired_total|early_fires_total)' || true
 curl -s http://127.0.0.1:19466/metrics | grep -E '^sked_worker_executions_total' || true

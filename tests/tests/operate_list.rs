@@ -59,6 +59,9 @@ async fn list_all(ingest: &Ingest, query: &str, limit: usize) -> Vec<String> {
     }
 }
 
+/// (app, tenant, batch, is cron) of a corpus job.
+type Attrs = (usize, usize, usize, bool);
+
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -91,7 +94,7 @@ async fn listing_filters_and_pages_without_skips_or_repeats_while_others_churn()
     let now = Utc::now();
     let base = now + chrono::Duration::days(1);
     let mut ops = Vec::new();
-    let mut expect: BTreeMap<String, (usize, usize, usize, bool)> = BTreeMap::new();
+    let mut expect: BTreeMap<String, Attrs> = BTreeMap::new();
     let limits = sked_core::request::Limits::default();
     for i in 0..10_000 {
         let json = corpus_job(i, base);
@@ -178,8 +181,7 @@ async fn listing_filters_and_pages_without_skips_or_repeats_while_others_churn()
     assert_eq!(order, sorted, "ordered by next due, then id");
 
     // Each filter, and combinations, while the churn goes on.
-    let count =
-        |f: &dyn Fn(&(usize, usize, usize, bool)) -> bool| expect.values().filter(|v| f(v)).count();
+    let count = |f: &dyn Fn(&Attrs) -> bool| expect.values().filter(|v| f(v)).count();
     let corpus_of = |ids: Vec<String>| ids.into_iter().filter(|i| i.starts_with("job-")).count();
     assert_eq!(
         corpus_of(list_all(&ingest, "app=a3", 250).await),

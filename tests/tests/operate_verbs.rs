@@ -463,3 +463,69 @@ async fn put_with_a_stale_etag_gets_412_and_changes_nothing() {
     assert_eq!(d["next_due"], "2032-01-01T00:00:00Z");
     ingest.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_lists_describes_pauses_and_bulk_cancels_against_the_real_service() {
+    let ns = unique("cli");
+    let config = test_config(&ns, &[]);
+    create_topics(&config, 1).await;
+    let ingest = Ingest::start(config).await;
+    let api = ingest.api();
+    for i in 0..3 {
+        let body = format!(
+            r#"{{"id":"cli-{i}","app":"sms","tenant":"acme","labels":{{"team":"pay"}},"delay":"1h"}}"#
+        );
+        assert_eq!(
+            post(&ingest, "/v1/jobs", &body).await.0,
+            StatusCode::CREATED
+        );
+    }
+    let cli = |args: &[&str]| {
+        let mut argv = vec!["sked", "--api", api.as_str()];
+        argv.extend_from_slice(args);
+        let argv: Vec<String> = argv.into_iter().map(str::to_owned).collect();
+        async move { sked_cli::run(argv).await }
+    };
+    let table = cli(&["job", "ls", "--label", "team=pay"]).await.unwrap();
+    for i in 0..3 {
+        assert!(table.contains(&format!("cli-{i}")), "{table}");
+    }
+    assert!(table.contains("acme"), "{table}");
+    let described = cli(&["job", "describe", "cli-0"]).await.unwrap();
+    assert!(described.contains("scheduled"), "{described}");
+    cli(&["job", "pause", "cli-0", "--note", "cli test"])
+        .await
+        .unwrap();
+    let paused = cli(&["--json", "job", "ls", "--state", "paused"])
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_str(&paused).unwrap();
+    assert_eq!(v["jobs"][0]["id"], "cli-0", "{paused}");
+    let err = cli(&["job", "ls", "--label", "noequals"])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, 2, "usage: {err}");
+    let err = cli(&["job", "describe", "nope"]).await.unwrap_err();
+    assert_eq!(err.code, 3, "not found: {err}");
+    let done = cli(&[
+        "ops",
+        "create",
+        "--action",
+        "cancel",
+        "--selector",
+        "label=team=pay",
+        "--yes",
+        "--wait",
+    ])
+    .await
+    .unwrap();
+    assert!(done.contains("succeeded"), "{done}");
+    let left: Value = serde_json::from_str(
+        &cli(&["--json", "job", "ls", "--label", "team=pay"])
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(left["jobs"].as_array().unwrap().len(), 0, "{left}");
+    ingest.stop().await;
+}

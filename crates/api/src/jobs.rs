@@ -243,6 +243,29 @@ pub struct JobSummary {
     pub paused: Option<PauseInfo>,
 }
 
+/// JSON passed through as it is, byte for byte (a job spec with its payload as submitted).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RawJson(pub Box<serde_json::value::RawValue>);
+
+impl RawJson {
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Parsed, for reading fields.
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(self.0.get()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
 /// Answer of `GET /v1/jobs`: one page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct JobList {
@@ -385,9 +408,10 @@ pub struct JobDescription {
     /// The worker's latest run, if any.
     #[serde(default)]
     pub run: Option<RunInfo>,
-    /// The stored job spec, as JSON.
-    #[serde(default)]
-    pub job: serde_json::Value,
+    /// The stored job spec, as JSON; its `payload` exactly as submitted (numbers keep their
+    /// digits, strings their escapes).
+    #[schema(value_type = Object)]
+    pub job: RawJson,
 }
 
 /// Body of `POST /v1/jobs/{id}/pause`, `/v1/apps/{app}/pause` and `/v1/tenants/{tenant}/pause`.

@@ -68,7 +68,8 @@ pub fn render(d: &JobDescription) -> String {
         }
     }
     out.push_str("\njob:\n");
-    let spec = serde_json::to_string_pretty(&d.job).unwrap_or_else(|_| d.job.to_string());
+    let spec =
+        serde_json::to_string_pretty(&d.job.value()).unwrap_or_else(|_| d.job.get().to_owned());
     for line in spec.lines() {
         out.push_str(&format!("  {line}\n"));
     }

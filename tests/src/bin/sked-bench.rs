@@ -6,6 +6,9 @@
 //! private Redis, and reports requests/s from the first publish to the last durable write,
 //! ingest latency percentiles (Kafka timestamp → durable write, from the service's
 //! histogram), and Redis bytes per pending job.
+//!
+//! `sked-bench operate [--requests N]`: the operating API at N pending jobs (default for this
+//! mode: pass `--requests 1000000`); see `sked_e2e::bench_operate`.
 
 use std::time::{Duration, Instant};
 
@@ -33,7 +36,7 @@ fn parse_args() -> Result<(String, Args), String> {
     let mut it = std::env::args().skip(1);
     let cmd = it
         .next()
-        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] | scheduler [--seconds S] [--herd N] [--drain N] | worker [--requests N] [--seconds S] | replay [--requests N]")?;
+        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] | scheduler [--seconds S] [--herd N] [--drain N] | worker [--requests N] [--seconds S] | replay [--requests N] | operate [--requests N]")?;
     let mut args = Args {
         requests: 200_000,
         rate: None,
@@ -76,6 +79,7 @@ async fn main() {
         "scheduler" => scheduler(args).await,
         "worker" => worker(args).await,
         "replay" => replay(args).await,
+        "operate" => sked_e2e::bench_operate::run(args.requests).await,
         other => {
             eprintln!("sked-bench: unknown benchmark {other}");
             std::process::exit(2);

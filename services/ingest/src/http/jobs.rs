@@ -366,7 +366,10 @@ fn description(
         history,
         counters,
         run: d.run.as_ref().map(convert::run),
-        job: serde_json::to_value(spec).unwrap_or(serde_json::Value::Null),
+        job: sked_api::jobs::RawJson(
+            serde_json::value::to_raw_value(spec)
+                .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned()),
+        ),
     }
 }
 
