@@ -18,7 +18,8 @@ use crate::{PrivateRedis, create_topics, eventually, http, ingest::Ingest, test_
 
 const PAYLOAD: &str = r#"{"phone":"+8801712345678","text":"Your order 1234567 has shipped and arrives tomorrow","n":42}"#;
 
-async fn used_memory(url: &str) -> u64 {
+/// Redis `used_memory` (bytes) of the server at `url`.
+pub async fn used_memory(url: &str) -> u64 {
     let mut conn = crate::redis(url).await;
     let info: String = redis::cmd("INFO")
         .arg("memory")
@@ -57,6 +58,23 @@ async fn time_get(api: &str, name: &str, path: &str, n: usize) {
         percentile(&ms, 0.99),
         ms[ms.len() - 1]
     );
+}
+
+/// `&cursor=…` after `pages` pages of 100 of the listing filtered by `filter`.
+async fn cursor_after(api: &str, filter: &str, pages: usize) -> String {
+    let mut cursor = String::new();
+    for _ in 0..pages {
+        let page: Value = http()
+            .get(format!("{api}/v1/jobs?limit=100{filter}{cursor}"))
+            .send()
+            .await
+            .expect("page")
+            .json()
+            .await
+            .expect("json");
+        cursor = format!("&cursor={}", page["next_cursor"].as_str().expect("cursor"));
+    }
+    cursor
 }
 
 /// Runs the benchmark with `jobs` pending jobs.
@@ -125,19 +143,8 @@ pub async fn run(jobs: usize) {
         n,
     )
     .await;
-    // A later page: the cursor of page 50.
-    let mut cursor = String::new();
-    for _ in 0..50 {
-        let page: Value = http()
-            .get(format!("{api}/v1/jobs?limit=100{cursor}"))
-            .send()
-            .await
-            .expect("page")
-            .json()
-            .await
-            .expect("json");
-        cursor = format!("&cursor={}", page["next_cursor"].as_str().expect("cursor"));
-    }
+    // Later pages: the cursor after 50 unfiltered pages, and after 20 of one label.
+    let cursor = cursor_after(&api, "", 50).await;
     time_get(
         &api,
         "page 51 through a cursor",
@@ -145,22 +152,12 @@ pub async fn run(jobs: usize) {
         n,
     )
     .await;
-    let mut cursor = String::new();
-    for _ in 0..20 {
-        let page: Value = http()
-            .get(format!("{api}/v1/jobs?limit=100&label=batch%3Db9{cursor}"))
-            .send()
-            .await
-            .expect("page")
-            .json()
-            .await
-            .expect("json");
-        cursor = format!("&cursor={}", page["next_cursor"].as_str().expect("cursor"));
-    }
+    let label = "&label=batch%3Db9";
+    let cursor = cursor_after(&api, label, 20).await;
     time_get(
         &api,
         "label page 21 through a cursor",
-        &format!("/v1/jobs?limit=100&label=batch%3Db9{cursor}"),
+        &format!("/v1/jobs?limit=100{label}{cursor}"),
         n,
     )
     .await;

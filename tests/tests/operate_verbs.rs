@@ -386,6 +386,21 @@ async fn trigger_and_backfill_fire_exactly_the_expected_fire_ids_once_when_sent_
             "{want} once in {ids:?}"
         );
     }
+    // The fire jobs behind triggers and backfills are not listed as jobs of their own.
+    let all = "scheduled,paused,held,firing,dispatched,running,succeeded,retrying,dead,cancelled";
+    let (_, listed) = call(
+        reqwest::Method::GET,
+        format!("{}/v1/jobs?state={all}", ingest.api()),
+        "",
+    )
+    .await;
+    let ids: Vec<&str> = listed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["nightly"], "{listed}");
     let (_, d) = call(
         reqwest::Method::GET,
         format!("{}/v1/jobs/nightly", ingest.api()),

@@ -87,18 +87,7 @@ async fn main() {
     }
 }
 
-async fn redis_used_memory(url: &str) -> u64 {
-    let mut conn = sked_e2e::redis(url).await;
-    let info: String = redis::cmd("INFO")
-        .arg("memory")
-        .query_async(&mut conn)
-        .await
-        .expect("INFO");
-    info.lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("used_memory in INFO")
-}
+use sked_e2e::bench_operate::used_memory as redis_used_memory;
 
 async fn ingest(args: Args) {
     let redis = PrivateRedis::start_with(false);

@@ -158,7 +158,9 @@ impl Filter {
 
     fn matches(&self, state: ListState, score: i64, record: &JobRecord) -> bool {
         let spec = &record.spec;
-        self.states().contains(&state)
+        // Retry, trigger and backfill one-shots stand for their job's fires: not listed.
+        spec.retry_of.is_none()
+            && self.states().contains(&state)
             && self.app.as_ref().is_none_or(|a| *a == spec.app)
             && self
                 .tenant

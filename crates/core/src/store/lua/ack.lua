@@ -60,7 +60,8 @@ while a <= #ARGV do
     out[#out + 1] = 'stale'
   end
   if finished then
-    redis.call('ZADD', done, now, id)
+    -- Internal one-shots (retries, triggers, backfills) have no index and are not listed.
+    if n > 0 then redis.call('ZADD', done, now, id) end
     for j = first_index, first_index + n - 1 do redis.call('ZREM', KEYS[j], id) end
   end
   if recurring and st ~= '' then
