@@ -20,9 +20,12 @@ while a <= #ARGV do
       status = 'duplicate'
     else
       local st = string.sub(cur, 9, 9)
-      if cur ~= '' then old = redis.call('GET', key) end
-      redis.call('ZREM', held, id)
-      redis.call('ZREM', done, id)
+      if cur ~= '' then
+        -- An update: the job may wait in the held set or be finished.
+        old = redis.call('GET', key)
+        redis.call('ZREM', held, id)
+        redis.call('ZREM', done, id)
+      end
       if st == 'p' or st == 'P' then
         -- A paused job stays paused when it is replaced; its note keeps the new state.
         local code = 'p'
