@@ -522,6 +522,19 @@ async fn the_cli_lists_describes_pauses_and_bulk_cancels_against_the_real_servic
     assert_eq!(err.code, 2, "usage: {err}");
     let err = cli(&["job", "describe", "nope"]).await.unwrap_err();
     assert_eq!(err.code, 3, "not found: {err}");
+    let dry = cli(&[
+        "ops",
+        "create",
+        "--action",
+        "cancel",
+        "--selector",
+        "label=team=pay",
+        "--dry-run",
+        "--wait",
+    ])
+    .await
+    .unwrap();
+    assert!(dry.contains("would act on 3 jobs"), "{dry}");
     let done = cli(&[
         "ops",
         "create",

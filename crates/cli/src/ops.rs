@@ -91,7 +91,18 @@ async fn create(client: &Client, args: &OpsCreateArgs, json: bool) -> Result<Str
     }
     let path = ["v1", "operations"];
     if args.action.is_destructive() && !args.dry_run && !args.yes {
-        let dry: Operation = decode(&client.post_json(&path, &request(args, true)).await?.body)?;
+        let mut dry: Operation =
+            decode(&client.post_json(&path, &request(args, true)).await?.body)?;
+        // The estimate is known once the dry run has run.
+        while !dry.state.is_final() {
+            tokio::time::sleep(POLL).await;
+            dry = decode(
+                &client
+                    .get_query(&["v1", "operations", &dry.id], "")
+                    .await?
+                    .body,
+            )?;
+        }
         if dry.estimate == 0 {
             return Ok(format!(
                 "no job matches {}: nothing to {}\n",
@@ -105,7 +116,7 @@ async fn create(client: &Client, args: &OpsCreateArgs, json: bool) -> Result<Str
     let answer = client
         .post_json(&path, &request(args, args.dry_run))
         .await?;
-    follow(client, answer.body, args.wait && !args.dry_run, json).await
+    follow(client, answer.body, args.wait, json).await
 }
 
 /// Prints the operation in `body`; with `wait`, polls it until it ends first (exit 1 if it

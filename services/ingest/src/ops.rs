@@ -234,7 +234,8 @@ impl Operations {
         let ids: Vec<String> = conn
             .zrevrange(self.store.keys().operations(), 0, MAX_OPERATIONS - 1)
             .await?;
-        for id in ids {
+        // Oldest first: operations act in the order they were asked for.
+        for id in ids.into_iter().rev() {
             let Some(op) = self.get(&id).await? else {
                 continue;
             };
