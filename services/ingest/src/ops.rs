@@ -256,8 +256,15 @@ impl Operations {
         owner: &str,
         cancel: &CancellationToken,
     ) -> anyhow::Result<()> {
-        let filter = crate::http::selector_filter(&op.selector, op.action)
-            .map_err(|e| anyhow::anyhow!("stored selector: {e}"))?;
+        let filter = match crate::http::selector_filter(&op.selector, op.action) {
+            Ok(f) => f,
+            // Checked at creation; a stored one that no longer parses (an older sked's) will
+            // never run: say so on the operation instead of retrying it forever.
+            Err(e) => {
+                let why = format!("selector: {}", e.message);
+                return self.finish(&mut op, OperationState::Failed, &why).await;
+            }
+        };
         let mut conn = self.store.connection();
         let raw: Option<String> = conn.get(self.key(&op.id, "run")).await?;
         let mut progress: Progress = raw
