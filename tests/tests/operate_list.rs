@@ -365,3 +365,68 @@ async fn bad_input_gets_400_with_the_json_error_naming_the_parameter() {
     assert!(doc["paths"]["/v1/jobs"].is_object());
     ingest.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_whose_job_is_gone_neither_skips_nor_repeats() {
+    let ns = unique("cursorgone");
+    let config = test_config(&ns, &[]);
+    create_topics(&config, 1).await;
+    let ingest = Ingest::start(config).await;
+    // 60 jobs, many sharing a due time, so the read after a vanished cursor job starts inside
+    // a run of equal scores.
+    for i in 0..60 {
+        let body = format!(
+            r#"{{"id":"g-{i:02}","app":"sms","run_at":"2031-01-01T00:00:0{}Z"}}"#,
+            i % 3
+        );
+        let r = http()
+            .post(format!("{}/v1/jobs", ingest.api()))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut cancelled = Vec::new();
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("/v1/jobs?app=sms&limit=7&cursor={c}"),
+            None => "/v1/jobs?app=sms&limit=7".to_owned(),
+        };
+        let (status, page) = get(&ingest, &q).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let ids: Vec<String> = page["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_str().unwrap().to_owned())
+            .collect();
+        // The job the cursor points at goes away before the next page is read.
+        if let Some(last) = ids.last() {
+            let r = http()
+                .delete(format!("{}/v1/jobs/{last}", ingest.api()))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            cancelled.push(last.clone());
+        }
+        seen.extend(ids);
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let mut unique_ids = seen.clone();
+    unique_ids.sort();
+    unique_ids.dedup();
+    assert_eq!(unique_ids.len(), seen.len(), "a job listed twice: {seen:?}");
+    assert_eq!(
+        seen.len(),
+        60,
+        "every job once, none skipped: {seen:?} (cancelled {cancelled:?})"
+    );
+    ingest.stop().await;
+}
