@@ -171,6 +171,16 @@ async fn a_bulk_cancel_of_50k_jobs_survives_a_kill_9_and_acts_once_on_each() {
         labels: vec![("group".into(), "purge".into())],
         ..Filter::default()
     };
+    // Read before any listing, which would clean stale entries: the cancels took the jobs
+    // out of their indexes themselves, and the counts moved with them.
+    assert_eq!(
+        store.estimate(&purge).await.unwrap(),
+        0,
+        "label index emptied"
+    );
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.by_app.get("sms"), Some(&5_000), "{stats:?}");
+    assert_eq!(stats.by_tenant.get("acme"), Some(&5_000), "{stats:?}");
     assert_eq!(
         count(&store, &purge).await,
         0,
@@ -253,4 +263,87 @@ async fn a_bulk_cancel_of_50k_jobs_survives_a_kill_9_and_acts_once_on_each() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+/// A cancel of listed jobs leaves the indexes the caller read in its own script, and a job
+/// that changed since it was read still leaves the indexes the caller did not know of.
+#[tokio::test]
+async fn a_listed_cancel_leaves_every_index_even_of_a_job_changed_since() {
+    use sked_core::store::Index;
+    let ns = unique("cancellisted");
+    let config = test_config(&ns, &[]);
+    let store = Store::connect(&config.redis).await.unwrap();
+    let now = Utc::now();
+    let insert = |json: String| {
+        let spec = parse(json.as_bytes(), &Limits::default(), &Origin::new(now)).unwrap();
+        Op::insert(spec, json.as_bytes())
+    };
+    let mut ops = Vec::new();
+    for i in 0..40 {
+        ops.push(insert(format!(
+            r#"{{"id":"l-{i}","app":"sms","tenant":"acme","labels":{{"g":"x"}},"run_at":"2031-01-01T00:00:00Z"}}"#
+        )));
+    }
+    store.apply(&ops).await.unwrap();
+    // Job l-0 moves to another app and label after the caller read it.
+    store
+        .apply(&[insert(
+            r#"{"id":"l-0","app":"mail","tenant":"acme","labels":{"g":"y"},"run_at":"2031-01-01T00:00:00Z"}"#.to_owned(),
+        )])
+        .await
+        .unwrap();
+    let as_read = vec![
+        Index::App("sms".into()),
+        Index::Tenant("acme".into()),
+        Index::Label("g".into(), "x".into()),
+    ];
+    let cancels: Vec<Op> = (0..40)
+        .map(|i| Op::CancelListed {
+            id: sked_core::job::JobId::parse(&format!("l-{i}")).unwrap(),
+            indexes: as_read.clone(),
+        })
+        .collect();
+    let applied = store.apply(&cancels).await.unwrap();
+    assert!(
+        applied.iter().all(|a| matches!(
+            a,
+            sked_core::store::Applied::Cancel(sked_core::store::Cancelled::Cancelled)
+        )),
+        "{applied:?}"
+    );
+    for (filter, what) in [
+        (
+            Filter {
+                app: Some("sms".into()),
+                ..Filter::default()
+            },
+            "app sms",
+        ),
+        (
+            Filter {
+                app: Some("mail".into()),
+                ..Filter::default()
+            },
+            "app mail (the changed job's own)",
+        ),
+        (
+            Filter {
+                labels: vec![("g".into(), "y".into())],
+                ..Filter::default()
+            },
+            "label g=y (the changed job's own)",
+        ),
+        (
+            Filter {
+                tenant: Some("acme".into()),
+                ..Filter::default()
+            },
+            "tenant acme",
+        ),
+    ] {
+        assert_eq!(store.estimate(&filter).await.unwrap(), 0, "{what}");
+    }
+    let stats = store.stats().await.unwrap();
+    assert!(stats.by_app.is_empty(), "{stats:?}");
+    assert!(stats.by_tenant.is_empty(), "{stats:?}");
 }

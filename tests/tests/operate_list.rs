@@ -220,6 +220,40 @@ async fn listing_filters_and_pages_without_skips_or_repeats_while_others_churn()
         "{in_range:?}"
     );
 
+    // By creation, while the churn goes on: every corpus job once, in the order stored (the
+    // corpus went in batch by batch before the churn began), each with its creation time.
+    let by_created = list_all(&ingest, "order=created", 113).await;
+    let corpus_created: Vec<&String> = by_created
+        .iter()
+        .filter(|i| i.starts_with("job-"))
+        .collect();
+    assert_eq!(corpus_created.len(), 10_000, "every job once by creation");
+    let (status, page) = get(&ingest, "/v1/jobs?order=created&limit=1000").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let created: Vec<(String, String)> = page["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                j["created_at"].as_str().unwrap().to_owned(),
+                j["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut sorted = created.clone();
+    sorted.sort();
+    assert_eq!(created, sorted, "ordered by creation, then id");
+    assert!(
+        page["jobs"][0]["next_due"].is_string(),
+        "a pending job listed by creation shows its next due: {}",
+        page["jobs"][0]
+    );
+    assert_eq!(
+        corpus_of(list_all(&ingest, "order=created&app=a3&kind=cron", 50).await),
+        count(&|v| v.0 == 3 && v.3)
+    );
+
     let churned = churn.await.unwrap();
     assert_eq!(churned, 1000);
     stop.store(true, Ordering::SeqCst);
@@ -258,15 +292,50 @@ async fn listing_filters_and_pages_without_skips_or_repeats_while_others_churn()
             .count(),
         500
     );
+    // Finished jobs are listed by creation too, in their finished states.
+    let finished = list_all(
+        &ingest,
+        "order=created&state=cancelled,dispatched&app=a3",
+        300,
+    )
+    .await;
+    assert_eq!(
+        finished.iter().filter(|i| i.starts_with("churn-")).count(),
+        1000,
+        "{finished:?}"
+    );
+
+    // An update that moves a job to another app and tenant moves its counts.
+    let r = http()
+        .post(format!("{}/v1/jobs", ingest.api()))
+        .body(format!(
+            r#"{{"id":"job-00013","app":"a4","tenant":"t14","run_at":"{}"}}"#,
+            rfc3339(base + chrono::Duration::hours(2))
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "an update");
 
     // Counts by state, app and tenant.
     let (status, stats) = get(&ingest, "/v1/stats").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(stats["pending"], 10_000, "{stats}");
     assert_eq!(stats["by_state"]["paused"], 10);
-    assert_eq!(stats["by_app"]["a3"], 1000);
+    assert_eq!(stats["by_app"]["a3"], 999, "{stats}");
+    assert_eq!(stats["by_app"]["a4"], 1001, "{stats}");
+    assert_eq!(stats["by_tenant"]["t13"], 499, "{stats}");
+    assert_eq!(stats["by_tenant"]["t14"], 501, "{stats}");
     assert_eq!(stats["by_tenant"]["t7"], 500);
     assert_eq!(stats["by_state"]["finished"], 1000);
+    let sum = |m: &Value| {
+        m.as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(sum(&stats["by_app"]), 10_000, "{stats}");
 
     scheduler.stop().await;
     ingest.stop().await;
@@ -291,7 +360,10 @@ async fn bad_input_gets_400_with_the_json_error_naming_the_parameter() {
         ("/v1/jobs?state=sleeping", "state"),
         ("/v1/jobs?kind=hourly", "kind"),
         ("/v1/jobs?due_after=tomorrow", "due_after"),
-        ("/v1/jobs?order=created", "order"),
+        (
+            "/v1/jobs?order=created&due_after=2030-01-01T00:00:00Z",
+            "order",
+        ),
         ("/v1/jobs/x?next=1001", "next"),
     ] {
         let (status, body) = get(&ingest, query).await;

@@ -241,6 +241,9 @@ pub struct JobSummary {
     /// The pause that holds it, when `paused` or `held`.
     #[serde(default)]
     pub paused: Option<PauseInfo>,
+    /// When it was first stored (what `order=created` sorts by).
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// JSON passed through as it is, byte for byte (a job spec with its payload as submitted).

@@ -174,7 +174,9 @@ pub struct Operation {
     pub offset: Option<String>,
     /// Where it is.
     pub state: OperationState,
-    /// Jobs the selector matched when it started.
+    /// Jobs the selector matched when it started: exact for a dry run; for a run, an upper
+    /// bound read from the sizes of the indexes it reads (jobs matching only part of the
+    /// selector included), so that a run starts without a counting pass.
     pub estimate: u64,
     /// Jobs handled so far.
     pub processed: u64,

@@ -284,7 +284,7 @@ impl IngestConsumer {
                     .position(|m| m == i)
                     .and_then(|o| match &ops[o] {
                         Op::Insert { spec, .. } => Some(decode::describe(spec)),
-                        Op::Cancel(_) => None,
+                        Op::Cancel(_) | Op::CancelListed { .. } => None,
                     });
                 debug!(
                     messaging.kafka.offset = msg.offset(),

@@ -19,7 +19,11 @@
 //! (`POST /v1/operations/{id}/cancel`): the runner stops before its next page. Finished
 //! operations are kept [`KEEP`].
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use chrono::{TimeDelta, Utc};
@@ -29,7 +33,7 @@ use sked_api::ops::{Operation, OperationAction, OperationEvent, OperationState};
 use sked_core::{
     job::JobId,
     store::{
-        self, Applied, Cancelled, Op, Store,
+        self, Applied, Cancelled, Index, Op, Store,
         list::{Cursor, Filter, Kind},
         pause::Outcome,
     },
@@ -42,8 +46,8 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 pub const LEASE: Duration = Duration::from_secs(10);
 /// How long finished operations are kept.
 pub const KEEP: Duration = Duration::from_secs(7 * 86_400);
-/// Jobs per page.
-const PAGE: usize = 500;
+/// Jobs per page: one listing, one batch of actions and two progress writes each.
+const PAGE: usize = 2000;
 /// Rate when the request names none, jobs per second.
 pub const DEFAULT_RATE: u32 = 10_000;
 /// Highest rate accepted, jobs per second.
@@ -70,6 +74,8 @@ struct Progress {
 #[derive(Clone)]
 pub struct Operations {
     store: Store,
+    /// Wakes this process's runner when an operation is created here (others poll).
+    created: Arc<tokio::sync::Notify>,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -79,7 +85,10 @@ fn ms(d: Duration) -> u64 {
 impl Operations {
     /// Operations kept in `store`'s Redis.
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            created: Arc::new(tokio::sync::Notify::new()),
+        }
     }
 
     fn key(&self, id: &str, part: &str) -> String {
@@ -105,6 +114,7 @@ impl Operations {
                 op.created_at.timestamp_millis(),
             )
             .await?;
+        self.created.notify_one();
         Ok(())
     }
 
@@ -224,6 +234,7 @@ impl Operations {
             }
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
+                _ = self.created.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
         }
@@ -271,7 +282,13 @@ impl Operations {
             .and_then(|r| serde_json::from_str(&r).ok())
             .unwrap_or_default();
         if op.state == OperationState::Pending {
-            op.estimate = self.count(&filter).await?;
+            // A dry run counts exactly (that is its answer); a run starts at once with the
+            // bound read from the index sizes, and `processed` tells the truth as it goes.
+            op.estimate = if op.dry_run {
+                self.count(&filter).await?
+            } else {
+                self.store.estimate(&filter).await?
+            };
             if op.dry_run {
                 return self
                     .finish(
@@ -308,6 +325,8 @@ impl Operations {
                     .await;
             }
             let resumed = !progress.page.is_empty() || progress.last;
+            // The indexes of the listed jobs, so that a cancel leaves them in its own script.
+            let mut listed: HashMap<String, Vec<Index>> = HashMap::new();
             if !resumed {
                 let cursor = progress
                     .cursor
@@ -319,12 +338,19 @@ impl Operations {
                     .iter()
                     .map(|j| j.record.spec.id.to_string())
                     .collect();
+                if op.action == OperationAction::Cancel {
+                    listed = page
+                        .jobs
+                        .iter()
+                        .map(|j| (j.record.spec.id.to_string(), Index::of(&j.record.spec)))
+                        .collect();
+                }
                 progress.page_end = page.next.map(|c| (c.score, c.id));
                 progress.last = progress.page_end.is_none();
                 self.save_progress(&op.id, &progress).await?;
             }
             let ids = std::mem::take(&mut progress.page);
-            let outcomes = self.act(&op, &progress, &ids).await?;
+            let outcomes = self.act(&op, &progress, &ids, &mut listed).await?;
             for o in outcomes {
                 let o = if resumed { settled(o) } else { o };
                 *op.outcomes.entry(o.to_owned()).or_default() += 1;
@@ -385,12 +411,23 @@ impl Operations {
         op: &Operation,
         progress: &Progress,
         ids: &[String],
+        listed: &mut HashMap<String, Vec<Index>>,
     ) -> Result<Vec<&'static str>, store::Error> {
         let ids: Vec<JobId> = ids.iter().filter_map(|i| JobId::parse(i).ok()).collect();
         let store = &self.store;
         let outcomes: Vec<&'static str> = match op.action {
             OperationAction::Cancel => {
-                let ops: Vec<Op> = ids.iter().cloned().map(Op::Cancel).collect();
+                let ops: Vec<Op> = ids
+                    .iter()
+                    .map(|id| match listed.remove(id.as_str()) {
+                        Some(indexes) => Op::CancelListed {
+                            id: id.clone(),
+                            indexes,
+                        },
+                        // A page acted on again after a takeover: the ids alone.
+                        None => Op::Cancel(id.clone()),
+                    })
+                    .collect();
                 store
                     .apply(&ops)
                     .await?

@@ -61,7 +61,7 @@ impl Store {
                     encoded[i] = Some(enc);
                     &spec.id
                 }
-                Op::Cancel(id) => id,
+                Op::Cancel(id) | Op::CancelListed { id, .. } => id,
             };
             by_shard.entry(self.keys.shard_of(id)).or_default().push(i);
         }
@@ -78,8 +78,9 @@ impl Store {
                 .key(self.keys.paused(*shard))
                 .key(self.keys.held(*shard))
                 .key(self.keys.done(*shard))
-                .key(self.keys.index_names(*shard))
-                .key(self.keys.notes(*shard));
+                .key(self.keys.counts(*shard))
+                .key(self.keys.notes(*shard))
+                .key(self.keys.created(*shard));
             inv.arg(self.ttl_ms)
                 .arg(&channel)
                 .arg(shard.index())
@@ -105,20 +106,29 @@ impl Store {
                             Some(etag) => inv.arg(&etag.0.to_be_bytes()[..]),
                             None => inv.arg(""),
                         };
+                        inv.arg(now_ms);
                         for index in &indexes {
                             inv.arg(index.name());
                         }
                     }
-                    Op::Cancel(id) => {
+                    Op::Cancel(id) | Op::CancelListed { id, .. } => {
+                        let indexes = match &ops[i] {
+                            Op::CancelListed { indexes, .. } => indexes.as_slice(),
+                            _ => &[],
+                        };
                         inv.key(self.keys.job(*shard, id))
                             .key(self.keys.counters(*shard, id.as_str()))
                             .key(self.keys.history(*shard, id.as_str()));
+                        for index in indexes {
+                            inv.key(self.keys.index(*shard, index));
+                        }
                         inv.arg("c")
                             .arg(id.as_str())
                             .arg("")
                             .arg("")
                             .arg("")
-                            .arg(2)
+                            .arg(2 + indexes.len())
+                            .arg("")
                             .arg("");
                     }
                 }
@@ -195,6 +205,7 @@ impl Store {
                 inv.key(self.keys.job(*shard, &s.id))
                     .key(self.keys.counters(*shard, s.id.as_str()))
                     .key(self.keys.history(*shard, s.id.as_str()))
+                    .key(self.keys.counts(*shard))
                     .arg(s.id.as_str())
                     .arg(self.ttl_ms);
                 for index in &s.indexes {
@@ -227,6 +238,17 @@ fn left_indexes(op: &Op, old: &[u8]) -> Option<Stale> {
     let old_indexes = Index::of(&old_spec);
     let indexes = match op {
         Op::Cancel(_) => old_indexes,
+        Op::CancelListed { indexes, .. } => {
+            // Left in the script already; any other (the job changed since it was read) here.
+            let left: Vec<Index> = old_indexes
+                .into_iter()
+                .filter(|i| !indexes.contains(i))
+                .collect();
+            if left.is_empty() {
+                return None;
+            }
+            left
+        }
         Op::Insert { spec, .. } => {
             let new: BTreeSet<Index> = Index::of(spec).into_iter().collect();
             let left: Vec<Index> = old_indexes

@@ -83,6 +83,15 @@ pub enum Op {
     },
     /// Cancel a job.
     Cancel(JobId),
+    /// Cancel a job that the caller read as being in `indexes` (a bulk cancel of listed
+    /// jobs): it leaves them in the same script, so no index upkeep follows unless the job
+    /// had changed since.
+    CancelListed {
+        /// The job.
+        id: JobId,
+        /// Its indexes as the caller read them ([`super::Index::of`] its spec).
+        indexes: Vec<super::Index>,
+    },
 }
 
 impl Op {
@@ -543,6 +552,8 @@ impl Store {
             .key(self.keys.inflight(shard))
             .key(self.keys.runs(shard))
             .key(self.keys.done(shard))
+            .key(self.keys.counts(shard))
+            .key(self.keys.created(shard))
             .arg(self.ttl_ms)
             .arg(self.keys.wake_channel())
             .arg(shard.index())
@@ -687,7 +698,7 @@ pub fn due_score(at: DateTime<Utc>) -> i64 {
 pub(crate) fn op_id(op: &Op) -> &JobId {
     match op {
         Op::Insert { spec, .. } => &spec.id,
-        Op::Cancel(id) => id,
+        Op::Cancel(id) | Op::CancelListed { id, .. } => id,
     }
 }
 

@@ -362,6 +362,7 @@ impl Store {
                 .key(self.keys.counters(shard, id.as_str()))
                 .key(self.keys.history(shard, id.as_str()))
                 .key(super::runs::run_key(&self.keys, id))
+                .key(self.keys.created(shard))
                 .arg(id.as_str());
             cmds.group().invoke_script(&inv);
         }

@@ -12,6 +12,9 @@ pub enum Index {
     Tenant(String),
     /// `l:<key>=<value>`.
     Label(String, String),
+    /// `c`: the creation index ([`Keys::created`]), which holds finished jobs too and is
+    /// never among [`Index::of`] (its score is the creation instant, not the due one).
+    Created,
 }
 
 impl Index {
@@ -22,6 +25,7 @@ impl Index {
             Index::App(app) => format!("a:{app}"),
             Index::Tenant(tenant) => format!("t:{tenant}"),
             Index::Label(key, value) => format!("l:{key}={value}"),
+            Index::Created => "c".to_owned(),
         }
     }
 
@@ -116,10 +120,17 @@ impl Keys {
         format!("{}:{}:ix:", self.prefix, shard.tag())
     }
 
-    /// The names of the shard's secondary indexes that may be non-empty (hash: name → 1), for
-    /// counting without a scan.
-    pub fn index_names(&self, shard: Shard) -> String {
-        format!("{}:{}:ixn", self.prefix, shard.tag())
+    /// How many jobs each of the shard's app and tenant indexes holds (hash: index name →
+    /// count, kept by the scripts that add to and remove from the indexes; names at zero are
+    /// removed), so that `GET /v1/stats` reads one hash per shard.
+    pub fn counts(&self, shard: Shard) -> String {
+        format!("{}:{}:cnt", self.prefix, shard.tag())
+    }
+
+    /// The shard's creation index: every listed job (not the internal one-shots of retries,
+    /// triggers and backfills) while its record lives, by the epoch ms it was first stored.
+    pub fn created(&self, shard: Shard) -> String {
+        format!("{}:{}:ix:c", self.prefix, shard.tag())
     }
 
     /// Jobs paused one by one (sorted set: job id by the due ms they will fire at on resume).

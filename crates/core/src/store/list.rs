@@ -112,6 +112,17 @@ impl Kind {
     }
 }
 
+/// The order of a listing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Order {
+    /// By the instant a job is sorted under: its next due time while pending, its finish
+    /// time once finished.
+    #[default]
+    Due,
+    /// By the instant a job was first stored (the shard's creation index); every state.
+    Created,
+}
+
 /// Which jobs to list (also the selector of bulk operations).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
@@ -129,6 +140,8 @@ pub struct Filter {
     pub due_after: Option<i64>,
     /// Sorted before this instant (epoch ms).
     pub due_before: Option<i64>,
+    /// The order; with [`Order::Created`] the due range does not apply (the API refuses it).
+    pub order: Order,
 }
 
 impl Filter {
@@ -158,6 +171,7 @@ impl Filter {
 
     fn matches(&self, state: ListState, score: i64, record: &JobRecord) -> bool {
         let spec = &record.spec;
+        let by_due = self.order == Order::Due;
         // Retry, trigger and backfill one-shots stand for their job's fires: not listed.
         spec.retry_of.is_none()
             && self.states().contains(&state)
@@ -171,8 +185,14 @@ impl Filter {
                 .iter()
                 .all(|(k, v)| spec.labels.get(k) == Some(v))
             && self.kind.is_none_or(|k| k == Kind::of(&spec.schedule))
-            && self.due_after.is_none_or(|a| score >= a)
-            && self.due_before.is_none_or(|b| score < b)
+            && (!by_due || self.due_after.is_none_or(|a| score >= a))
+            && (!by_due || self.due_before.is_none_or(|b| score < b))
+    }
+
+    /// Whether a page must read the latest run of its candidates (only finished jobs have
+    /// one that decides their state).
+    fn reads_runs(&self) -> bool {
+        self.order == Order::Created || self.states().iter().any(|s| !s.pending())
     }
 }
 
@@ -228,12 +248,15 @@ impl Cursor {
 /// One job of a page.
 #[derive(Debug, Clone)]
 pub struct Listed {
-    /// The record; `next_due` is the instant it is sorted under when pending.
+    /// The record; `next_due` is its next due instant when pending.
     pub record: JobRecord,
     /// Its state.
     pub state: ListState,
-    /// The instant it is sorted under (epoch ms).
+    /// The instant it is sorted under (epoch ms): see [`Order`].
     pub score: i64,
+    /// When it was first stored (epoch ms), if known (jobs stored before the creation index
+    /// existed have none).
+    pub created: Option<i64>,
     /// Its own pause, when paused.
     pub pause: Option<Note>,
     /// Its latest run, when finished and run.
@@ -275,8 +298,6 @@ struct Stream {
     buf: VecDeque<(i64, String)>,
     /// Last position read (what the next read continues after).
     last: Option<Cursor>,
-    /// Members of `last.score` skipped by score-mode reads so far.
-    offset: usize,
     done: bool,
 }
 
@@ -289,6 +310,14 @@ impl Store {
         limit: usize,
     ) -> Result<Page, Error> {
         let states = filter.states();
+        // Without a cursor, reading starts at `due_after` rather than before every job.
+        let start = cursor.cloned().or_else(|| match filter.order {
+            Order::Due => filter.due_after.map(|score| Cursor {
+                score,
+                id: String::new(),
+            }),
+            Order::Created => None,
+        });
         let mut streams = Vec::new();
         for s in 0..self.keys.shards() {
             let shard = Shard(s);
@@ -297,14 +326,19 @@ impl Store {
                     shard,
                     source,
                     buf: VecDeque::new(),
-                    last: cursor.cloned(),
-                    offset: 0,
+                    last: start.clone(),
                     done: false,
                 });
             }
         }
-        let batch = (2 * limit / streams.len().max(1) + 4).max(8).min(limit + 8);
-        let max = filter.due_before.map(|b| b - 1);
+        // Sized by the shard count: a shard's main stream (its due set or index) holds most
+        // candidates, its paused and held sets few; enough for one round in the common case.
+        let shards = usize::from(self.keys.shards());
+        let batch = (2 * limit / shards + 8).min(limit + 8);
+        let max = match filter.order {
+            Order::Due => filter.due_before.map(|b| b - 1),
+            Order::Created => None,
+        };
         let mut page = Page::default();
         let mut seen = HashSet::new();
         let mut examined = 0;
@@ -365,6 +399,10 @@ impl Store {
     fn sources(&self, shard: Shard, filter: &Filter, states: &BTreeSet<ListState>) -> Vec<Source> {
         let mut out = Vec::new();
         let set = |key: String, index: Option<Index>| Source::Set { key, index };
+        if filter.order == Order::Created {
+            out.push(set(self.keys.created(shard), Some(Index::Created)));
+            return out;
+        }
         if states.iter().any(|s| s.pending()) {
             match filter.index() {
                 Some(index) => out.push(set(self.keys.index(shard, &index), Some(index))),
@@ -396,46 +434,41 @@ impl Store {
         batch: usize,
         max: Option<i64>,
     ) -> Result<(), Error> {
-        loop {
-            let todo: Vec<usize> = (0..streams.len())
-                .filter(|&i| !streams[i].done && streams[i].buf.is_empty())
-                .collect();
-            if todo.is_empty() {
-                return Ok(());
-            }
-            let mut cmds = self.conn.commands();
-            for &i in &todo {
-                let s = &streams[i];
-                let pipe = cmds.group();
-                match &s.source {
-                    Source::Set { key, .. } => {
-                        let (score, id) = match &s.last {
-                            Some(c) => (c.score.to_string(), c.id.as_str()),
-                            None => ("-inf".to_owned(), ""),
-                        };
-                        let mut inv = scripts::PAGE.prepare_invoke();
-                        inv.key(key)
-                            .arg(score)
-                            .arg(id)
-                            .arg(batch)
-                            .arg(s.offset)
-                            .arg(max.map_or("+inf".to_owned(), |m| m.to_string()));
-                        pipe.invoke_script(&inv);
-                    }
-                    Source::Inflight(key) => {
-                        pipe.zrange(key, 0, MAX_EXAMINED as isize - 1);
-                    }
+        let todo: Vec<usize> = (0..streams.len())
+            .filter(|&i| !streams[i].done && streams[i].buf.is_empty())
+            .collect();
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let mut cmds = self.conn.commands();
+        for &i in &todo {
+            let s = &streams[i];
+            let pipe = cmds.group();
+            match &s.source {
+                Source::Set { key, .. } => {
+                    let (score, id) = match &s.last {
+                        Some(c) => (c.score.to_string(), c.id.as_str()),
+                        None => ("-inf".to_owned(), ""),
+                    };
+                    let mut inv = scripts::PAGE.prepare_invoke();
+                    inv.key(key)
+                        .arg(score)
+                        .arg(id)
+                        .arg(batch)
+                        .arg(0)
+                        .arg(max.map_or("+inf".to_owned(), |m| m.to_string()));
+                    pipe.invoke_script(&inv);
+                }
+                Source::Inflight(key) => {
+                    pipe.zrange(key, 0, MAX_EXAMINED as isize - 1);
                 }
             }
-            let replies = self.query_scripts(&cmds).await?;
-            let mut again = false;
-            for (&i, reply) in todo.iter().zip(replies) {
-                again |= read_stream(&mut streams[i], reply, batch, max)?;
-            }
-            if !again {
-                return Ok(());
-            }
         }
+        let replies = self.query_scripts(&cmds).await?;
+        for (&i, reply) in todo.iter().zip(replies) {
+            read_stream(&mut streams[i], reply, batch, max)?;
+        }
+        Ok(())
     }
 
     /// Checks candidates against their records; `None` for those that do not match.
@@ -450,17 +483,27 @@ impl Store {
             .iter()
             .map(|(_, pos)| JobId::parse(&pos.id).ok())
             .collect();
+        let runs = filter.reads_runs();
+        let by_created = filter.order == Order::Created;
         for ((i, _), id) in candidates.iter().zip(&ids) {
             let Some(id) = id else { continue };
             let shard = streams[*i].shard;
-            cmds.group()
-                .get(self.keys.job(shard, id))
+            let pipe = cmds.group();
+            pipe.get(self.keys.job(shard, id))
                 .zscore(self.keys.held(shard), id.as_str())
                 .hget(self.keys.notes(shard), id.as_str())
-                .hgetall(runs::run_key(&self.keys, id));
+                .zscore(self.keys.created(shard), id.as_str());
+            if runs {
+                pipe.hgetall(runs::run_key(&self.keys, id));
+            }
+            if by_created {
+                pipe.zscore(self.keys.due(shard), id.as_str())
+                    .zscore(self.keys.paused(shard), id.as_str());
+            }
         }
+        let per = 4 + usize::from(runs) + 2 * usize::from(by_created);
         let replies = cmds.query(&self.conn).await?;
-        let mut replies = replies.chunks(4);
+        let mut replies = replies.chunks(per);
         let mut out = Vec::with_capacity(candidates.len());
         let mut stale = Vec::new();
         for ((i, pos), id) in candidates.iter().zip(ids) {
@@ -471,12 +514,13 @@ impl Store {
             let r = replies
                 .next()
                 .ok_or_else(|| Error::Protocol("short check reply".into()))?;
-            let listed = listed(&id, pos.score, r)?;
+            let listed = listed(&id, pos.score, r, runs, by_created)?;
             if let Source::Set {
                 index: Some(index), ..
             } = &streams[*i].source
                 && listed.as_ref().is_none_or(|l| {
-                    !l.state.pending() || !Index::of(&l.record.spec).contains(index)
+                    *index != Index::Created
+                        && (!l.state.pending() || !Index::of(&l.record.spec).contains(index))
                 })
             {
                 stale.push(Stale {
@@ -492,8 +536,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Counts by state set, and pending jobs by app and tenant: two round trips, O(shards ×
-    /// apps and tenants) commands, no scan.
+    /// Counts by state set, and pending jobs by app and tenant (the count hashes the scripts
+    /// keep): one round trip of six commands per shard, no scan.
     pub async fn stats(&self) -> Result<Stats, Error> {
         let shards: Vec<Shard> = (0..self.keys.shards()).map(Shard).collect();
         let mut cmds = self.conn.commands();
@@ -504,12 +548,11 @@ impl Store {
                 .zcard(self.keys.held(s))
                 .zcard(self.keys.inflight(s))
                 .zcard(self.keys.done(s))
-                .hkeys(self.keys.index_names(s));
+                .hgetall(self.keys.counts(s));
         }
         let replies = cmds.query(&self.conn).await?;
         let mut stats = Stats::default();
-        let mut names: Vec<(Shard, String)> = Vec::new();
-        for (&s, r) in shards.iter().zip(replies.chunks(6)) {
+        for r in replies.chunks(6) {
             for (state, v) in ["scheduled", "paused", "held", "firing", "finished"]
                 .iter()
                 .zip(r)
@@ -517,35 +560,57 @@ impl Store {
                 *stats.by_state.entry((*state).to_owned()).or_default() +=
                     from_redis_value::<u64>(v)?;
             }
-            if let Some(v) = r.get(5) {
-                for name in from_redis_value::<Vec<String>>(v)? {
-                    names.push((s, name));
+            let Some(counts) = r.get(5) else { continue };
+            for (name, n) in from_redis_value::<Vec<(String, i64)>>(counts)? {
+                let Ok(n) = u64::try_from(n) else { continue };
+                let (map, value) = match name.split_once(':') {
+                    Some(("a", app)) => (&mut stats.by_app, app),
+                    Some(("t", tenant)) => (&mut stats.by_tenant, tenant),
+                    _ => continue,
+                };
+                if n > 0 {
+                    *map.entry(value.to_owned()).or_default() += n;
                 }
             }
         }
-        let mut cmds = self.conn.commands();
-        for (s, name) in &names {
-            cmds.group()
-                .zcard(format!("{}{name}", self.keys.index_prefix(*s)));
-        }
-        let counts = if names.is_empty() {
-            Vec::new()
-        } else {
-            cmds.query(&self.conn).await?
-        };
-        for ((_, name), n) in names.iter().zip(counts) {
-            let n: u64 = from_redis_value(&n)?;
-            if n == 0 {
-                continue;
-            }
-            let (map, value) = match name.split_once(':') {
-                Some(("a", app)) => (&mut stats.by_app, app),
-                Some(("t", tenant)) => (&mut stats.by_tenant, tenant),
-                _ => continue,
-            };
-            *map.entry(value.to_owned()).or_default() += n;
-        }
         Ok(stats)
+    }
+
+    /// An upper bound of how many jobs `filter` matches, from the sizes of the sets a listing
+    /// would read (exact for a filter of one index or state set alone, stale entries aside):
+    /// one round trip, no listing.
+    pub async fn estimate(&self, filter: &Filter) -> Result<u64, Error> {
+        let states = filter.states();
+        let (min, max) = match filter.order {
+            Order::Due => (
+                filter
+                    .due_after
+                    .map_or("-inf".to_owned(), |a| a.to_string()),
+                filter
+                    .due_before
+                    .map_or("+inf".to_owned(), |b| format!("({b}")),
+            ),
+            Order::Created => ("-inf".to_owned(), "+inf".to_owned()),
+        };
+        let mut cmds = self.conn.commands();
+        let mut n = 0;
+        for s in 0..self.keys.shards() {
+            for source in self.sources(Shard(s), filter, &states) {
+                n += 1;
+                match source {
+                    Source::Set { key, .. } => cmds.group().zcount(key, &min, &max),
+                    Source::Inflight(key) => cmds.group().zcard(key),
+                };
+            }
+        }
+        if n == 0 {
+            return Ok(0);
+        }
+        let mut total = 0u64;
+        for v in cmds.query(&self.conn).await? {
+            total += from_redis_value::<u64>(&v)?;
+        }
+        Ok(total)
     }
 }
 
@@ -559,14 +624,8 @@ fn min_stream(streams: &[Stream]) -> Option<usize> {
         .map(|(_, i)| i)
 }
 
-/// Adds a read to a stream; true when it must read again at once (a score-mode read whose
-/// members all sat at or before the position).
-fn read_stream(
-    s: &mut Stream,
-    reply: Value,
-    batch: usize,
-    max: Option<i64>,
-) -> Result<bool, Error> {
+/// Adds a read to a stream.
+fn read_stream(s: &mut Stream, reply: Value, batch: usize, max: Option<i64>) -> Result<(), Error> {
     let after = |score: i64, id: &str, last: &Option<Cursor>| {
         last.as_ref()
             .is_none_or(|c| (score, id) > (c.score, c.id.as_str()))
@@ -586,16 +645,15 @@ fn read_stream(
             all.sort();
             s.buf.extend(all);
             s.done = true;
-            Ok(false)
+            Ok(())
         }
         Source::Set { .. } => {
             let mut items: Vec<Vec<u8>> = from_redis_value(&reply)?;
             if items.is_empty() {
                 return Err(Error::Protocol("empty page reply".into()));
             }
-            let mode = items.remove(0);
+            items.remove(0);
             let read = items.len() / 2;
-            let mut kept = 0;
             for pair in items.chunks(2) {
                 let id = String::from_utf8_lossy(&pair[0]).into_owned();
                 let score = String::from_utf8_lossy(&pair[1])
@@ -606,9 +664,10 @@ fn read_stream(
                     s.done = true;
                     break;
                 }
-                if mode == b"r" || after(score, &id, &s.last) {
+                // The script answers members after the position only; checked again here, so
+                // that a reply out of order could never make the listing go backwards.
+                if after(score, &id, &s.last) {
                     s.buf.push_back((score, id));
-                    kept += 1;
                 }
             }
             if read < batch {
@@ -619,21 +678,32 @@ fn read_stream(
                     score: *score,
                     id: id.clone(),
                 });
-                s.offset = 0;
-            } else if mode == b"s" && read > 0 && !s.done {
-                // A run of members at the position's score, all at or before it: skip them.
-                s.offset += read;
-                return Ok(kept == 0);
             }
-            Ok(false)
+            Ok(())
         }
     }
 }
 
-/// A candidate as read (`GET` record, `ZSCORE` held, `HGET` note, `HGETALL` run).
-fn listed(id: &JobId, score: i64, r: &[Value]) -> Result<Option<Listed>, Error> {
-    let [raw, held, note, run] = r else {
+/// A candidate as read (`GET` record, `ZSCORE` held, `HGET` note, `ZSCORE` created, then
+/// `HGETALL` run when `runs`, and `ZSCORE` due and paused when listed by creation).
+fn listed(
+    id: &JobId,
+    score: i64,
+    r: &[Value],
+    runs: bool,
+    by_created: bool,
+) -> Result<Option<Listed>, Error> {
+    let (Some(raw), Some(held), Some(note), Some(created)) =
+        (r.first(), r.get(1), r.get(2), r.get(3))
+    else {
         return Err(Error::Protocol("short check reply".into()));
+    };
+    let mut rest = r[4..].iter();
+    let run = if runs { rest.next() } else { None };
+    let (due, paused) = if by_created {
+        (rest.next(), rest.next())
+    } else {
+        (None, None)
     };
     let Some(raw): Option<Vec<u8>> = from_redis_value(raw)? else {
         return Ok(None);
@@ -642,8 +712,29 @@ fn listed(id: &JobId, score: i64, r: &[Value]) -> Result<Option<Listed>, Error> 
         return Ok(None);
     };
     let held: Option<f64> = from_redis_value(held)?;
-    let run_fields: HashMap<String, String> = from_redis_value(run)?;
-    let run = runs::parse_run_info("run", &run_fields)?;
+    let created: Option<f64> = from_redis_value(created)?;
+    let run = match run {
+        Some(run) => {
+            let fields: HashMap<String, String> = from_redis_value(run)?;
+            runs::parse_run_info("run", &fields)?
+        }
+        None => None,
+    };
+    let score_of = |v: Option<&Value>| -> Result<Option<i64>, Error> {
+        Ok(match v {
+            Some(v) => from_redis_value::<Option<f64>>(v)?.map(|s| s as i64),
+            None => None,
+        })
+    };
+    // The instant a pending job waits for: the score it is listed under, or (listed by
+    // creation) the one in whichever of its sets holds it.
+    let due_score = if by_created {
+        score_of(due)?
+            .or(score_of(paused)?)
+            .or(held.map(|h| h as i64))
+    } else {
+        Some(score)
+    };
     let listed_state = match state {
         JobState::Scheduled if held.is_some() => ListState::Held,
         JobState::Scheduled => ListState::Scheduled,
@@ -665,7 +756,7 @@ fn listed(id: &JobId, score: i64, r: &[Value]) -> Result<Option<Listed>, Error> 
     };
     let next_due = listed_state
         .pending()
-        .then(|| chrono::DateTime::from_timestamp_millis(score))
+        .then(|| due_score.and_then(chrono::DateTime::from_timestamp_millis))
         .flatten();
     Ok(Some(Listed {
         record: JobRecord {
@@ -675,6 +766,7 @@ fn listed(id: &JobId, score: i64, r: &[Value]) -> Result<Option<Listed>, Error> 
         },
         state: listed_state,
         score,
+        created: created.map(|c| c as i64),
         pause,
         run,
     }))

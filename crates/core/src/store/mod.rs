@@ -15,7 +15,8 @@
 //! | `P:{sN}:held` | sorted set | due jobs of a paused app or tenant, by due ms |
 //! | `P:{sN}:hold` | hash | `a:<app>` / `t:<tenant>` → pause JSON: the paused apps and tenants, in every shard |
 //! | `P:{sN}:ix:a:<app>`, `…:ix:t:<tenant>`, `…:ix:l:<key>=<value>` | sorted set | secondary indexes: pending jobs (scheduled, paused, held, firing) of an app, a tenant, with a label, by due ms |
-//! | `P:{sN}:ixn` | hash | names of the shard's app and tenant indexes (for counting) |
+//! | `P:{sN}:cnt` | hash | app and tenant index name → jobs in it, kept by the scripts (for `GET /v1/stats`) |
+//! | `P:{sN}:ix:c` | sorted set | creation index: every listed job while its record lives, by the ms it was first stored |
 //! | `P:{sN}:done` | sorted set | finished jobs whose record lives, by finish ms (trimmed to `redis.idempotency_ttl`) |
 //! | `P:{sN}:c:<job id>` | hash | counters of a recurring or triggered job (`fired`, `missed`, `skipped`, `triggered`, `backfilled`) |
 //! | `P:{sN}:h:<job id>` | list | its last 50 fires, `<due ms>:<at ms>:<origin>` |
@@ -26,7 +27,7 @@
 //! when a job *leaves* an index on update or cancel: see [`apply`](self::Store::apply).
 //! Counters and history of a pending job never expire; they expire with the finished record.
 //! Memory per pending job, measured in docs/benchmarks.md: the record, its due-index entry,
-//! and one index entry per app, tenant and label.
+//! one index entry per app, tenant and label, and one in the creation index.
 //!
 //! On a Redis Cluster (`redis.cluster = true`) each shard lives in one slot; a script call
 //! touches one shard, and work spanning shards goes out as one pipeline per shard

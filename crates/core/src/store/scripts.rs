@@ -32,13 +32,16 @@ macro_rules! script {
 /// scheduled, paused or held job removes it from every set and marks it finished; of a job
 /// whose fire a scheduler has claimed, it answers `dispatched` (that fire goes out; a
 /// recurring job gets no further fire). Updates and cancels answer the record as it was, so
-/// that the caller can take the job out of the indexes it left ([`REINDEX`]).
+/// that the caller can take the job out of the indexes it left ([`REINDEX`]); a cancel that
+/// names the indexes the caller read the job in leaves those here. Index additions and
+/// removals move the shard's count hash by the replies of their `ZADD`/`ZREM`.
 ///
-/// KEYS: due, paused, held, done, index names, notes, then per op the job key and its extra
-/// keys (an insert's index keys; a cancel's counters and history keys).
+/// KEYS: due, paused, held, done, counts, notes, creation index, then per op the job key and
+/// its extra keys (an insert's index keys; a cancel's counters and history keys, then the
+/// index keys it names).
 /// ARGV: ttl ms of finished records, wake channel, shard index, now ms, then per op: kind
 /// (`i` | `c`), job id, fingerprint, record, due ms, number of extra keys, expected
-/// fingerprint (`''` = any), and for an insert the index names.
+/// fingerprint (`''` = any), creation ms, and for an insert the index names.
 /// Returns `{status, old record or ''}` per op.
 pub(crate) static APPLY: LazyLock<Script> = script!("apply.lua");
 
@@ -65,8 +68,8 @@ pub(crate) static CLAIM: LazyLock<Script> = script!("claim.lua");
 /// indexes and enter the done set; their record expires. Recurring jobs count their fires,
 /// misses and skips and keep their last 50 fires.
 ///
-/// KEYS: due, inflight, runs, done, then per job: its key, for a recurring job its counters
-/// and history keys, its index keys.
+/// KEYS: due, inflight, runs, done, counts, creation index, then per job: its key, for a
+/// recurring job its counters and history keys, its index keys.
 /// ARGV: ttl ms, wake channel, shard index, now ms, then per job: id, claimed score, the
 /// claim's lease deadline, fires produced, next score or '', `1` if recurring, number of index
 /// keys, missed, skipped, number of history entries, the entries.

@@ -12,7 +12,7 @@ use sked_core::{
     schedule::Schedule,
     store::{
         JobRecord, JobState,
-        list::{Filter, Kind, ListState},
+        list::{Filter, Kind, ListState, Order},
         pause::{self, Note},
         runs::RunInfo,
     },
@@ -57,6 +57,7 @@ pub fn filter(selector: &Selector) -> Result<Filter, ErrorDetail> {
         }),
         due_after: selector.due_after.map(|t| t.timestamp_millis()),
         due_before: selector.due_before.map(|t| t.timestamp_millis()),
+        order: Order::Due,
     })
 }
 
@@ -139,6 +140,7 @@ pub fn summary(
     state: ListState,
     next_due: Option<DateTime<Utc>>,
     paused: Option<PauseInfo>,
+    created: Option<i64>,
 ) -> api::JobSummary {
     let spec = &record.spec;
     api::JobSummary {
@@ -151,5 +153,6 @@ pub fn summary(
         schedule: schedule(&spec.schedule),
         labels: spec.labels.clone(),
         paused,
+        created_at: created.and_then(DateTime::from_timestamp_millis),
     }
 }

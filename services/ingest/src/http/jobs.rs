@@ -22,7 +22,7 @@ use sked_core::{
     store::{
         Applied, Cancelled, Etag, JobState, Op,
         describe::{self, Described},
-        list::Cursor,
+        list::{self, Cursor},
         pause::Scope,
     },
 };
@@ -141,7 +141,7 @@ pub async fn replace(
 async fn store(api: &Api, op: Op) -> Answer {
     let (id, due_at) = match &op {
         Op::Insert { spec, .. } => (spec.id.to_string(), spec.first_due),
-        Op::Cancel(_) => return Err(ApiError::internal()),
+        Op::Cancel(_) | Op::CancelListed { .. } => return Err(ApiError::internal()),
     };
     let applied = api
         .store
@@ -191,13 +191,17 @@ async fn store(api: &Api, op: Op) -> Answer {
 /// `GET /v1/jobs`: one page of jobs matching the filters.
 pub async fn list(State(api): State<Api>, RawQuery(raw): RawQuery) -> Answer {
     let query = ListQuery::from_query_str(raw.as_deref().unwrap_or(""))?;
+    let mut filter = convert::filter(&query.filter)?;
     if query.order == Some(Order::Created) {
-        return Err(ApiError::bad_param(
-            "order",
-            "order=created is not available yet; jobs are listed by due time (order=due)",
-        ));
+        if query.filter.due_after.is_some() || query.filter.due_before.is_some() {
+            return Err(ApiError::bad_param(
+                "order",
+                "order=created lists every job by creation and takes no due range \
+                 (due_after, due_before); use order=due for those",
+            ));
+        }
+        filter.order = list::Order::Created;
     }
-    let filter = convert::filter(&query.filter)?;
     let cursor = query
         .cursor
         .as_deref()
@@ -211,7 +215,7 @@ pub async fn list(State(api): State<Api>, RawQuery(raw): RawQuery) -> Answer {
         .iter()
         .map(|l| {
             let paused = l.pause.as_ref().map(|n| convert::pause(Scope::Job, n));
-            convert::summary(&l.record, l.state, l.record.next_due, paused)
+            convert::summary(&l.record, l.state, l.record.next_due, paused, l.created)
         })
         .collect();
     Ok(ok(

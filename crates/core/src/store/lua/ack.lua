@@ -1,11 +1,12 @@
 -- ACK (store/scripts.rs): acknowledges fires that Kafka accepted, for one shard.
-local due, inflight, runs, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local due, inflight, runs, done, cnt, created = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local ttl, channel, shard, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', done, '-inf', now - tonumber(ttl))
+trim_done(done, created, now - tonumber(ttl))
 local before = earliest(due)
 local lowest = nil
 local out = {}
-local a, k = 5, 5
+local delta = {}
+local a, k = 5, 7
 while a <= #ARGV do
   local id, score, lease = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
   local fired, nxt, recurring = tonumber(ARGV[a + 3]), ARGV[a + 4], ARGV[a + 5] == '1'
@@ -62,7 +63,9 @@ while a <= #ARGV do
   if finished then
     -- Internal one-shots (retries, triggers, backfills) have no index and are not listed.
     if n > 0 then redis.call('ZADD', done, now, id) end
-    for j = first_index, first_index + n - 1 do redis.call('ZREM', KEYS[j], id) end
+    for j = first_index, first_index + n - 1 do
+      tally(delta, index_name(KEYS[j]), -redis.call('ZREM', KEYS[j], id))
+    end
   end
   if recurring and st ~= '' then
     if fired > 0 then redis.call('HINCRBY', counters, 'fired', fired) end
@@ -78,5 +81,6 @@ while a <= #ARGV do
   a = a + 10 + nh
   k = first_index + n
 end
+flush_counts(cnt, delta)
 wake(channel, shard, before, lowest)
 return out

@@ -1,14 +1,15 @@
 -- APPLY (store/scripts.rs): ordered inserts and cancels for one shard, in one atomic step.
-local due, paused, held, done, ixn, notes = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local due, paused, held, done, cnt, notes, created = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local ttl, channel, shard, now = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', done, '-inf', now - ttl)
+trim_done(done, created, now - ttl)
 local before = earliest(due)
 local lowest = nil
 local out = {}
-local k, a = 7, 5
+local delta = {}
+local k, a = 8, 5
 while a <= #ARGV do
   local kind, id, fp, rec, score = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  local n, expect = tonumber(ARGV[a + 5]), ARGV[a + 6]
+  local n, expect, born = tonumber(ARGV[a + 5]), ARGV[a + 6], ARGV[a + 7]
   local key = KEYS[k]
   local status, old = 'finished', ''
   if kind == 'i' then
@@ -41,15 +42,17 @@ while a <= #ARGV do
         if lowest == nil or s < lowest then lowest = s end
       end
       for j = 1, n do
-        redis.call('ZADD', KEYS[k + j], score, id)
-        local name = ARGV[a + 6 + j]
-        if string.sub(name, 1, 2) ~= 'l:' then redis.call('HSETNX', ixn, name, 1) end
+        tally(delta, ARGV[a + 7 + j], redis.call('ZADD', KEYS[k + j], score, id))
       end
+      -- Internal one-shots (retries, triggers, backfills) are in no index and not listed.
+      if n > 0 then redis.call('ZADD', created, 'NX', born, id) end
       if cur == '' then status = 'created' else status = 'updated' end
     end
-    a = a + 7 + n
+    a = a + 8 + n
   else
-    -- A cancel; its extra keys are the job's counters and history, which expire with it.
+    -- A cancel; its extra keys are the job's counters and history, which expire with it, then
+    -- the indexes the caller believes it is in (it leaves them; the caller checks the old
+    -- record for any other).
     local st = redis.call('GETRANGE', key, 8, 8)
     if st == '' then
       status = 'not_found'
@@ -63,7 +66,9 @@ while a <= #ARGV do
       redis.call('SETRANGE', key, 8, 'c')
       redis.call('PEXPIRE', key, ttl)
       redis.call('ZADD', done, now, id)
-      for j = 1, n do redis.call('PEXPIRE', KEYS[k + j], ttl) end
+      redis.call('PEXPIRE', KEYS[k + 1], ttl)
+      redis.call('PEXPIRE', KEYS[k + 2], ttl)
+      for j = 3, n do tally(delta, index_name(KEYS[k + j]), -redis.call('ZREM', KEYS[k + j], id)) end
       old = redis.call('GET', key)
       status = 'cancelled'
     elseif st == 'F' then
@@ -73,11 +78,12 @@ while a <= #ARGV do
     elseif st == 'f' then
       status = 'dispatched'
     end
-    a = a + 7
+    a = a + 8
   end
   out[#out + 1] = status
   out[#out + 1] = old
   k = k + 1 + n
 end
+flush_counts(cnt, delta)
 wake(channel, shard, before, lowest)
 return out

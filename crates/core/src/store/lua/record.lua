@@ -78,6 +78,36 @@ local function wake(channel, shard, before, lowest)
   end
 end
 
+-- The index name of an index key (`…}:ix:<name>`).
+local function index_name(key)
+  local i = string.find(key, '}:ix:', 1, true)
+  return i and string.sub(key, i + 5) or ''
+end
+
+-- Adds `d` to the per-index count of `name` in `delta` (app and tenant indexes only: the
+-- shard's count hash is what `GET /v1/stats` reads; labels may be of any cardinality).
+local function tally(delta, name, d)
+  local kind = string.sub(name, 1, 2)
+  if d ~= 0 and (kind == 'a:' or kind == 't:') then delta[name] = (delta[name] or 0) + d end
+end
+
+-- Writes the tallies into the count hash, dropping names that reach zero.
+local function flush_counts(cnt, delta)
+  for name, d in pairs(delta) do
+    if d ~= 0 and redis.call('HINCRBY', cnt, name, d) <= 0 then redis.call('HDEL', cnt, name) end
+  end
+end
+
+-- Drops finished jobs whose records have expired from the done set and the creation index
+-- (a bounded number per call; the next call goes on).
+local function trim_done(done, created, cutoff)
+  local gone = redis.call('ZRANGEBYSCORE', done, '-inf', cutoff, 'LIMIT', 0, 256)
+  if #gone > 0 then
+    redis.call('ZREM', done, unpack(gone))
+    redis.call('ZREM', created, unpack(gone))
+  end
+end
+
 local function earliest(due)
   local first = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
   return first[2] and tonumber(first[2]) or nil
