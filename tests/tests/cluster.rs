@@ -426,3 +426,140 @@ async fn scheduler_killed_with_fires_in_flight_on_a_cluster_they_are_reclaimed()
     );
     survivor.stop().await;
 }
+
+/// The operating API on a Redis Cluster: every listing, the counts, the verbs and a bulk
+/// cancel run their scripts and pipelines against shards spread over the three primaries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operating_api_lists_counts_pauses_and_bulk_cancels_on_a_cluster() {
+    let ns = unique("coperate");
+    let config = cluster_config(test_sets(&ns));
+    create_topics(&config, 1).await;
+    let ingest = Ingest::start(config.clone()).await;
+    let api = ingest.api();
+    let client = http();
+    let at = (Utc::now() + chrono::Duration::hours(1)).to_rfc3339_opts(SecondsFormat::Millis, true);
+    for i in 0..300 {
+        let body = format!(
+            r#"{{"id":"op-{i:03}","app":"a{}","tenant":"t{}","labels":{{"g":"g{}"}},"run_at":"{at}"}}"#,
+            i % 3,
+            i % 5,
+            i % 2
+        );
+        let r = client
+            .post(format!("{api}/v1/jobs"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let list = |query: &'static str| {
+        let (client, api) = (client.clone(), api.clone());
+        async move {
+            let mut ids = BTreeSet::new();
+            let mut cursor = String::new();
+            loop {
+                let page: serde_json::Value = client
+                    .get(format!("{api}/v1/jobs?limit=40&{query}{cursor}"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                for j in page["jobs"].as_array().unwrap() {
+                    assert!(
+                        ids.insert(j["id"].as_str().unwrap().to_owned()),
+                        "{query}: twice"
+                    );
+                }
+                match page["next_cursor"].as_str() {
+                    Some(c) => cursor = format!("&cursor={c}"),
+                    None => return ids,
+                }
+            }
+        }
+    };
+    assert_eq!(list("order=due").await.len(), 300);
+    assert_eq!(list("order=created").await.len(), 300);
+    assert_eq!(list("app=a1").await.len(), 100);
+    assert_eq!(list("tenant=t4").await.len(), 60);
+    assert_eq!(list("label=g%3Dg1&app=a0").await.len(), 50);
+    let stats: serde_json::Value = client
+        .get(format!("{api}/v1/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["by_app"]["a2"], 100, "{stats}");
+    assert_eq!(stats["by_tenant"]["t0"], 60, "{stats}");
+
+    // A job paused on its own, an app paused (its hold copied into every shard).
+    let r = client
+        .post(format!("{api}/v1/jobs/op-007/pause"))
+        .body(r#"{"note":"cluster"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        list("state=paused").await.into_iter().collect::<Vec<_>>(),
+        ["op-007"]
+    );
+    let r = client
+        .post(format!("{api}/v1/apps/a0/pause"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let pauses: serde_json::Value = client
+        .get(format!("{api}/v1/pauses"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pauses["pauses"][0]["name"], "a0", "{pauses}");
+
+    // A bulk cancel of one label value: every match once, none other, counts moved.
+    let op: serde_json::Value = client
+        .post(format!("{api}/v1/operations"))
+        .json(&json!({"action": "cancel", "selector": {"label": ["g=g0"]}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = op["id"].as_str().unwrap().to_owned();
+    let done = eventually(Duration::from_secs(30), "bulk cancel", || async {
+        let o: serde_json::Value = http()
+            .get(format!("{api}/v1/operations/{id}"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (o["state"] == "succeeded").then_some(o)
+    })
+    .await;
+    assert_eq!(done["outcomes"], json!({"cancelled": 150}), "{done}");
+    assert_eq!(list("label=g%3Dg0").await.len(), 0);
+    assert_eq!(list("label=g%3Dg1").await.len(), 150);
+    assert_eq!(list("state=cancelled").await.len(), 150);
+    let stats: serde_json::Value = client
+        .get(format!("{api}/v1/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["pending"], 150, "{stats}");
+    assert_eq!(stats["by_app"]["a2"], 50, "{stats}");
+    ingest.stop().await;
+}
