@@ -189,6 +189,21 @@ impl Filter {
             && (!by_due || self.due_before.is_none_or(|b| score < b))
     }
 
+    /// Whether every job in the sets a listing reads matches (stale entries aside): the due
+    /// order, the default states, no kind or due range, and at most one of app, tenant and
+    /// label (the index read).
+    fn exact(&self) -> bool {
+        let named = self.labels.len()
+            + usize::from(self.app.is_some())
+            + usize::from(self.tenant.is_some());
+        self.order == Order::Due
+            && self.states.is_empty()
+            && self.kind.is_none()
+            && named <= 1
+            && self.due_after.is_none()
+            && self.due_before.is_none()
+    }
+
     /// Whether a page must read the latest run of its candidates (only finished jobs have
     /// one that decides their state).
     fn reads_runs(&self) -> bool {
@@ -351,7 +366,14 @@ impl Store {
                 .filter(|s| !s.done)
                 .filter_map(|s| s.last.clone())
                 .min();
-            let want = (limit - page.jobs.len()) * 2 + 8;
+            // Candidates to check this round: when the sets read hold only matching jobs
+            // (stale entries aside), little more than the page needs.
+            let left = limit - page.jobs.len();
+            let want = if filter.exact() {
+                left + left / 4 + 8
+            } else {
+                left * 2 + 8
+            };
             let mut candidates = Vec::new();
             while candidates.len() < want {
                 let Some(i) = min_stream(&streams) else { break };
