@@ -17,8 +17,9 @@
 //! | `P:{sN}:ix:a:<app>`, `…:ix:t:<tenant>`, `…:ix:l:<key>=<value>` | sorted set | secondary indexes: pending jobs (scheduled, paused, held, firing) of an app, a tenant, with a label, by due ms |
 //! | `P:{sN}:ixn` | hash | names of the shard's app and tenant indexes (for counting) |
 //! | `P:{sN}:done` | sorted set | finished jobs whose record lives, by finish ms (trimmed to `redis.idempotency_ttl`) |
-//! | `P:{sN}:c:<job id>` | hash | counters of a recurring or triggered job (`fired`, `missed`, `skipped`, `triggered`, `backfilled`) |
+//! | `P:{sN}:c:<job id>` | hash | counters of a recurring or triggered job (`fired`, `missed`, `skipped`, `excluded`, `triggered`, `backfilled`) |
 //! | `P:{sN}:h:<job id>` | list | its last 50 fires, `<due ms>:<at ms>:<origin>` |
+//! | `P:{calendars}` | hash | exclusion calendars created through the API: name → calendar JSON ([`calendars`]) |
 //! | `P:pauses` | hash | the paused apps and tenants, for listing |
 //! | `P:wake` | pub/sub channel | `<shard>:<due ms>` when a batch lowers a shard's earliest due |
 //!
@@ -37,6 +38,7 @@
 //! [`JobState`].
 
 mod apply;
+pub mod calendars;
 mod client;
 mod conn;
 pub mod describe;
