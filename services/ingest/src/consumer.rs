@@ -147,10 +147,21 @@ impl IngestConsumer {
                 Decision::Apply(mut op) => {
                     if let Op::Insert { spec, .. } = &mut op {
                         if !spec.calendars.is_empty() {
-                            let known = self.calendars.for_names(&spec.calendars).await;
-                            if let Err(err) = request::check_calendars(spec, &known) {
-                                rejects.push((i, err));
-                                continue;
+                            // Redis unreachable: the names cannot be checked, and the store
+                            // write below retries until Redis is back; accept rather than
+                            // dead-letter a request that may be valid.
+                            match self.calendars.for_names(&spec.calendars).await {
+                                Ok(known) => {
+                                    if let Err(err) = request::check_calendars(spec, &known) {
+                                        rejects.push((i, err));
+                                        continue;
+                                    }
+                                }
+                                Err(err) => warn!(
+                                    error = %err,
+                                    sked.job.id = %spec.id,
+                                    "cannot load calendars to check the request's names"
+                                ),
                             }
                         }
                         spec.traceparent = ingest_span(msg, spec.id.as_str());

@@ -221,7 +221,15 @@ impl Firing {
         let calendars = if names.is_empty() {
             None
         } else {
-            Some(self.calendars.for_names(names).await)
+            // A store failure keeps the calendars loaded last (their names are checked at
+            // ingest; a calendar is only missing here when deleted).
+            Some(match self.calendars.for_names(names).await {
+                Ok(known) => known,
+                Err(err) => {
+                    warn!(error = %err, "cannot reload calendars; using the ones loaded last");
+                    self.calendars.current()
+                }
+            })
         };
         for (index, job) in batch.jobs.iter().enumerate() {
             let attached = match &calendars {

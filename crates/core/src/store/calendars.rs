@@ -143,14 +143,32 @@ impl CalendarCache {
         }
     }
 
+    /// The calendars as loaded last (no IO).
+    pub fn current(&self) -> Calendars {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .all
+            .clone()
+    }
+
     /// The calendars, sure to know every name of `names` that exists: reloaded when older than
     /// [`REFRESH`], or when a name is unknown and the set is older than [`RELOAD_UNKNOWN`].
-    pub async fn for_names<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> Calendars {
+    /// An error only when a name is unknown and Redis could not be asked: the caller cannot
+    /// tell a missing calendar from an unavailable store then.
+    pub async fn for_names<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a String>,
+    ) -> Result<Calendars, Error> {
         let current = self.get(REFRESH).await;
+        let fresh = {
+            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.loaded.is_some_and(|at| at.elapsed() < RELOAD_UNKNOWN)
+        };
         let mut names = names.into_iter();
-        if names.all(|n| current.contains(n)) {
-            return current;
+        if fresh || names.all(|n| current.contains(n)) {
+            return Ok(current);
         }
-        self.get(RELOAD_UNKNOWN).await
+        self.reload().await
     }
 }

@@ -271,7 +271,7 @@ pub async fn describe(
     } else {
         api.calendars
             .for_names(&d.record.spec.calendars)
-            .await
+            .await?
             .resolve(&d.record.spec.calendars)
     };
     let body = description(d, next, scope_pause, &attached);

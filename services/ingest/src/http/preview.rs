@@ -60,7 +60,7 @@ pub async fn preview(State(api): State<Api>, body: Bytes) -> Answer {
             format!("calendars: at most {}", schedule::MAX_ATTACHED),
         ));
     }
-    let known = api.calendars.for_names(&req.calendars).await;
+    let known = api.calendars.for_names(&req.calendars).await?;
     if let Some(name) = req.calendars.iter().find(|n| !known.contains(n)) {
         return Err(ApiError::from(ErrorDetail {
             code: Reason::UnknownCalendar.to_string(),
@@ -124,6 +124,6 @@ pub(super) async fn check_calendars(api: &Api, spec: &request::JobSpec) -> Resul
     if spec.calendars.is_empty() {
         return Ok(());
     }
-    let known = api.calendars.for_names(&spec.calendars).await;
+    let known = api.calendars.for_names(&spec.calendars).await?;
     request::check_calendars(spec, &known).map_err(ApiError::from)
 }
