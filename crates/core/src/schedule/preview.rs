@@ -328,6 +328,27 @@ mod tests {
     }
 
     #[test]
+    fn preview_of_every_marks_excluded_slots_up_to_its_end() {
+        let sundays: Calendar = serde_json::from_str(r#"{"weekdays": ["sun"]}"#).unwrap();
+        let slots = preview_excluding(
+            PreviewRule::Every {
+                interval: Interval::parse("12h").unwrap(),
+                anchor: utc("2026-12-05T00:00:00Z"), // a Saturday
+            },
+            Tz::UTC,
+            utc("2026-12-05T00:00:00Z"),
+            Limit::Until(utc("2026-12-07T00:00:00Z")),
+            &[("sundays".to_owned(), Arc::new(sundays))],
+        );
+        let excluded: Vec<bool> = slots.iter().map(|s| s.notes == [Note::Excluded]).collect();
+        assert_eq!(
+            excluded,
+            [false, false, true, true, false],
+            "to is inclusive"
+        );
+    }
+
+    #[test]
     fn preview_is_bounded() {
         let expr = CronExpr::parse("* * * * * *").unwrap();
         let slots = preview(
