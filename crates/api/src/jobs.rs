@@ -341,6 +341,9 @@ pub struct Counters {
     pub missed: u64,
     /// Fire times skipped by the misfire policy.
     pub skipped: u64,
+    /// Fire times on days an attached calendar excludes (not fired).
+    #[serde(default)]
+    pub excluded: u64,
     /// Retries scheduled.
     pub retried: u64,
     /// Runs dead-lettered.
@@ -388,6 +391,13 @@ pub struct JobDescription {
     pub kind: JobKind,
     /// The schedule in one line, as in [`JobSummary::schedule`].
     pub schedule: String,
+    /// The schedule in plain English, e.g. "at 02:30, every day, America/New_York" (the text
+    /// of `sked cron explain`).
+    #[serde(default)]
+    pub description: String,
+    /// The exclusion calendars it attaches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calendars: Vec<String>,
     /// Its labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -399,7 +409,8 @@ pub struct JobDescription {
     /// The pause that holds it, if any.
     #[serde(default)]
     pub paused: Option<PauseInfo>,
-    /// The next `next` fire times (query `next`, default 5).
+    /// The next `next` fire times (query `next`, default 5), leaving out the slots its
+    /// calendars exclude.
     #[serde(default)]
     pub next: Vec<DateTime<Utc>>,
     /// The last `history` fires, newest first (query `history`).

@@ -6,11 +6,12 @@
 //! Schema of schedule requests ([`request::schema`], committed as
 //! `docs/schedule-request.schema.json`).
 //!
-//! Modules: [`error`] (the one error shape), [`jobs`] (jobs, their verbs, app and tenant
+//! Modules: [`error`] (the one error shape), [`calendars`] (exclusion calendars), [`jobs`] (jobs, their verbs, app and tenant
 //! pauses), [`query`] (the list filter: query string and selector forms), [`ops`] (bulk
 //! operations), [`stats`] (counts and schedule previews), [`dlq`] (the replayer's DLQ API),
 //! [`request`] (schema-only types of the schedule request), [`openapi`].
 
+pub mod calendars;
 pub mod dlq;
 pub mod error;
 pub mod jobs;

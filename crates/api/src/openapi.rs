@@ -13,7 +13,9 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use crate::{dlq, error::ErrorBody, error::ErrorDetail, jobs, ops, query, request, stats};
+use crate::{
+    calendars, dlq, error::ErrorBody, error::ErrorDetail, jobs, ops, query, request, stats,
+};
 
 mod paths;
 
@@ -57,6 +59,7 @@ impl Modify for BearerAuth {
         (name = "pauses", description = "App and tenant pauses (ingest service)"),
         (name = "operations", description = "Bulk operations (ingest service)"),
         (name = "stats", description = "Counts and schedule previews (ingest service)"),
+        (name = "calendars", description = "Exclusion calendars (ingest service)"),
         (name = "dlq", description = "Dead letters and replays (replayer)"),
     ),
     paths(
@@ -77,6 +80,10 @@ impl Modify for BearerAuth {
         paths::list_pauses,
         paths::stats,
         paths::preview,
+        paths::list_calendars,
+        paths::get_calendar,
+        paths::put_calendar,
+        paths::delete_calendar,
         paths::create_operation,
         paths::list_operations,
         paths::get_operation,
@@ -130,6 +137,16 @@ impl Modify for BearerAuth {
         stats::PreviewRequest,
         stats::PreviewSlot,
         stats::PreviewResponse,
+        stats::DstPolicy,
+        stats::DstGap,
+        stats::DstOverlap,
+        stats::DomDow,
+        calendars::Calendar,
+        calendars::DateRange,
+        calendars::CalendarSource,
+        calendars::CalendarInfo,
+        calendars::CalendarList,
+        calendars::CalendarDeleted,
         dlq::Filter,
         dlq::Order,
         dlq::Letter,

@@ -127,6 +127,29 @@ fn labels(_: &mut SchemaGenerator) -> Schema {
     nullable(serde_json::json!({ "type": "object", "additionalProperties": { "type": "string" } }))
 }
 
+fn dst(_: &mut SchemaGenerator) -> Schema {
+    nullable(serde_json::json!({
+        "type": "object",
+        "properties": {
+            "gap": { "enum": ["shift", "skip", null] },
+            "overlap": { "enum": ["first", "both", "last", null] }
+        },
+        "additionalProperties": false
+    }))
+}
+
+fn dom_dow(_: &mut SchemaGenerator) -> Schema {
+    nullable(serde_json::json!({ "enum": ["or", "and"] }))
+}
+
+fn calendars(_: &mut SchemaGenerator) -> Schema {
+    nullable(serde_json::json!({
+        "type": "array",
+        "maxItems": 16,
+        "items": { "type": "string", "pattern": TENANT_PATTERN }
+    }))
+}
+
 fn any(_: &mut SchemaGenerator) -> Schema {
     json_schema!({})
 }
@@ -152,7 +175,14 @@ fn retry(generator: &mut SchemaGenerator) -> Schema {
 /// options only with `cron` or `every`.
 fn exactly_one_when(schema: &mut Schema) {
     const WHEN: [&str; 4] = ["run_at", "delay", "cron", "every"];
-    const RECURRING: [&str; 5] = ["start_at", "end_at", "max_runs", "misfire", "jitter"];
+    const RECURRING: [&str; 6] = [
+        "start_at",
+        "end_at",
+        "max_runs",
+        "misfire",
+        "jitter",
+        "calendars",
+    ];
     let branches: Vec<serde_json::Value> = WHEN
         .iter()
         .map(|when| {
@@ -168,6 +198,13 @@ fn exactly_one_when(schema: &mut Schema) {
                 for r in RECURRING {
                     properties.insert(r.to_owned(), serde_json::json!({ "type": "null" }));
                 }
+            }
+            // `dst`: cron and local run_at times; `dom_dow`: cron only.
+            if matches!(*when, "delay" | "every") {
+                properties.insert("dst".to_owned(), serde_json::json!({ "type": "null" }));
+            }
+            if *when != "cron" {
+                properties.insert("dom_dow".to_owned(), serde_json::json!({ "type": "null" }));
             }
             serde_json::json!({ "required": [when], "properties": properties })
         })
@@ -227,6 +264,21 @@ pub struct NativeRequest {
     #[schemars(schema_with = "non_empty")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
+    /// `cron` and zone-less `run_at` only: the DST policy, `{"gap": "shift" | "skip",
+    /// "overlap": "first" | "both" | "last"}` (defaults `shift`, `first`).
+    #[schemars(schema_with = "dst")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst: Option<serde_json::Value>,
+    /// `cron` only: how day-of-month and day-of-week combine, `"or"` or `"and"`; default the
+    /// Vixie rule.
+    #[schemars(schema_with = "dom_dow")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dom_dow: Option<String>,
+    /// `cron` / `every` only: names of exclusion calendars (at most 16); a slot on a day one
+    /// of them excludes does not fire. Each must exist (`unknown_calendar`).
+    #[schemars(schema_with = "calendars")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendars: Option<Vec<String>>,
     /// `cron` / `every` only: first possible fire time (a time like `run_at`).
     #[schemars(schema_with = "time")]
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -23,47 +24,129 @@ pub struct Stats {
     pub by_tenant: BTreeMap<String, u64>,
 }
 
-/// Body of `POST /v1/schedules/preview`: exactly one of `cron` and `every`.
+/// What to do with a local time in a DST gap (clocks jump forward).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum DstGap {
+    /// Fire at the first instant after the gap (default).
+    #[default]
+    Shift,
+    /// Do not fire.
+    Skip,
+}
+
+/// What to do with a local time in a DST overlap (clocks fall back).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum DstOverlap {
+    /// Fire at the first occurrence (default).
+    #[default]
+    First,
+    /// Fire at each occurrence.
+    Both,
+    /// Fire at the second occurrence.
+    Last,
+}
+
+/// A schedule's DST policy; both keys optional.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct DstPolicy {
+    /// Local times in a gap: `shift` (default) or `skip`.
+    #[serde(default)]
+    pub gap: DstGap,
+    /// Local times in an overlap: `first` (default), `both` or `last`.
+    #[serde(default)]
+    pub overlap: DstOverlap,
+}
+
+/// How the day-of-month and day-of-week fields of a cron expression combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DomDow {
+    /// A day matches if either field matches.
+    Or,
+    /// A day matches if both fields match.
+    And,
+}
+
+/// Body of `POST /v1/schedules/preview`: exactly one of `cron` and `every`, and `n` or `to`
+/// (default `n` = 10).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreviewRequest {
     /// A cron expression, as in a schedule request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron: Option<String>,
-    /// An interval, e.g. `30m`.
+    /// An interval, e.g. `30m`, on the grid `start_at + k * every` (default `start_at`: `from`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub every: Option<String>,
-    /// IANA zone of `cron`; default the server's `default_timezone`.
+    /// The anchor of an `every` grid; default `from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<DateTime<Utc>>,
+    /// IANA zone of `cron` (and of the local times shown); default the server's
+    /// `default_timezone`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
-    /// First instant to consider; default now.
+    /// DST policy of `cron`; default `{"gap": "shift", "overlap": "first"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst: Option<DstPolicy>,
+    /// Day rule of `cron`; default the Vixie rule (see docs/schedules.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dom_dow: Option<DomDow>,
+    /// Names of exclusion calendars: slots on their days are listed as `excluded`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calendars: Vec<String>,
+    /// First instant to consider (inclusive); default now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<DateTime<Utc>>,
-    /// Stop before this instant.
+    /// Last instant to consider (inclusive), at most 3660 days after `from`; cannot be combined
+    /// with `n`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<DateTime<Utc>>,
-    /// Most slots, 1 to 1000; default 10.
+    /// Most fire times, 1 to 10000; default 10 when `to` is not given. Skipped and excluded
+    /// slots are listed but not counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n: Option<u32>,
 }
 
-/// One fire time of a previewed schedule.
+/// One slot of a previewed schedule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PreviewSlot {
-    /// The instant.
+    /// The instant (for a skipped slot: where the gap ends).
     pub at: DateTime<Utc>,
-    /// The wall-clock time in the zone, e.g. `2026-03-29 09:00:00`.
+    /// The wall-clock time in the zone at `at`, e.g. `2026-03-08T03:00:00`.
     pub local: String,
-    /// The zone's UTC offset then, e.g. `+06:00`.
+    /// The zone's UTC offset then, e.g. `-04:00`.
     pub offset: String,
-    /// Notes such as `dst_gap_shifted` or `dst_overlap_first`.
+    /// For a gap-shifted or skipped slot, the wall time the expression named (in the gap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nominal: Option<String>,
+    /// `gap_shifted`, `overlap_first`, `overlap_second`, `skipped` (in a gap under `skip`: does
+    /// not fire) or `excluded` (on a day of a calendar: does not fire); empty for an ordinary
+    /// slot.
     #[serde(default)]
     pub annotations: Vec<String>,
+    /// The calendar that excludes the slot, for `excluded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<String>,
 }
 
 /// Answer of `POST /v1/schedules/preview`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PreviewResponse {
-    /// The fire times, soonest first.
+    /// The schedule in plain English, e.g. "at 02:30, every day, America/New_York".
+    #[serde(default)]
+    pub description: String,
+    /// The zone of the local times.
+    #[serde(default)]
+    pub timezone: String,
+    /// The slots, soonest first.
     pub slots: Vec<PreviewSlot>,
 }

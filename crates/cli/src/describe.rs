@@ -19,6 +19,8 @@ pub fn render(d: &JobDescription) -> String {
         ),
         ("kind", d.kind.as_str().to_owned()),
         ("schedule", d.schedule.clone()),
+        ("in words", table::or_dash(Some(&d.description))),
+        ("excludes", table::or_dash(Some(&d.calendars.join(", ")))),
         ("next due", table::time_or_dash(d.next_due.as_ref())),
         ("labels", table::or_dash(Some(&labels.join(", ")))),
         ("etag", d.etag.clone()),
@@ -29,8 +31,16 @@ pub fn render(d: &JobDescription) -> String {
         (
             "counters",
             format!(
-                "fired {}, missed {}, skipped {}, retried {}, dead {}, triggered {}, backfilled {}",
-                c.fired, c.missed, c.skipped, c.retried, c.dead, c.triggered, c.backfilled
+                "fired {}, missed {}, skipped {}, excluded {}, retried {}, dead {}, triggered {}, \
+                 backfilled {}",
+                c.fired,
+                c.missed,
+                c.skipped,
+                c.excluded,
+                c.retried,
+                c.dead,
+                c.triggered,
+                c.backfilled
             ),
         ),
     ]);
@@ -130,6 +140,7 @@ mod tests {
         let d: JobDescription = serde_json::from_str(
             r#"{"id":"r1","app":"sms","tenant":"acme","state":"paused","kind":"cron",
             "schedule":"cron 0 9 * * 1-5 Asia/Dhaka","labels":{"team":"pay","tier":"1"},
+            "description":"at 09:00, Monday through Friday, Asia/Dhaka","calendars":["bd-holidays"],
             "next_due":"2026-11-23T03:00:00Z","etag":"7",
             "paused":{"scope":"job","note":"migration","at":"2026-11-20T00:00:00Z"},
             "next":["2026-11-23T03:00:00Z","2026-11-24T03:00:00Z"],
@@ -147,10 +158,12 @@ mod tests {
             "tenant:   acme\n",
             "paused:   job since 2026-11-20T00:00:00Z: migration\n",
             "schedule: cron 0 9 * * 1-5 Asia/Dhaka\n",
+            "in words: at 09:00, Monday through Friday, Asia/Dhaka\n",
+            "excludes: bd-holidays\n",
             "labels:   team=pay, tier=1\n",
             "etag:     7\n",
             "run:      succeeded (attempt 2, 12 ms) fire r1@1: http status 500\n",
-            "counters: fired 3, missed 0, skipped 0, retried 1, dead 0, triggered 0, backfilled 0\n",
+            "counters: fired 3, missed 0, skipped 0, excluded 0, retried 1, dead 0, triggered 0, backfilled 0\n",
             "next fires:\n  2026-11-23T03:00:00Z\n  2026-11-24T03:00:00Z\n",
             "  FIRE ID  DUE AT                FIRED AT                  LATENESS  ORIGIN    OUTCOME    ATTEMPTS\n",
             "  r1@1     2026-11-20T03:00:00Z  2026-11-20T03:00:01.250Z  1.250s    schedule  succeeded  2\n",

@@ -1,7 +1,8 @@
 //! `sked`, the operator CLI: submit, list, describe, pause, trigger and cancel jobs, pause apps
 //! and tenants and run bulk operations through the REST API of the ingest service (bodies are
 //! `sked_api` types), inspect and replay dead letters through the replayer's DLQ API, and
-//! create the Kafka topics of an installation.
+//! create the Kafka topics of an installation; preview and explain cron expressions offline
+//! (`sked cron`).
 //!
 //! `main.rs` only parses, calls [`execute`] and prints. Tests call [`run`] (argv in, stdout
 //! out) or [`execute`] with a [`Cli`] from `Cli::try_parse_from`.
@@ -9,6 +10,7 @@
 pub mod api;
 mod args;
 mod confirm;
+mod cron;
 mod describe;
 mod dlq;
 mod error;
@@ -20,9 +22,9 @@ mod run;
 mod table;
 
 pub use args::{
-    BackfillArgs, Cli, Command, DEFAULT_API_URL, DEFAULT_REPLAYER_URL, DlqCommand, DlqFilter,
-    JobCommand, ListArgs, OpsCommand, OpsCreateArgs, ReplayArgs, RescheduleArgs, ScopeCommand,
-    SubmitArgs, TopicsCommand, TriggerArgs, UpdateArgs,
+    BackfillArgs, Cli, Command, CronCommand, CronPreviewArgs, DEFAULT_API_URL,
+    DEFAULT_REPLAYER_URL, DlqCommand, DlqFilter, JobCommand, ListArgs, OpsCommand, OpsCreateArgs,
+    ReplayArgs, RescheduleArgs, ScopeCommand, SubmitArgs, TopicsCommand, TriggerArgs, UpdateArgs,
 };
 pub use error::{CliError, Error, exit};
 pub use run::{execute, run};

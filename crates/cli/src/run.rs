@@ -8,7 +8,7 @@ use sked_core::kafka::topics;
 use crate::{
     api::Client,
     args::{Cli, Command, JobCommand, TopicsCommand},
-    dlq,
+    cron, dlq,
     error::{Error, exit},
     manage, ops, render, request,
 };
@@ -82,6 +82,7 @@ pub async fn execute(cli: Cli) -> Result<String, Error> {
             let client = Client::new(cli.replayer, cli.timeout)?;
             dlq::run(&client, command, cli.json).await
         }
+        Command::Cron(command) => cron::run(command, cli.json),
     }
 }
 

@@ -64,6 +64,8 @@ pub enum Reason {
     TooFarInFuture,
     /// The request bytes are not valid UTF-8.
     InvalidUtf8,
+    /// A calendar named in `calendars` is neither configured nor created through the API.
+    UnknownCalendar,
     /// sked itself failed; not the sender's fault.
     Internal,
 }
@@ -110,6 +112,7 @@ mod tests {
                 "payload_too_large",
                 "too_far_in_future",
                 "invalid_utf8",
+                "unknown_calendar",
                 "internal",
             ]
         );

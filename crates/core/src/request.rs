@@ -21,6 +21,7 @@
 //! | `timezone` | IANA zone of `cron` and of local `run_at` / `start_at` / `end_at`; default [`Limits::default_timezone`] |
 //! | `dst` | [`DstPolicy`] `{"gap": "shift" \| "skip", "overlap": "first" \| "both" \| "last"}`; `cron` and local `run_at` only |
 //! | `dom_dow` | [`DomDow`] `"or"` / `"and"`; `cron` only; default the Vixie rule |
+//! | `calendars` | names of exclusion calendars ([`schedule::Calendar`]), at most 16; `cron` / `every` only; a slot on an excluded day does not fire. The names must exist: the services check that after parsing ([`Reason::UnknownCalendar`]) |
 //! | `start_at`, `end_at` | times like `run_at`; `cron` / `every` only; `end_at` inclusive |
 //! | `max_runs` | positive integer; `cron` / `every` only |
 //! | `misfire` | see [`Misfire`]; `cron` / `every` only |
@@ -265,6 +266,10 @@ pub struct JobSpec {
     /// The tenant (team, customer) the job belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// Exclusion calendars of a recurring job, by name: a slot on a day one of them excludes
+    /// does not fire (counted as `excluded`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calendars: Vec<String>,
     /// The shape the request came in.
     #[serde(default, skip_serializing_if = "is_default")]
     pub format: Format,
@@ -307,6 +312,7 @@ impl PartialEq for JobSpec {
             && self.retry == other.retry
             && self.labels == other.labels
             && self.tenant == other.tenant
+            && self.calendars == other.calendars
             && self.format == other.format
             && self.retry_of == other.retry_of
     }
@@ -325,6 +331,7 @@ const NATIVE_FIELDS: &[&str] = &[
     "timezone",
     "dst",
     "dom_dow",
+    "calendars",
     "start_at",
     "end_at",
     "max_runs",
@@ -339,7 +346,14 @@ const NATIVE_FIELDS: &[&str] = &[
     "tenant",
 ];
 const WHEN_FIELDS: &[&str] = &["run_at", "delay", "cron", "every"];
-const RECURRING_FIELDS: &[&str] = &["start_at", "end_at", "max_runs", "misfire", "jitter"];
+const RECURRING_FIELDS: &[&str] = &[
+    "start_at",
+    "end_at",
+    "max_runs",
+    "misfire",
+    "jitter",
+    "calendars",
+];
 const INFINITE_SCHEDULER_MARKERS: &[&str] = &["appName", "scheduledTime", "jobData", "requestId"];
 const RETRY_FIELDS: &[&str] = &["max_attempts", "backoff", "initial", "max", "jitter"];
 
@@ -625,6 +639,50 @@ fn dom_dow(raw: &RawValue) -> Result<DomDow, Error> {
     })
 }
 
+fn calendar_names(raw: &RawValue) -> Result<Vec<String>, Error> {
+    let names = serde_json::from_str::<Vec<String>>(raw.get()).map_err(|_| {
+        field_error(
+            Reason::InvalidField,
+            "calendars",
+            format_args!(
+                "expected an array of calendar names, found {}",
+                describe(raw)
+            ),
+        )
+    })?;
+    if names.len() > schedule::MAX_ATTACHED {
+        return Err(field_error(
+            Reason::InvalidField,
+            "calendars",
+            format_args!("at most {} calendars", schedule::MAX_ATTACHED),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(names.len());
+    for name in names {
+        schedule::check_calendar_name(&name)
+            .map_err(|err| field_error(Reason::InvalidField, "calendars", err))?;
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+/// Checks that every calendar `spec` attaches is one of `known`: [`Reason::UnknownCalendar`]
+/// naming the first that is not.
+pub fn check_calendars(spec: &JobSpec, known: &schedule::Calendars) -> Result<(), Error> {
+    match spec.calendars.iter().find(|name| !known.contains(name)) {
+        Some(name) => Err(field_error(
+            Reason::UnknownCalendar,
+            "calendars",
+            format_args!(
+                "no calendar named `{name}`: define it in `[calendars.{name}]` or with PUT                  /v1/calendars/{name} first"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn timezone(raw: &RawValue) -> Result<Tz, Error> {
     let name = string("timezone", raw, Reason::InvalidTimezone)?;
     name.parse().map_err(|_| {
@@ -836,6 +894,11 @@ fn native(fields: &Fields<'_>, limits: &Limits, origin: &Origin) -> Result<JobSp
         Some(raw) => Some(tenant(raw)?),
         None => origin.tenant.clone(),
     };
+    let calendars = fields
+        .get("calendars")
+        .map(calendar_names)
+        .transpose()?
+        .unwrap_or_default();
 
     Ok(JobSpec {
         id: choose_id(id, idempotency_key.as_deref(), origin),
@@ -849,6 +912,7 @@ fn native(fields: &Fields<'_>, limits: &Limits, origin: &Origin) -> Result<JobSp
         retry,
         labels,
         tenant,
+        calendars,
         format: Format::Native,
         retry_of: None,
         traceparent: None,
@@ -1172,6 +1236,7 @@ fn infinite_scheduler(
         retry: None,
         labels: BTreeMap::new(),
         tenant: origin.tenant.clone(),
+        calendars: Vec::new(),
         format: Format::InfiniteScheduler,
         retry_of: None,
         traceparent: None,
@@ -1767,8 +1832,47 @@ mod tests {
             assert!(e.message.starts_with(|c: char| !c.is_uppercase()), "{e}");
             seen.insert(*reason);
         }
+        // `unknown_calendar` needs the known calendars: `check_calendars`, after parsing.
+        let spec = parse(
+            br#"{"app": "sms", "cron": "@daily", "calendars": ["holidays", "gone"]}"#,
+            &registry,
+            &origin(),
+        )
+        .unwrap();
+        let mut known = schedule::Calendars::new();
+        known.insert(
+            "holidays",
+            serde_json::from_str(r#"{"dates": ["2026-12-25"]}"#).unwrap(),
+        );
+        let e = check_calendars(&spec, &known).unwrap_err();
+        assert!(e.message.contains("`gone`"), "{e}");
+        seen.insert(e.reason);
         let all: BTreeSet<Reason> = Reason::iter().filter(|r| *r != Reason::Internal).collect();
         assert_eq!(seen, all);
+    }
+
+    #[test]
+    fn calendars_are_checked_and_only_for_recurring_schedules() {
+        let spec = ok(r#"{"app": "sms", "every": "1h", "calendars": ["a", "b", "a"]}"#);
+        assert_eq!(spec.calendars, ["a", "b"], "duplicates dropped, order kept");
+        for (json, names) in [
+            (
+                r#"{"app": "sms", "delay": "1h", "calendars": ["a"]}"#,
+                "calendars",
+            ),
+            (
+                r#"{"app": "sms", "cron": "@daily", "calendars": ["a b"]}"#,
+                "a b",
+            ),
+            (
+                r#"{"app": "sms", "cron": "@daily", "calendars": "a"}"#,
+                "array",
+            ),
+        ] {
+            let e = err(json);
+            assert_eq!(e.reason, Reason::InvalidField, "{json}");
+            assert!(e.message.contains(names), "{json}: {e}");
+        }
     }
 
     #[test]

@@ -33,7 +33,7 @@ use sked_core::{
     reason::Reason,
     request::{self, Limits},
     runtime::{self, Backoff},
-    store::{Applied, Op, Store},
+    store::{Applied, Op, Store, calendars::CalendarCache},
     trace,
 };
 use tokio::time::Instant;
@@ -69,6 +69,8 @@ pub struct IngestConsumer {
     pub(crate) settings: Settings,
     pub(crate) metrics: Metrics,
     pub(crate) readiness: Readiness,
+    /// Which calendars requests may attach.
+    pub(crate) calendars: CalendarCache,
 }
 
 impl IngestConsumer {
@@ -144,6 +146,24 @@ impl IngestConsumer {
             match decode::decide(msg, &self.settings.limits, &self.settings.tenants, now) {
                 Decision::Apply(mut op) => {
                     if let Op::Insert { spec, .. } = &mut op {
+                        if !spec.calendars.is_empty() {
+                            // Redis unreachable: the names cannot be checked, and the store
+                            // write below retries until Redis is back; accept rather than
+                            // dead-letter a request that may be valid.
+                            match self.calendars.for_names(&spec.calendars).await {
+                                Ok(known) => {
+                                    if let Err(err) = request::check_calendars(spec, &known) {
+                                        rejects.push((i, err));
+                                        continue;
+                                    }
+                                }
+                                Err(err) => warn!(
+                                    error = %err,
+                                    sked.job.id = %spec.id,
+                                    "cannot load calendars to check the request's names"
+                                ),
+                            }
+                        }
                         spec.traceparent = ingest_span(msg, spec.id.as_str());
                     }
                     ops.push(op);

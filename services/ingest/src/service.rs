@@ -6,7 +6,9 @@ use std::{net::SocketAddr, sync::Arc};
 use anyhow::Context as _;
 use prometheus_client::registry::Registry;
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
-use sked_core::{config::Config, kafka, request::Limits, service::Base};
+use sked_core::{
+    config::Config, kafka, request::Limits, service::Base, store::calendars::CalendarCache,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -83,11 +85,13 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
         apps: config.app_registry(),
     });
     let operations = crate::ops::Operations::new(base.store.clone());
+    let calendars = CalendarCache::new(base.store.clone(), config.calendar_set());
     let api = Api {
         store: base.store.clone(),
         limits: limits.clone(),
         metrics: metrics.clone(),
         ops: operations.clone(),
+        calendars: calendars.clone(),
     };
     base.tasks
         .spawn("operations", operations.run(cancel.clone()));
@@ -113,6 +117,7 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
         },
         metrics,
         readiness: base.readiness.clone(),
+        calendars,
     };
     base.tasks.spawn("consumer", ingest.run(cancel.clone()));
     base.spawn_probe(config.topics.ingest.clone(), cancel);

@@ -145,6 +145,7 @@ pub fn decode<'a>(
             retry: envelope.retry,
             labels: envelope.labels,
             tenant: envelope.tenant,
+            calendars: Vec::new(),
             format: Format::Native,
             retry_of: Some(RetryOf {
                 job_id,

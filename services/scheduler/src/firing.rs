@@ -33,6 +33,7 @@ use sked_core::{
     runtime::Backoff,
     store::{
         Ack, AckOutcome, ClaimBatch, Index, Store,
+        calendars::CalendarCache,
         describe::{FireOrigin, history_entry},
     },
     trace,
@@ -87,6 +88,8 @@ pub struct Firing {
     pub(crate) metrics: Metrics,
     pub(crate) wake: watch::Receiver<i64>,
     pub(crate) readiness: Readiness,
+    /// Exclusion calendars (config and stored), reloaded as `store::calendars` says.
+    pub(crate) calendars: CalendarCache,
 }
 
 impl Firing {
@@ -209,7 +212,37 @@ impl Firing {
         let fired_at = Utc::now();
         let mut acks = Vec::with_capacity(batch.jobs.len() + batch.corrupt.len());
         let mut sends = Vec::new();
+        let names: Vec<&String> = batch
+            .jobs
+            .iter()
+            .filter(|j| j.spec.schedule.is_recurring())
+            .flat_map(|j| &j.spec.calendars)
+            .collect();
+        let calendars = if names.is_empty() {
+            None
+        } else {
+            // A store failure keeps the calendars loaded last (their names are checked at
+            // ingest; a calendar is only missing here when deleted).
+            Some(match self.calendars.for_names(names).await {
+                Ok(known) => known,
+                Err(err) => {
+                    warn!(error = %err, "cannot reload calendars; using the ones loaded last");
+                    self.calendars.current()
+                }
+            })
+        };
         for (index, job) in batch.jobs.iter().enumerate() {
+            let attached = match &calendars {
+                Some(known) if job.spec.schedule.is_recurring() => {
+                    let attached = known.resolve(&job.spec.calendars);
+                    if attached.len() < job.spec.calendars.len() {
+                        self.metrics.calendar_missing.inc();
+                        warn!(sked.job.id = %job.spec.id, calendars = ?job.spec.calendars, "a calendar the job attaches does not exist; it excludes nothing");
+                    }
+                    attached
+                }
+                _ => Vec::new(),
+            };
             let plan = plan::plan(&Input {
                 schedule: &job.spec.schedule,
                 job_id: job.spec.id.as_str(),
@@ -219,6 +252,7 @@ impl Firing {
                 now: fired_at,
                 misfire_threshold: self.settings.misfire_threshold,
                 refire: job.refire,
+                calendars: &attached,
             });
             if plan.missed > 0 {
                 self.metrics
@@ -231,6 +265,12 @@ impl Firing {
                     .slots
                     .get_or_create(&SlotLabel { slot: "skipped" })
                     .inc_by(plan.skipped);
+            }
+            if plan.excluded > 0 {
+                self.metrics
+                    .slots
+                    .get_or_create(&SlotLabel { slot: "excluded" })
+                    .inc_by(plan.excluded);
             }
             let route = self.settings.route(&job.spec.app);
             for &due_ms in &plan.fires {
@@ -282,6 +322,7 @@ impl Firing {
                 indexes: Index::of(&job.spec),
                 missed: plan.missed,
                 skipped: plan.skipped,
+                excluded: plan.excluded,
                 history: if recurring {
                     plan.fires
                         .iter()
@@ -305,6 +346,7 @@ impl Firing {
                 indexes: Vec::new(),
                 missed: 0,
                 skipped: 0,
+                excluded: 0,
                 history: Vec::new(),
             }));
         }

@@ -16,7 +16,7 @@ pub struct ShardLabel {
 /// Label: what happened to a missed slot.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SlotLabel {
-    /// `missed` | `skipped`.
+    /// `missed` | `skipped` | `excluded` (on a day an attached calendar excludes).
     pub slot: &'static str,
 }
 
@@ -35,8 +35,10 @@ pub struct Metrics {
     pub held: Counter,
     /// Fires produced before their due time (must stay 0; a clock stepping back could do it).
     pub early: Counter,
-    /// Missed and skipped slots of recurring jobs.
+    /// Missed, skipped and calendar-excluded slots of recurring jobs.
     pub slots: Family<SlotLabel, Counter>,
+    /// Claims of jobs that attach a calendar that does not exist (deleted while attached).
+    pub calendar_missing: Counter,
     /// Acks that found the job updated or reclaimed meanwhile.
     pub stale_acks: Counter,
     /// Records that could not be read back, dropped from the in-flight set.
@@ -65,6 +67,7 @@ impl Metrics {
             held: Counter::default(),
             early: Counter::default(),
             slots: Family::default(),
+            calendar_missing: Counter::default(),
             stale_acks: Counter::default(),
             corrupt: Counter::default(),
             produce_errors: Counter::default(),
@@ -101,8 +104,13 @@ impl Metrics {
         );
         r.register(
             "slots",
-            "Missed and skipped slots of recurring jobs",
+            "Missed, skipped and calendar-excluded slots of recurring jobs",
             m.slots.clone(),
+        );
+        r.register(
+            "calendar_missing",
+            "Claims of jobs attaching a calendar that does not exist (it excludes nothing)",
+            m.calendar_missing.clone(),
         );
         r.register(
             "stale_acks",

@@ -26,6 +26,12 @@
 //!   again under its own fire id whatever the policy, and counts once, so a later slot never
 //!   stands in for a fire that may be out already and `max_runs` holds.
 //!
+//! A slot of a recurring job on a day that one of its calendars excludes (see
+//! [`sked_core::schedule::Calendar`]) does not fire and is counted as *excluded* (not as missed
+//! or skipped, and not towards `max_runs`); the slot after it is looked at as usual. A claim
+//! after an expired lease fires its slot again even if a calendar excludes it by now (it may
+//! be out already).
+//!
 //! Due times that do not fire are counted as *skipped*. Each fire is identified by its due time
 //! (the fire id is the job id and the due time in epoch milliseconds), so a fire that is planned
 //! again after a crash keeps its id.
@@ -42,10 +48,11 @@
 //! times between the first [`MAX_MISSED`] and the latest are passed over: they neither fire nor
 //! count as missed or skipped.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sked_core::schedule::{Misfire, Schedule};
+use sked_core::schedule::{Calendar, Misfire, Schedule, excluded_by};
 use sked_core::store::due_score;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -71,6 +78,8 @@ pub struct Plan {
     pub skipped: u64,
     /// Due times that were missed (late by more than the misfire threshold), fired or not.
     pub missed: u64,
+    /// Due times on days an attached calendar excludes (not fired).
+    pub excluded: u64,
     /// The next due-index score (epoch ms, jitter included), after `now`; `None` when the job
     /// has no fire left (one-shot, `end_at` passed, `max_runs` reached). Not after `now` only
     /// when the claimed score itself was not due yet (it is returned unchanged), or in the
@@ -100,6 +109,8 @@ pub struct Input<'a> {
     /// The claim follows an expired lease: the claimed slot fires again (it may be out already,
     /// under the same fire id), late or not, and counts for `max_runs`.
     pub refire: bool,
+    /// The job's calendars that exist, with their names (empty: none attached).
+    pub calendars: &'a [(String, Arc<Calendar>)],
 }
 
 /// Decides what to fire for a claimed job and where it goes next; see the module doc.
@@ -114,6 +125,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
             fires: Vec::new(),
             skipped: 0,
             missed: 0,
+            excluded: 0,
             next: Some(score),
         };
     }
@@ -127,6 +139,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         fires: vec![score],
         skipped: 0,
         missed: u64::from(score < late_below),
+        excluded: 0,
         next: None,
     };
     if !input.schedule.is_recurring() {
@@ -140,6 +153,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
             .jitter_ms()
             .unwrap_or(0)
             .min(i64::MAX.unsigned_abs()),
+        calendars: input.calendars,
     };
     let Some(slot) = slots.claimed_slot(score, input.first_due) else {
         // A score outside chrono's range: not a real schedule; fire it and stop.
@@ -162,6 +176,8 @@ struct Slots<'a> {
     job_id: &'a str,
     /// Jitter bound in ms (0: none), clamped so that a delay fits an `i64`.
     jitter: u64,
+    /// Attached calendars.
+    calendars: &'a [(String, Arc<Calendar>)],
 }
 
 /// The due times of one plan, as enumerated by [`Slots::walk`], before `max_runs`.
@@ -174,6 +190,8 @@ struct Due {
     missed: u64,
     /// Due times not missed, oldest first (they always fire).
     on_time: Vec<i64>,
+    /// Due times a calendar excludes.
+    excluded: u64,
     /// The score of the first slot not due yet (or not looked at); `None` if the schedule ends.
     next: Option<i64>,
 }
@@ -281,6 +299,7 @@ impl Slots<'_> {
             missed_fires: Vec::new(),
             missed: 0,
             on_time: Vec::new(),
+            excluded: 0,
             next: None,
         };
         let mut latest_missed = None;
@@ -299,6 +318,8 @@ impl Slots<'_> {
             seen += 1;
             if refire && seen == 1 {
                 due.refired = Some(score);
+            } else if excluded_by(self.calendars, slot).is_some() {
+                due.excluded += 1;
             } else if score < late_below {
                 due.missed += 1;
                 latest_missed = Some(score);
@@ -343,6 +364,7 @@ fn apply(due: Due, schedule: &Schedule, runs_so_far: u64) -> Plan {
         missed_fires,
         missed,
         on_time,
+        excluded,
         mut next,
     } = due;
     let mut skipped = missed - missed_fires.len() as u64;
@@ -368,6 +390,7 @@ fn apply(due: Due, schedule: &Schedule, runs_so_far: u64) -> Plan {
         fires,
         skipped,
         missed,
+        excluded,
         next,
     }
 }
@@ -460,6 +483,7 @@ mod tests {
             now,
             misfire_threshold: Duration::from_secs(5),
             refire: false,
+            calendars: &[],
         }
     }
 
@@ -486,6 +510,76 @@ mod tests {
         list.iter().map(|s| utc(s)).collect()
     }
 
+    fn calendar(json: &str) -> Vec<(String, Arc<Calendar>)> {
+        vec![(
+            "c".to_owned(),
+            Arc::new(serde_json::from_str(json).unwrap()),
+        )]
+    }
+
+    #[test]
+    fn slots_on_excluded_days_do_not_fire_and_are_counted() {
+        let schedule = cron("* * * * *", Tz::UTC, Misfire::FireOnce);
+        let score = ms("2026-12-25T10:00:00Z");
+        let now = utc("2026-12-25T10:02:01Z");
+        let christmas = calendar(r#"{"dates": ["2026-12-25"]}"#);
+        let plan = plan_checked(&Input {
+            calendars: &christmas,
+            ..input(&schedule, score, now)
+        });
+        assert_eq!(
+            plan,
+            Plan {
+                fires: vec![],
+                skipped: 0,
+                missed: 0,
+                excluded: 3,
+                next: Some(score + 3 * MINUTE),
+            },
+            "excluded slots are neither missed nor skipped"
+        );
+        // Another day's calendar changes nothing.
+        let other = calendar(r#"{"dates": ["2026-12-24"], "weekdays": ["sun"]}"#);
+        let with = plan_checked(&Input {
+            calendars: &other,
+            ..input(&schedule, score, now)
+        });
+        assert_eq!(with, plan_checked(&input(&schedule, score, now)));
+        assert_eq!((with.fires.len(), with.excluded), (1, 0));
+        // A calendar's day is its own zone's: 10:00Z on the 25th is the 26th in Tokyo.
+        let tokyo = calendar(r#"{"timezone": "Asia/Tokyo", "dates": ["2026-12-25"]}"#);
+        let late = ms("2026-12-25T15:00:00Z");
+        let plan = plan_checked(&Input {
+            calendars: &tokyo,
+            ..input(&schedule, late, at(late))
+        });
+        assert_eq!((plan.fires, plan.excluded), (vec![late], 0));
+    }
+
+    #[test]
+    fn an_excluded_slot_does_not_use_up_max_runs() {
+        let schedule = with(
+            cron("0 9 * * *", Tz::UTC, Misfire::FireOnce),
+            None,
+            Some(1),
+            None,
+        );
+        let sat = ms("2026-12-05T09:00:00Z");
+        let weekends = calendar(r#"{"weekdays": ["sat", "sun"]}"#);
+        let plan = plan_checked(&Input {
+            calendars: &weekends,
+            ..input(&schedule, sat, at(sat))
+        });
+        assert_eq!((plan.excluded, plan.next), (1, Some(sat + 1440 * MINUTE)));
+        // A reclaimed slot fires again whatever the calendar says now.
+        let plan = plan_checked(&Input {
+            calendars: &weekends,
+            refire: true,
+            ..input(&schedule, sat, at(sat))
+        });
+        assert_eq!((plan.fires, plan.excluded), (vec![sat], 0));
+    }
+
     #[test]
     fn one_shot_on_time_fires_and_ends() {
         let s = Schedule::Once {
@@ -499,6 +593,7 @@ mod tests {
                 fires: vec![score],
                 skipped: 0,
                 missed: 0,
+                excluded: 0,
                 next: None
             }
         );
@@ -517,6 +612,7 @@ mod tests {
                 fires: vec![score],
                 skipped: 0,
                 missed: 1,
+                excluded: 0,
                 next: None
             }
         );
@@ -539,6 +635,7 @@ mod tests {
                     fires: vec![],
                     skipped: 0,
                     missed: 0,
+                    excluded: 0,
                     next: Some(score)
                 }
             );
@@ -556,6 +653,7 @@ mod tests {
                 fires: vec![score],
                 skipped: 0,
                 missed: 0,
+                excluded: 0,
                 next: Some(ms("2026-06-10T12:01:00Z"))
             }
         );
@@ -636,6 +734,7 @@ mod tests {
                     fires: vec![claimed, claimed + 1_000],
                     skipped: 0,
                     missed: 0,
+                    excluded: 0,
                     next: Some(claimed + 2_000)
                 },
                 "{misfire:?}"
@@ -655,6 +754,7 @@ mod tests {
                 fires: vec![claimed, claimed + MINUTE, claimed + 2 * MINUTE],
                 skipped: 8,
                 missed: 11,
+                excluded: 0,
                 next: Some(ms("2026-06-10T12:11:00Z"))
             }
         );
@@ -680,6 +780,7 @@ mod tests {
                 fires: vec![claimed, claimed + MINUTE],
                 skipped: 8,
                 missed: 10,
+                excluded: 0,
                 next: None
             }
         );
@@ -704,6 +805,7 @@ mod tests {
                 fires: vec![],
                 skipped: 1,
                 missed: 0,
+                excluded: 0,
                 next: None
             },
             "runs already used up"
@@ -811,6 +913,7 @@ mod tests {
             schedule: &s,
             job_id: JOB,
             jitter: 30_000,
+            calendars: &[],
         };
         let claimed_slot = utc("2026-06-10T12:00:00Z");
         let claimed = slots.score(claimed_slot);
@@ -904,6 +1007,7 @@ mod tests {
                     fires: on_time.clone(),
                     skipped: MAX_MISSED + 1,
                     missed: MAX_MISSED + 1,
+                    excluded: 0,
                     next
                 },
                 "{misfire:?}"
@@ -1045,7 +1149,7 @@ mod tests {
             }
             let end = end_periods.map(|n| slot + TimeDelta::milliseconds(n * period));
             let schedule = with(bare, end, max_runs, jitter);
-            let slots = Slots { schedule: &schedule, job_id: JOB, jitter: jitter.unwrap_or(0) };
+            let slots = Slots { schedule: &schedule, job_id: JOB, jitter: jitter.unwrap_or(0), calendars: &[] };
             // A first fire carries no jitter.
             let claimed = if first_steps == 0 { due_score(slot) } else { slots.score(slot) };
             let lag = (lag_periods * period as f64) as i64 + (claimed % 7);
@@ -1060,6 +1164,7 @@ mod tests {
                 now,
                 misfire_threshold: threshold,
                 refire: false,
+                calendars: &[],
             };
             let plan = plan_checked(&input);
 

@@ -4,7 +4,9 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use prometheus_client::registry::Registry;
-use sked_core::{config::Config, job::Shard, runtime::Backoff, service::Base};
+use sked_core::{
+    config::Config, job::Shard, runtime::Backoff, service::Base, store::calendars::CalendarCache,
+};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -50,6 +52,7 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
 
     let settings = Arc::new(settings(&config));
     let loops = usize::from(config.scheduler.loops.max(1));
+    let calendars = CalendarCache::new(base.store.clone(), config.calendar_set());
     let mut wakers = Vec::with_capacity(loops);
     for i in 0..loops {
         let shards: Vec<Shard> = (0..config.redis.shards)
@@ -66,6 +69,7 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
             metrics: metrics.clone(),
             wake: rx,
             readiness: base.readiness.clone(),
+            calendars: calendars.clone(),
         };
         base.tasks.spawn("firing", firing.run(cancel.clone()));
     }

@@ -28,6 +28,8 @@ struct Args {
     seconds: u64,
     herd: usize,
     drain: usize,
+    /// `once` (one-shots) or `cron` (recurring: every fire computes the next slot in a zone).
+    drain_kind: String,
     sets: Vec<String>,
     phases: String,
 }
@@ -36,7 +38,7 @@ fn parse_args() -> Result<(String, Args), String> {
     let mut it = std::env::args().skip(1);
     let cmd = it
         .next()
-        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] | scheduler [--seconds S] [--herd N] [--drain N] | worker [--requests N] [--seconds S] | replay [--requests N] | operate [--requests N]")?;
+        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] | scheduler [--seconds S] [--herd N] [--drain N] [--drain-kind once|cron] | worker [--requests N] [--seconds S] | replay [--requests N] | operate [--requests N]")?;
     let mut args = Args {
         requests: 200_000,
         rate: None,
@@ -44,6 +46,7 @@ fn parse_args() -> Result<(String, Args), String> {
         seconds: 10,
         herd: 100_000,
         drain: 1_000_000,
+        drain_kind: "once".to_owned(),
         sets: Vec::new(),
         phases: "steady,herd,drain".to_owned(),
     };
@@ -57,6 +60,10 @@ fn parse_args() -> Result<(String, Args), String> {
             "--seconds" => args.seconds = value.parse().map_err(bad)?,
             "--herd" => args.herd = value.parse().map_err(bad)?,
             "--drain" => args.drain = value.parse().map_err(bad)?,
+            "--drain-kind" if ["once", "cron"].contains(&value.as_str()) => {
+                args.drain_kind = value.clone()
+            }
+            "--drain-kind" => return Err(format!("--drain-kind: `{value}`: once or cron")),
             "--set" => args.sets.push(value.clone()),
             "--phases" => args.phases = value.clone(),
             other => return Err(format!("unknown flag {other}")),
@@ -332,12 +339,22 @@ async fn put_due(
     prefix: &str,
     dues: &[chrono::DateTime<chrono::Utc>],
 ) {
+    put_due_as(config, prefix, dues, r#""delay":"1d""#).await;
+}
+
+/// Like [`put_due`], with `when` as the schedule fields of each request (e.g. a cron).
+async fn put_due_as(
+    config: &sked_core::config::Config,
+    prefix: &str,
+    dues: &[chrono::DateTime<chrono::Utc>],
+    when: &str,
+) {
     let jobs: Vec<(String, Option<chrono::DateTime<chrono::Utc>>)> = dues
         .iter()
         .enumerate()
         .map(|(i, due)| {
             (
-                format!(r#"{{"id":"{prefix}-{i}","app":"bench","delay":"1d","payload":{{"n":{i},"text":"scheduler benchmark payload of about a hundred bytes......"}}}}"#),
+                format!(r#"{{"id":"{prefix}-{i}","app":"bench",{when},"payload":{{"n":{i},"text":"scheduler benchmark payload of about a hundred bytes......"}}}}"#),
                 Some(*due),
             )
         })
@@ -427,17 +444,24 @@ async fn scheduler(args: Args) {
     );
     scheduler.stop().await;
 
-    // Drain: jobs already due while no scheduler runs, then one starts.
+    // Drain: jobs already due while no scheduler runs, then one starts. With `--drain-kind
+    // cron` they are recurring (hourly in a zone with DST), so every fire also computes the
+    // job's next slot and puts it back in the due index, in the same ack.
     if !args.phases.contains("drain") {
         return;
     }
     let due = chrono::Utc::now() - chrono::Duration::seconds(1);
     let dues = vec![due; args.drain];
     let inserted = Instant::now();
-    put_due(&config, "drain", &dues).await;
+    let when = match args.drain_kind.as_str() {
+        "cron" => r#""cron":"0 0 * * * *","timezone":"America/New_York""#,
+        _ => r#""delay":"1d""#,
+    };
+    put_due_as(&config, "drain", &dues, when).await;
     println!(
-        "drain: {} jobs stored in {:.1} s",
+        "drain: {} {} jobs stored in {:.1} s",
         args.drain,
+        args.drain_kind,
         inserted.elapsed().as_secs_f64()
     );
     let started = Instant::now();
@@ -450,9 +474,15 @@ async fn scheduler(args: Args) {
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "drain: {last} of {target} fired in {secs:.2} s = {:.0} fires/s",
+        "drain ({}): {last} of {target} fired in {secs:.2} s = {:.0} fires/s",
+        args.drain_kind,
         last / secs
     );
+    if args.drain_kind == "cron" {
+        // Every drained job must be back in the due index, at its next slot.
+        let left = due_count(&url, "sked", config.redis.shards).await;
+        println!("drain (cron): {left} jobs due again at their next slot");
+    }
     let _ = fired_before;
     scheduler.stop().await;
 }

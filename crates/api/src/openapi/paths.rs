@@ -5,7 +5,7 @@
 
 use utoipa::IntoResponses;
 
-use crate::{dlq, error::ErrorBody, jobs, ops, request::ScheduleRequest, stats};
+use crate::{calendars, dlq, error::ErrorBody, jobs, ops, request::ScheduleRequest, stats};
 
 /// The error answers every endpoint may give.
 #[derive(IntoResponses)]
@@ -270,13 +270,61 @@ fn stats() {}
     summary = "The next fire times of a cron expression or interval",
     request_body(content = stats::PreviewRequest, content_type = "application/json"),
     responses(
-        (status = 200, description = "The fire times, with their local times and DST notes", body = stats::PreviewResponse),
-        (status = 400, description = "A bad expression, interval, zone or range", body = ErrorBody),
+        (status = 200, description = "The slots, with their local times, DST notes and calendar exclusions", body = stats::PreviewResponse),
+        (status = 400, description = "A bad expression (`invalid_cron`, naming the field), interval, zone, policy, unknown calendar (`unknown_calendar`), or `n` / `to` beyond their bounds (`invalid_parameter`)", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         Always,
     )
 )]
 fn preview() {}
+
+#[utoipa::path(
+    get, path = "/v1/calendars", tag = "calendars",
+    summary = "Every exclusion calendar, from the config and the API",
+    responses((status = 200, description = "The calendars, by name", body = calendars::CalendarList), Always)
+)]
+fn list_calendars() {}
+
+#[utoipa::path(
+    get, path = "/v1/calendars/{name}", tag = "calendars",
+    summary = "One exclusion calendar",
+    params(("name" = String, Path, description = "The calendar name")),
+    responses(
+        (status = 200, description = "The calendar", body = calendars::CalendarInfo),
+        (status = 404, description = "No such calendar", body = ErrorBody),
+        Always,
+    )
+)]
+fn get_calendar() {}
+
+#[utoipa::path(
+    put, path = "/v1/calendars/{name}", tag = "calendars",
+    summary = "Create or replace an exclusion calendar",
+    description = "The scheduler sees a new calendar at once and a changed one within 5 s.",
+    params(("name" = String, Path, description = "The calendar name (1 to 64 of `A-Z a-z 0-9 . _ -`)")),
+    request_body(content = calendars::Calendar, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = calendars::CalendarInfo),
+        (status = 200, description = "Replaced", body = calendars::CalendarInfo),
+        (status = 400, description = "A bad name or calendar (`invalid_parameter` naming the field)", body = ErrorBody),
+        (status = 409, description = "A config calendar (`read_only`), or 1000 calendars exist (`limit_reached`)", body = ErrorBody),
+        Always,
+    )
+)]
+fn put_calendar() {}
+
+#[utoipa::path(
+    delete, path = "/v1/calendars/{name}", tag = "calendars",
+    summary = "Delete an exclusion calendar",
+    description = "Jobs that still attach it fire as if it were empty (within 5 s) until a                    calendar of that name exists again.",
+    params(("name" = String, Path, description = "The calendar name")),
+    responses(
+        (status = 200, description = "Deleted, or there was none", body = calendars::CalendarDeleted),
+        (status = 409, description = "A config calendar (`read_only`)", body = ErrorBody),
+        Always,
+    )
+)]
+fn delete_calendar() {}
 
 #[utoipa::path(
     post, path = "/v1/operations", tag = "operations",

@@ -27,7 +27,8 @@ Exit codes:
   1   any other error (unexpected answer, unreadable file, ...)
   2   usage error (bad flags or arguments)
   3   not found (no such job, dead letter or replay)
-  4   request rejected by validation (HTTP 400 or 413)
+  4   request rejected by validation (HTTP 400 or 413); in `cron preview|explain`, a bad
+      expression, interval, zone or calendar file
   5   conflict with the job's state (HTTP 409, e.g. the job was already dispatched)
   6   `dlq replay` or a destructive `ops create` refused: not confirmed (no `--yes` and
       stdin is not a terminal, or the answer was not `y`)
@@ -92,6 +93,77 @@ pub enum Command {
     /// Inspect and replay dead letters through the replayer's DLQ API.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Preview and explain cron expressions and intervals, offline (no service needed).
+    #[command(subcommand)]
+    Cron(CronCommand),
+}
+
+/// `sked cron ...`: offline, with sked's own schedule code.
+#[derive(Debug, Clone, Subcommand)]
+pub enum CronCommand {
+    /// List the coming fire times of a cron expression (or `--every` interval) in a zone, in
+    /// UTC with local time, offset and annotations (gap_shifted, overlap_first,
+    /// overlap_second, skipped, excluded), as POST /v1/schedules/preview answers.
+    ///
+    /// Exits 4 for a bad expression, interval, zone, policy or calendar file.
+    Preview(CronPreviewArgs),
+    /// Describe a cron expression in plain English: "at 02:30, every day, America/New_York".
+    ///
+    /// Exits 4 for a bad expression or zone.
+    Explain {
+        /// The cron expression (5, 6 or 7 fields, or a macro such as `@daily`).
+        #[arg(value_name = "EXPR")]
+        expr: String,
+        /// IANA zone of the expression; default UTC.
+        #[arg(long, value_name = "ZONE", default_value = "UTC")]
+        tz: String,
+    },
+}
+
+/// `sked cron preview` arguments.
+#[derive(Debug, Clone, clap::Args)]
+#[command(group(ArgGroup::new("what").required(true).args(["expr", "every"])))]
+pub struct CronPreviewArgs {
+    /// The cron expression (5, 6 or 7 fields, or a macro such as `@daily`).
+    #[arg(value_name = "EXPR")]
+    pub expr: Option<String>,
+    /// Preview an interval instead (`15m`), on the grid from `--from`.
+    #[arg(long, value_name = "INTERVAL", conflicts_with_all = ["dst_gap", "dst_overlap", "dom_dow"])]
+    pub every: Option<String>,
+    /// IANA zone of the expression and of the local times shown; default UTC.
+    #[arg(long, value_name = "ZONE", default_value = "UTC")]
+    pub tz: String,
+    /// How many fire times (1 to 10000); default 10 without `--to`.
+    #[arg(short = 'n', long = "count", value_name = "N", conflicts_with = "to")]
+    pub n: Option<u32>,
+    /// First instant (RFC 3339); default now.
+    #[arg(long, value_name = "TIME", value_parser = parse_rfc3339)]
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Last instant, inclusive (RFC 3339), at most 3660 days after `--from`.
+    #[arg(long, value_name = "TIME", value_parser = parse_rfc3339)]
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// A local time in a DST gap: `shift` (fire when the gap ends, default) or `skip`.
+    #[arg(long, value_name = "POLICY", value_parser = ["shift", "skip"])]
+    pub dst_gap: Option<String>,
+    /// A local time in a DST overlap: `first` (default), `both` or `last`.
+    #[arg(long, value_name = "POLICY", value_parser = ["first", "both", "last"])]
+    pub dst_overlap: Option<String>,
+    /// How day-of-month and day-of-week combine: `or` or `and`; default the Vixie rule.
+    #[arg(long, value_name = "RULE", value_parser = ["or", "and"])]
+    pub dom_dow: Option<String>,
+    /// A file of exclusion calendars, TOML (`[<name>]` tables with `timezone`, `dates`,
+    /// `ranges`, `weekdays`, as in `[calendars.<name>]` of the config) or a JSON object by name.
+    #[arg(long, value_name = "PATH")]
+    pub calendar_file: Option<PathBuf>,
+    /// Attach this calendar of `--calendar-file` (repeat for several); default all of them.
+    #[arg(long = "calendar", value_name = "NAME", requires = "calendar_file")]
+    pub calendars: Vec<String>,
+}
+
+fn parse_rfc3339(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time such as 2026-12-02T08:00:00Z: {e}"))
 }
 
 /// `sked dlq ...`.

@@ -323,6 +323,17 @@ fn deserialize_collecting(
                         _ => None,
                     })
                     .collect();
+                // A bad array element (`calendars.x.dates.0`) is reported with its index, and
+                // the whole array is put back or removed: `remove` walks tables only.
+                let keys_only = err
+                    .path()
+                    .iter()
+                    .take_while(|seg| matches!(seg, serde_path_to_error::Segment::Map { .. }))
+                    .count();
+                let in_array = err
+                    .path()
+                    .iter()
+                    .any(|seg| matches!(seg, serde_path_to_error::Segment::Seq { .. }));
                 let message = err.inner().to_string();
                 let message = message.lines().next().unwrap_or_default().to_owned();
                 if let Some(field) = unknown_field(&message) {
@@ -334,6 +345,9 @@ fn deserialize_collecting(
                 } else {
                     let source = source_of(sources, &path);
                     problems.push(format!("`{}` (from {source}): {message}", dotted(&path)));
+                }
+                if in_array {
+                    path.truncate(keys_only);
                 }
                 if path.is_empty() {
                     return None;
@@ -469,6 +483,43 @@ mod tests {
             assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
         }
         assert_eq!(err.problems.len(), 6, "{text}");
+    }
+
+    #[test]
+    fn calendars_load_and_their_problems_name_the_key() {
+        let sets = |list: &[&str]| Layers {
+            sets: list.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let config = load(&sets(&[
+            r#"calendars.holidays.dates=["2026-12-25"]"#,
+            r#"calendars.holidays.ranges=[{from = "2026-12-30", to = "2027-01-02"}]"#,
+            "calendars.holidays.timezone=Europe/Berlin",
+            r#"calendars.weekends.weekdays=["sat", "sun"]"#,
+        ]))
+        .unwrap();
+        let set = config.calendar_set();
+        assert_eq!(set.len(), 2);
+        let holidays = set.get("holidays").unwrap();
+        assert_eq!(holidays.timezone, chrono_tz::Europe::Berlin);
+        assert!(config.dump().contains("[calendars.holidays]"));
+
+        let err = load(&sets(&[
+            r#"calendars.a.dates=["2026-02-30"]"#,
+            r#"calendars.b.weekday=["sat"]"#,
+            "calendars.c.timezone=UTC",
+            r#"calendars.d.ranges=[{from = "2026-12-31", to = "2026-12-01"}]"#,
+        ]))
+        .unwrap_err();
+        let text = err.to_string();
+        for needle in [
+            "`calendars.a.dates.0`",
+            "`calendars.b.weekday`",
+            "`calendars.c`: excludes nothing",
+            "`calendars.d`: `ranges[0]`",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
     }
 
     fn redis_problems(sets: &[&str]) -> Vec<String> {

@@ -30,6 +30,9 @@ pub struct Config {
     pub admin: AdminOptions,
     /// Registered apps, by name.
     pub apps: BTreeMap<String, AppOptions>,
+    /// Exclusion calendars, by name (read-only through the API; see
+    /// [`crate::schedule::Calendar`] for the keys).
+    pub calendars: BTreeMap<String, crate::schedule::Calendar>,
     /// Logging.
     pub log: LogOptions,
     /// Scheduler service.
@@ -373,6 +376,15 @@ pub fn split_urls(list: &str) -> Vec<&str> {
 }
 
 impl Config {
+    /// The `[calendars.<name>]` tables as a set.
+    pub fn calendar_set(&self) -> crate::schedule::Calendars {
+        let mut set = crate::schedule::Calendars::new();
+        for (name, calendar) in &self.calendars {
+            set.insert(name.clone(), calendar.clone());
+        }
+        set
+    }
+
     /// Problems that serde cannot see: ranges and relations between keys.
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -422,6 +434,14 @@ impl Config {
                     "redis.url",
                     "selects a database other than 0, which a Redis Cluster does not have",
                 ),
+            }
+        }
+        for (name, calendar) in &self.calendars {
+            if let Err(why) = crate::schedule::check_calendar_name(name) {
+                check(false, &format!("calendars.{name}"), &why);
+            }
+            for why in calendar.problems() {
+                check(false, &format!("calendars.{name}"), &why);
             }
         }
         for (topic, tenant) in &self.ingest.tenants {

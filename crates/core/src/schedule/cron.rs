@@ -90,6 +90,8 @@ pub enum Note {
     OverlapSecond,
     /// The wall time fell in a gap and the policy skips it (nothing fires).
     Skipped,
+    /// The slot is on a day of an attached calendar (nothing fires; counted as `excluded`).
+    Excluded,
 }
 
 impl CronExpr {

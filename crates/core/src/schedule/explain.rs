@@ -70,6 +70,22 @@ pub fn explain(expr: &CronExpr, tz: Tz) -> String {
     out
 }
 
+/// Describes a stored schedule: [`explain`] for `cron`, [`explain_every`] for `every`, and
+/// "once, at 2026-11-23T10:00:00Z" for a one-shot.
+pub fn explain_schedule(schedule: &super::Schedule) -> String {
+    match schedule {
+        super::Schedule::Once { at } => format!(
+            "once, at {}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        ),
+        super::Schedule::Cron { expr, tz, .. } => explain(expr, *tz),
+        super::Schedule::Every { interval_ms, .. } => match Interval::from_millis(*interval_ms) {
+            Ok(interval) => explain_every(interval),
+            Err(_) => format!("every {interval_ms} ms"),
+        },
+    }
+}
+
 /// Describes an `every` interval: "every 15 minutes", "every 1h 30m".
 pub fn explain_every(interval: Interval) -> String {
     let secs = interval.as_millis() / 1000;

@@ -14,6 +14,8 @@
 //! - **DST** ([`DstPolicy`], per schedule): gap `shift` (default, fire at the first instant
 //!   after the gap) or `skip`; overlap `first` (default), `last` or `both`.
 //! - **Every** ([`Interval`]): an absolute duration, unaffected by DST.
+//! - **Calendars** ([`Calendar`]): named sets of excluded days in a zone; a slot on such a day
+//!   does not fire (the scheduler counts it as `excluded`).
 //!
 //! Why sked has its own cron matcher instead of a crate: the `cron` crate (0.15, used until now)
 //! has no `L`, `W` or `#`, and no way to change the day rule. `croner` (3.x/4.x) has the Quartz
@@ -30,6 +32,7 @@
 //! (`max_runs`) and jitter are decided by the scheduler; this module only computes nominal
 //! fire times.
 
+mod calendar;
 mod cron;
 mod dst;
 mod explain;
@@ -37,6 +40,7 @@ mod field;
 mod interval;
 mod misfire;
 mod preview;
+mod query;
 mod spec;
 
 #[cfg(test)]
@@ -44,12 +48,17 @@ mod cron_dst_tests;
 #[cfg(test)]
 mod cron_tests;
 
+pub use self::calendar::{
+    Calendar, Calendars, DateRange, MAX_ATTACHED, MAX_CALENDAR_DAYS,
+    check_name as check_calendar_name, excluded_by,
+};
 pub use self::cron::{CronExpr, DomDow, Note, Slot};
 pub use self::dst::{
     DstPolicy, Gap, LocalTime, Overlap, classify, resolve_local, resolve_local_with,
 };
-pub use self::explain::{explain, explain_every};
+pub use self::explain::{explain, explain_every, explain_schedule};
 pub use self::interval::{Interval, parse_duration};
 pub use self::misfire::Misfire;
-pub use self::preview::{Limit, MAX_PREVIEW, PreviewRule, PreviewSlot, preview};
+pub use self::preview::{Limit, MAX_PREVIEW, PreviewRule, PreviewSlot, preview, preview_excluding};
+pub use self::query::{Answer, DEFAULT_PREVIEW, MAX_PREVIEW_DAYS, Query, QueryError};
 pub use self::spec::Schedule;

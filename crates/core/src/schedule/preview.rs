@@ -1,11 +1,14 @@
 //! [`preview`]: the coming fire times of a schedule, with their local times and how DST shaped
 //! them. Pure: callers (the REST `POST /v1/schedules/preview`, the CLI) bring the input.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 use serde::ser::Serializer;
 
+use super::calendar::{Calendar, excluded_by};
 use super::cron::{CronExpr, Note};
 use super::interval::Interval;
 
@@ -48,8 +51,13 @@ pub struct PreviewSlot {
     /// For a shifted or skipped slot, the wall time the expression named (inside the gap).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nominal: Option<NaiveDateTime>,
-    /// How DST shaped it; empty for an ordinary slot.
+    /// How DST shaped it, and `excluded`; empty for an ordinary slot. Serialized as
+    /// `annotations`, the name in `sked_api::stats::PreviewSlot`, whose JSON shape this is.
+    #[serde(rename = "annotations")]
     pub notes: Vec<Note>,
+    /// The calendar that excludes the slot (note `excluded`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<String>,
 }
 
 fn offset_string<S: Serializer>(offset: &FixedOffset, serializer: S) -> Result<S::Ok, S::Error> {
@@ -69,6 +77,19 @@ pub fn preview(
     tz: Tz,
     from: DateTime<Utc>,
     limit: Limit,
+) -> Vec<PreviewSlot> {
+    preview_excluding(rule, tz, from, limit, &[])
+}
+
+/// [`preview`] of a schedule that attaches calendars: a slot on a day one of `calendars`
+/// excludes is listed with the note `excluded` and that calendar's name, and does not count
+/// towards [`Limit::Count`] (it does not fire).
+pub fn preview_excluding(
+    rule: PreviewRule<'_>,
+    tz: Tz,
+    from: DateTime<Utc>,
+    limit: Limit,
+    calendars: &[(String, Arc<Calendar>)],
 ) -> Vec<PreviewSlot> {
     let mut out = Vec::new();
     let mut fired = 0usize;
@@ -105,8 +126,11 @@ pub fn preview(
                     return out;
                 }
                 let nominal = (slot.note == Some(Note::GapShifted)).then_some(slot.wall);
-                out.push(entry(slot.at, tz, nominal, slot.note.into_iter().collect()));
-                fired += 1;
+                let mut e = entry(slot.at, tz, nominal, slot.note.into_iter().collect());
+                if exclude(&mut e, calendars) {
+                    fired += 1;
+                }
+                out.push(e);
                 if done(slot.at, fired, out.len()) {
                     return out;
                 }
@@ -130,8 +154,11 @@ pub fn preview(
                 return out;
             };
             while in_limit(at) && !done(at, fired, out.len()) {
-                out.push(entry(at, tz, None, Vec::new()));
-                fired += 1;
+                let mut e = entry(at, tz, None, Vec::new());
+                if exclude(&mut e, calendars) {
+                    fired += 1;
+                }
+                out.push(e);
                 match at.checked_add_signed(step) {
                     Some(next) => at = next,
                     None => break,
@@ -139,6 +166,18 @@ pub fn preview(
             }
             out
         }
+    }
+}
+
+/// Marks `e` excluded if a calendar excludes it; whether it still fires.
+fn exclude(e: &mut PreviewSlot, calendars: &[(String, Arc<Calendar>)]) -> bool {
+    match excluded_by(calendars, e.at) {
+        Some(name) => {
+            e.notes.push(Note::Excluded);
+            e.calendar = Some(name.to_owned());
+            false
+        }
+        None => true,
     }
 }
 
@@ -155,6 +194,7 @@ fn entry(
         offset: local.offset().fix(),
         nominal,
         notes,
+        calendar: None,
     }
 }
 
@@ -187,7 +227,7 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!({"at": "2026-03-08T07:00:00Z", "local": "2026-03-08T03:00:00",
-                "offset": "-04:00", "nominal": "2026-03-08T02:30:00", "notes": ["gap_shifted"]})
+                "offset": "-04:00", "nominal": "2026-03-08T02:30:00", "annotations": ["gap_shifted"]})
         );
     }
 
@@ -252,6 +292,60 @@ mod tests {
             "one hour apart in absolute time; the local clock skips 02:00"
         );
         assert_eq!(slots[0].at, utc("2026-03-08T06:00:00Z"));
+    }
+
+    #[test]
+    fn preview_lists_excluded_slots_without_counting_them() {
+        let expr = CronExpr::parse("0 9 * * *").unwrap();
+        let weekends: Calendar =
+            serde_json::from_str(r#"{"timezone": "America/New_York", "weekdays": ["sat", "sun"]}"#)
+                .unwrap();
+        let slots = preview_excluding(
+            PreviewRule::Cron(&expr),
+            New_York,
+            utc("2026-12-04T00:00:00Z"), // a Friday
+            Limit::Count(2),
+            &[("weekends".to_owned(), Arc::new(weekends))],
+        );
+        let got: Vec<_> = slots
+            .iter()
+            .map(|s| (s.local.to_string(), s.notes.clone(), s.calendar.clone()))
+            .collect();
+        let w = Some("weekends".to_owned());
+        assert_eq!(
+            got,
+            vec![
+                ("2026-12-04 09:00:00".to_owned(), vec![], None),
+                (
+                    "2026-12-05 09:00:00".to_owned(),
+                    vec![Note::Excluded],
+                    w.clone()
+                ),
+                ("2026-12-06 09:00:00".to_owned(), vec![Note::Excluded], w),
+                ("2026-12-07 09:00:00".to_owned(), vec![], None),
+            ]
+        );
+    }
+
+    #[test]
+    fn preview_of_every_marks_excluded_slots_up_to_its_end() {
+        let sundays: Calendar = serde_json::from_str(r#"{"weekdays": ["sun"]}"#).unwrap();
+        let slots = preview_excluding(
+            PreviewRule::Every {
+                interval: Interval::parse("12h").unwrap(),
+                anchor: utc("2026-12-05T00:00:00Z"), // a Saturday
+            },
+            Tz::UTC,
+            utc("2026-12-05T00:00:00Z"),
+            Limit::Until(utc("2026-12-07T00:00:00Z")),
+            &[("sundays".to_owned(), Arc::new(sundays))],
+        );
+        let excluded: Vec<bool> = slots.iter().map(|s| s.notes == [Note::Excluded]).collect();
+        assert_eq!(
+            excluded,
+            [false, false, true, true, false],
+            "to is inclusive"
+        );
     }
 
     #[test]

@@ -256,6 +256,8 @@ pub struct Ack {
     pub missed: u64,
     /// Slots skipped by the misfire policy in this claim.
     pub skipped: u64,
+    /// Slots an attached calendar excluded in this claim.
+    pub excluded: u64,
     /// History entries of the fires produced ([`super::history_entry`]).
     pub history: Vec<String>,
 }
@@ -583,6 +585,7 @@ impl Store {
             for entry in &ack.history {
                 inv.arg(entry);
             }
+            inv.arg(ack.excluded);
         }
         let mut cmds = self.conn.commands();
         cmds.group().invoke_script(&inv);

@@ -93,7 +93,7 @@ pub struct Described {
     pub held: bool,
     /// Latest fires first.
     pub history: Vec<Fire>,
-    /// `fired`, `missed`, `skipped`, `triggered`, `backfilled` (recurring jobs) plus
+    /// `fired`, `missed`, `skipped`, `excluded`, `triggered`, `backfilled` (recurring jobs) plus
     /// `retried` and `dead` (from the run record).
     pub counters: BTreeMap<String, u64>,
     /// Fires of a recurring job so far (what `max_runs` counts).

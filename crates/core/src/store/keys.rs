@@ -165,7 +165,7 @@ impl Keys {
         format!("{}:{}:h:{}", self.prefix, shard.tag(), id)
     }
 
-    /// A job's counters (hash: `fired`, `missed`, `skipped`, `triggered`, `backfilled`).
+    /// A job's counters (hash: `fired`, `missed`, `skipped`, `excluded`, `triggered`, `backfilled`).
     pub fn counters(&self, shard: Shard, id: &str) -> String {
         format!("{}:{}:c:{}", self.prefix, shard.tag(), id)
     }
@@ -173,6 +173,12 @@ impl Keys {
     /// Paused apps and tenants of the installation (hash, as [`Keys::hold`]), for listing.
     pub fn pauses(&self) -> String {
         format!("{}:pauses", self.prefix)
+    }
+
+    /// The calendars created through the API (hash: name → calendar JSON), under a hash tag
+    /// of its own (one slot on a Redis Cluster).
+    pub fn calendars(&self) -> String {
+        format!("{}:{{calendars}}", self.prefix)
     }
 
     /// Bulk operations by creation (sorted set: operation id by created ms).

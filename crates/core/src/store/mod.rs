@@ -18,8 +18,9 @@
 //! | `P:{sN}:cnt` | hash | app and tenant index name → jobs in it, kept by the scripts (for `GET /v1/stats`) |
 //! | `P:{sN}:ix:c` | sorted set | creation index: every listed job while its record lives, by the ms it was first stored |
 //! | `P:{sN}:done` | sorted set | finished jobs whose record lives, by finish ms (trimmed to `redis.idempotency_ttl`) |
-//! | `P:{sN}:c:<job id>` | hash | counters of a recurring or triggered job (`fired`, `missed`, `skipped`, `triggered`, `backfilled`) |
+//! | `P:{sN}:c:<job id>` | hash | counters of a recurring or triggered job (`fired`, `missed`, `skipped`, `excluded`, `triggered`, `backfilled`) |
 //! | `P:{sN}:h:<job id>` | list | its last 50 fires, `<due ms>:<at ms>:<origin>` |
+//! | `P:{calendars}` | hash | exclusion calendars created through the API: name → calendar JSON ([`calendars`]) |
 //! | `P:pauses` | hash | the paused apps and tenants, for listing |
 //! | `P:wake` | pub/sub channel | `<shard>:<due ms>` when a batch lowers a shard's earliest due |
 //!
@@ -38,6 +39,7 @@
 //! [`JobState`].
 
 mod apply;
+pub mod calendars;
 mod client;
 mod conn;
 pub mod describe;

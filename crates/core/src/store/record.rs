@@ -146,6 +146,8 @@ struct Tail {
     retry_of: Option<RetryOf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     traceparent: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    calendars: Vec<String>,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -163,6 +165,7 @@ impl Tail {
             && self.format == Format::default()
             && self.retry_of.is_none()
             && self.traceparent.is_none()
+            && self.calendars.is_empty()
     }
 }
 
@@ -188,6 +191,7 @@ pub(crate) fn encode(
         format: spec.format,
         retry_of: spec.retry_of.clone(),
         traceparent: spec.traceparent.clone(),
+        calendars: spec.calendars.clone(),
     };
     let tail = if tail.is_empty() {
         Vec::new()
@@ -270,6 +274,7 @@ pub(crate) fn decode(id: &JobId, raw: &[u8]) -> Result<(JobState, JobSpec), Stri
         retry: tail.retry,
         labels: tail.labels,
         tenant,
+        calendars: tail.calendars,
         format: tail.format,
         retry_of: tail.retry_of,
         traceparent: tail.traceparent,

@@ -66,13 +66,13 @@ pub(crate) static CLAIM: LazyLock<Script> = script!("claim.lua");
 /// → dispatched; recurring (`F`) → next score in the due index and its indexes, or dispatched
 /// when none is left; cancelled while firing (`c`) → finished. Finished jobs leave their
 /// indexes and enter the done set; their record expires. Recurring jobs count their fires,
-/// misses and skips and keep their last 50 fires.
+/// misses, skips and calendar exclusions and keep their last 50 fires.
 ///
 /// KEYS: due, inflight, runs, done, counts, creation index, then per job: its key, for a
 /// recurring job its counters and history keys, its index keys.
 /// ARGV: ttl ms, wake channel, shard index, now ms, then per job: id, claimed score, the
 /// claim's lease deadline, fires produced, next score or '', `1` if recurring, number of index
-/// keys, missed, skipped, number of history entries, the entries.
+/// keys, missed, skipped, number of history entries, the entries, excluded.
 /// Returns one status per job: `done`, `next`, `cancelled` or `stale`.
 pub(crate) static ACK: LazyLock<Script> = script!("ack.lua");
 

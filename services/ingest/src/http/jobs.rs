@@ -16,9 +16,12 @@ use sked_api::{
     },
     query::{ListQuery, Order},
 };
+use std::sync::Arc;
+
 use sked_core::{
     job::JobId,
     request::{self, JobSpec, Origin},
+    schedule::{self, Calendar},
     store::{
         Applied, Cancelled, Etag, JobState, Op,
         describe::{self, Described},
@@ -96,6 +99,7 @@ pub async fn submit(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> 
         None => JobId::new_v7(),
     };
     let mut spec = parse_request(&api, &headers, &body, fallback, "POST /v1/jobs")?;
+    super::preview::check_calendars(&api, &spec).await?;
     if spec.idempotency_key.is_none() {
         spec.idempotency_key = header_key;
     }
@@ -125,6 +129,7 @@ pub async fn replace(
         Some(Err(_)) => return Err(ApiError::bad_param("If-Match", "not visible ASCII")),
     };
     let spec = parse_request(&api, &headers, &body, id.clone(), "PUT /v1/jobs/{id}")?;
+    super::preview::check_calendars(&api, &spec).await?;
     if spec.id != id {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -265,7 +270,15 @@ pub async fn describe(
     } else {
         None
     };
-    let body = description(d, next, scope_pause);
+    let attached = if d.record.spec.calendars.is_empty() {
+        Vec::new()
+    } else {
+        api.calendars
+            .for_names(&d.record.spec.calendars)
+            .await?
+            .resolve(&d.record.spec.calendars)
+    };
+    let body = description(d, next, scope_pause, &attached);
     Ok((
         StatusCode::OK,
         [(header::ETAG, format!("\"{}\"", body.etag))],
@@ -292,6 +305,7 @@ fn description(
     d: Described,
     next: usize,
     scope_pause: Option<sked_api::jobs::PauseInfo>,
+    calendars: &[(String, Arc<Calendar>)],
 ) -> JobDescription {
     let state = convert::described_state(&d.record, d.held, d.run.as_ref());
     let spec = &d.record.spec;
@@ -305,11 +319,16 @@ fn description(
             .max_runs()
             .map_or(u64::MAX, |m| u64::from(m.get()).saturating_sub(d.runs));
         let mut t = d.record.next_due;
+        // Bounded: excluded slots are passed over, at most this many.
+        let mut budget = 10_000usize;
         while let Some(at) = t {
-            if times.len() >= next || times.len() as u64 >= left {
+            if times.len() >= next || times.len() as u64 >= left || budget == 0 {
                 break;
             }
-            times.push(at);
+            budget -= 1;
+            if schedule::excluded_by(calendars, at).is_none() {
+                times.push(at);
+            }
             t = spec.schedule.next_after(at);
         }
     }
@@ -318,6 +337,7 @@ fn description(
         fired: counter("fired"),
         missed: counter("missed"),
         skipped: counter("skipped"),
+        excluded: counter("excluded"),
         retried: counter("retried"),
         dead: counter("dead"),
         triggered: counter("triggered"),
@@ -362,6 +382,8 @@ fn description(
         state: convert::state(state),
         kind: convert::kind(&spec.schedule),
         schedule: convert::schedule(&spec.schedule),
+        description: schedule::explain_schedule(&spec.schedule),
+        calendars: spec.calendars.clone(),
         labels: spec.labels.clone(),
         next_due: d.record.next_due,
         etag: d.etag.to_string(),

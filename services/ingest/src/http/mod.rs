@@ -1,10 +1,13 @@
-//! The REST API of the ingest service: jobs, their verbs, app and tenant pauses, counts.
+//! The REST API of the ingest service: jobs, their verbs, app and tenant pauses, counts,
+//! schedule previews and exclusion calendars.
 //!
 //! | call | module |
 //! |---|---|
 //! | `POST /v1/jobs`, `GET /v1/jobs`, `GET/PUT/DELETE /v1/jobs/{id}` | [`jobs`] |
 //! | `POST /v1/jobs/{id}/pause`, `resume`, `trigger`, `backfill`, `reschedule` | [`verbs`] |
 //! | `POST /v1/operations`, `GET /v1/operations`, `GET /v1/operations/{id}`, `POST /v1/operations/{id}/cancel` | [`ops`] |
+//! | `POST /v1/schedules/preview` | [`preview`] |
+//! | `GET /v1/calendars`, `GET/PUT/DELETE /v1/calendars/{name}` | [`calendars`] |
 //! | `POST /v1/apps/{app}/pause`, `resume`, the same under `/v1/tenants/{tenant}`, `GET /v1/pauses`, `GET /v1/stats`, `GET /v1/openapi.json` | [`scopes`] |
 //!
 //! Same validation and same store as the Kafka path. Every error, 404, 405 and 413 included,
@@ -14,9 +17,11 @@
 
 pub use ops::selector_filter;
 
+mod calendars;
 mod convert;
 mod jobs;
 mod ops;
+mod preview;
 mod scopes;
 mod verbs;
 
@@ -34,7 +39,7 @@ use sked_api::ErrorDetail;
 use sked_core::{
     reason::Reason,
     request::{self, Limits},
-    store::{self, Store, fires::Refused},
+    store::{self, Store, calendars::CalendarCache, fires::Refused},
 };
 use tracing::warn;
 
@@ -51,6 +56,8 @@ pub struct Api {
     pub metrics: Metrics,
     /// Bulk operations.
     pub ops: crate::ops::Operations,
+    /// Exclusion calendars (config and stored).
+    pub calendars: CalendarCache,
 }
 
 /// The router of the REST API.
@@ -79,6 +86,14 @@ pub fn router(api: Api) -> Router {
         .route("/v1/operations/{id}/cancel", post(ops::cancel))
         .route("/v1/pauses", get(scopes::pauses))
         .route("/v1/stats", get(scopes::stats))
+        .route("/v1/schedules/preview", post(preview::preview))
+        .route("/v1/calendars", get(calendars::list))
+        .route(
+            "/v1/calendars/{name}",
+            get(calendars::get)
+                .put(calendars::put)
+                .delete(calendars::delete),
+        )
         .route("/v1/openapi.json", get(scopes::openapi))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")

@@ -1,4 +1,6 @@
 -- ACK (store/scripts.rs): acknowledges fires that Kafka accepted, for one shard.
+-- ARGV per job (scripts.rs has the whole list): ..., missed, skipped, nh, nh history entries,
+-- then excluded (slots an attached calendar excluded; counted as `excluded`).
 local due, inflight, runs, done, cnt, created = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local ttl, channel, shard, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 trim_done(done, created, now - tonumber(ttl))
@@ -71,6 +73,8 @@ while a <= #ARGV do
     if fired > 0 then redis.call('HINCRBY', counters, 'fired', fired) end
     if missed > 0 then redis.call('HINCRBY', counters, 'missed', missed) end
     if skipped > 0 then redis.call('HINCRBY', counters, 'skipped', skipped) end
+    local excluded = tonumber(ARGV[a + 10 + nh])
+    if excluded > 0 then redis.call('HINCRBY', counters, 'excluded', excluded) end
     for j = 1, nh do redis.call('LPUSH', history, ARGV[a + 9 + j]) end
     if nh > 0 then redis.call('LTRIM', history, 0, 49) end
     if finished then
@@ -78,7 +82,7 @@ while a <= #ARGV do
       redis.call('PEXPIRE', history, ttl)
     end
   end
-  a = a + 10 + nh
+  a = a + 11 + nh
   k = first_index + n
 end
 flush_counts(cnt, delta)
