@@ -4,6 +4,11 @@
 //! it runs on the node that owns the shard's slot, and while that slot migrates the whole call
 //! is redirected or retried, never split.
 //!
+//! The scripts that change many jobs at once (APPLY, CLAIM, ACK) gather their sorted-set
+//! writes per key and send each as one multi-member `ZADD`/`ZREM` at the end (`batch_add` in
+//! `lua/record.lua`), flushing early when a batch names a job twice, so their cost grows by a
+//! few calls per index rather than one per job and index.
+//!
 //! State chars (record.rs): `s`/`S` scheduled, `r`/`R` scheduled again after an expired lease,
 //! `p`/`P` paused, `f`/`F` firing, `d` dispatched, `c` cancelled (upper case: recurring).
 

@@ -8,12 +8,17 @@ local before = earliest(due)
 local lowest = nil
 local out = {}
 local delta = {}
+-- The sorted-set writes, sent per key at the end (see `batch_add`).
+local b = batch_new()
+local seen = {}
 local a, k = 5, 7
 while a <= #ARGV do
   local id, score, lease = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
   local fired, nxt, recurring = tonumber(ARGV[a + 3]), ARGV[a + 4], ARGV[a + 5] == '1'
   local n, missed, skipped, nh = tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7]), tonumber(ARGV[a + 8]), tonumber(ARGV[a + 9])
   local key = KEYS[k]
+  if seen[id] then batch_flush(b, delta) end
+  seen[id] = true
   local counters, history = nil, nil
   local first_index = k + 1
   if recurring then
@@ -24,13 +29,13 @@ while a <= #ARGV do
   local held = redis.call('ZSCORE', inflight, member)
   local st = ''
   if held and tonumber(held) == lease then
-    redis.call('ZREM', inflight, member)
+    batch_add(b, 'ZREM', '', inflight, member)
     st = redis.call('GETRANGE', key, 8, 8)
   end
   local finished = false
   if st == 'f' and nxt ~= '' then
     -- A one-shot the scheduler could not fire yet (its clock stepped back): due again.
-    redis.call('ZADD', due, nxt, id)
+    batch_add(b, 'ZADD', '', due, nxt, id)
     redis.call('SETRANGE', key, 8, 's')
     out[#out + 1] = 'next'
   elseif st == 'f' then
@@ -41,9 +46,9 @@ while a <= #ARGV do
   elseif st == 'F' then
     if fired > 0 then redis.call('HINCRBY', runs, id, fired) end
     if nxt ~= '' then
-      redis.call('ZADD', due, nxt, id)
+      batch_add(b, 'ZADD', '', due, nxt, id)
       redis.call('SETRANGE', key, 8, 'S')
-      for j = first_index, first_index + n - 1 do redis.call('ZADD', KEYS[j], 'XX', nxt, id) end
+      for j = first_index, first_index + n - 1 do batch_add(b, 'ZADD', 'XX', KEYS[j], nxt, id) end
       local s = tonumber(nxt)
       if lowest == nil or s < lowest then lowest = s end
       out[#out + 1] = 'next'
@@ -64,10 +69,8 @@ while a <= #ARGV do
   end
   if finished then
     -- Internal one-shots (retries, triggers, backfills) have no index and are not listed.
-    if n > 0 then redis.call('ZADD', done, now, id) end
-    for j = first_index, first_index + n - 1 do
-      tally(delta, index_name(KEYS[j]), -redis.call('ZREM', KEYS[j], id))
-    end
+    if n > 0 then batch_add(b, 'ZADD', '', done, now, id) end
+    for j = first_index, first_index + n - 1 do batch_add(b, 'ZREM', '', KEYS[j], id) end
   end
   if recurring and st ~= '' then
     if fired > 0 then redis.call('HINCRBY', counters, 'fired', fired) end
@@ -75,8 +78,10 @@ while a <= #ARGV do
     if skipped > 0 then redis.call('HINCRBY', counters, 'skipped', skipped) end
     local excluded = tonumber(ARGV[a + 10 + nh])
     if excluded > 0 then redis.call('HINCRBY', counters, 'excluded', excluded) end
-    for j = 1, nh do redis.call('LPUSH', history, ARGV[a + 9 + j]) end
-    if nh > 0 then redis.call('LTRIM', history, 0, 49) end
+    if nh > 0 then
+      redis.call('LPUSH', history, unpack(ARGV, a + 10, a + 9 + nh))
+      redis.call('LTRIM', history, 0, 49)
+    end
     if finished then
       redis.call('PEXPIRE', counters, ttl)
       redis.call('PEXPIRE', history, ttl)
@@ -85,6 +90,7 @@ while a <= #ARGV do
   a = a + 11 + nh
   k = first_index + n
 end
+batch_flush(b, delta)
 flush_counts(cnt, delta)
 wake(channel, shard, before, lowest)
 return out

@@ -6,12 +6,18 @@ local before = earliest(due)
 local lowest = nil
 local out = {}
 local delta = {}
+-- The sorted-set writes of the batch (due, done, held, paused and index entries), sent per key
+-- at the end, or before a job the batch already touched is touched again.
+local b = batch_new()
+local seen = {}
 local k, a = 8, 5
 while a <= #ARGV do
   local kind, id, fp, rec, score = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local n, expect, born = tonumber(ARGV[a + 5]), ARGV[a + 6], ARGV[a + 7]
   local key = KEYS[k]
   local status, old = 'finished', ''
+  if seen[id] then batch_flush(b, delta) end
+  seen[id] = true
   if kind == 'i' then
     local cur = redis.call('GETRANGE', key, 0, 8)
     local curfp = string.sub(cur, 1, 8)
@@ -24,8 +30,8 @@ while a <= #ARGV do
       if cur ~= '' then
         -- An update: the job may wait in the held set or be finished.
         old = redis.call('GET', key)
-        redis.call('ZREM', held, id)
-        redis.call('ZREM', done, id)
+        batch_add(b, 'ZREM', '', held, id)
+        batch_add(b, 'ZREM', '', done, id)
       end
       if st == 'p' or st == 'P' then
         -- A paused job stays paused when it is replaced; its note keeps the new state.
@@ -37,15 +43,13 @@ while a <= #ARGV do
         if note then redis.call('HSET', notes, id, string.sub(rec, 9, 9) .. string.sub(note, 2)) end
       else
         redis.call('SET', key, rec)
-        redis.call('ZADD', due, score, id)
+        batch_add(b, 'ZADD', '', due, score, id)
         local s = tonumber(score)
         if lowest == nil or s < lowest then lowest = s end
       end
-      for j = 1, n do
-        tally(delta, ARGV[a + 7 + j], redis.call('ZADD', KEYS[k + j], score, id))
-      end
+      for j = 1, n do batch_add(b, 'ZADD', '', KEYS[k + j], score, id) end
       -- Internal one-shots (retries, triggers, backfills) are in no index and not listed.
-      if n > 0 then redis.call('ZADD', created, 'NX', born, id) end
+      if n > 0 then batch_add(b, 'ZADD', 'NX', created, born, id) end
       if cur == '' then status = 'created' else status = 'updated' end
     end
     a = a + 8 + n
@@ -59,16 +63,17 @@ while a <= #ARGV do
     elseif st == 'c' then
       status = 'already_cancelled'
     elseif st == 's' or st == 'S' or st == 'r' or st == 'R' or st == 'p' or st == 'P' then
-      redis.call('ZREM', due, id)
-      redis.call('ZREM', paused, id)
-      redis.call('ZREM', held, id)
-      redis.call('HDEL', notes, id)
+      batch_add(b, 'ZREM', '', due, id)
+      batch_add(b, 'ZREM', '', paused, id)
+      batch_add(b, 'ZREM', '', held, id)
+      -- Only a job paused on its own has a note.
+      if st == 'p' or st == 'P' then redis.call('HDEL', notes, id) end
       redis.call('SETRANGE', key, 8, 'c')
       redis.call('PEXPIRE', key, ttl)
-      redis.call('ZADD', done, now, id)
+      batch_add(b, 'ZADD', '', done, now, id)
       redis.call('PEXPIRE', KEYS[k + 1], ttl)
       redis.call('PEXPIRE', KEYS[k + 2], ttl)
-      for j = 3, n do tally(delta, index_name(KEYS[k + j]), -redis.call('ZREM', KEYS[k + j], id)) end
+      for j = 3, n do batch_add(b, 'ZREM', '', KEYS[k + j], id) end
       old = redis.call('GET', key)
       status = 'cancelled'
     elseif st == 'F' then
@@ -84,6 +89,7 @@ while a <= #ARGV do
   out[#out + 1] = old
   k = k + 1 + n
 end
+batch_flush(b, delta)
 flush_counts(cnt, delta)
 wake(channel, shard, before, lowest)
 return out

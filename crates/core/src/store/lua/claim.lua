@@ -28,31 +28,43 @@ for i = 1, expired do
 end
 local holding = redis.call('EXISTS', hold) == 1
 local out = {}
+-- The candidates' sorted-set moves, sent per key at the end (see `batch_add`); a candidate
+-- named twice is claimed once.
+local b = batch_new()
+local seen = {}
 for i = 5 + expired, #ARGV do
   local id, key = ARGV[i], KEYS[i + 2]
-  local score = redis.call('ZSCORE', due, id)
+  local score = nil
+  if not seen[id] then score = redis.call('ZSCORE', due, id) end
+  seen[id] = true
   if score and tonumber(score) <= now then
-    redis.call('ZREM', due, id)
+    batch_add(b, 'ZREM', '', due, id)
     local rec = redis.call('GET', key)
     if rec then
       local st = string.sub(rec, 9, 9)
       if st == 's' or st == 'S' or st == 'r' or st == 'R' then
         if holding and held_by(hold, rec) then
           -- Its app or tenant is paused: it waits in the held set, due as it was.
-          redis.call('ZADD', held, score, id)
+          batch_add(b, 'ZADD', '', held, score, id)
           holding_n = holding_n + 1
         else
           if st == 's' or st == 'r' then redis.call('SETRANGE', key, 8, 'f') else redis.call('SETRANGE', key, 8, 'F') end
-          redis.call('ZADD', inflight, deadline, score .. '|' .. id)
+          batch_add(b, 'ZADD', '', inflight, deadline, score .. '|' .. id)
           out[#out + 1] = id
           out[#out + 1] = score
           out[#out + 1] = rec
-          out[#out + 1] = redis.call('HGET', runs, id) or '0'
+          -- Only recurring jobs count their fires (for `max_runs`).
+          if st == 'S' or st == 'R' then
+            out[#out + 1] = redis.call('HGET', runs, id) or '0'
+          else
+            out[#out + 1] = '0'
+          end
         end
       end
     end
   end
 end
+batch_flush(b, {})
 local head = {reclaimed, holding_n, #dropped / 2}
 for _, v in ipairs(dropped) do head[#head + 1] = v end
 for _, v in ipairs(out) do head[#head + 1] = v end

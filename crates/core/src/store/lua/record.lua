@@ -98,6 +98,45 @@ local function flush_counts(cnt, delta)
   end
 end
 
+-- Sorted-set writes gathered per key and command, sent as one call each at `flush`: a script
+-- that changes many jobs makes a few calls per index instead of one per job. The scripts flush
+-- before they touch a job a second time, so between flushes every member is distinct and the
+-- gathered writes commute with everything else the script does.
+local function batch_new() return {order = {}, cmds = {}} end
+
+local function batch_add(b, cmd, flag, key, a1, a2)
+  local name = cmd .. ' ' .. flag .. ' ' .. key
+  local c = b.cmds[name]
+  if not c then
+    c = {cmd = cmd, flag = flag, key = key, args = {}}
+    b.cmds[name] = c
+    b.order[#b.order + 1] = name
+  end
+  c.args[#c.args + 1] = a1
+  if a2 ~= nil then c.args[#c.args + 1] = a2 end
+end
+
+-- Sends the gathered writes (at most 1,000 arguments a call); tallies the index members that
+-- `ZADD` added and `ZREM` removed into `delta`.
+local function batch_flush(b, delta)
+  for _, name in ipairs(b.order) do
+    local c = b.cmds[name]
+    local iname = index_name(c.key)
+    for i = 1, #c.args, 1000 do
+      local n
+      local last = math.min(i + 999, #c.args)
+      if c.flag ~= '' then
+        n = redis.call(c.cmd, c.key, c.flag, unpack(c.args, i, last))
+      else
+        n = redis.call(c.cmd, c.key, unpack(c.args, i, last))
+      end
+      if c.cmd == 'ZREM' then n = -n elseif c.flag ~= '' then n = 0 end
+      tally(delta, iname, n)
+    end
+  end
+  b.order, b.cmds = {}, {}
+end
+
 -- Drops finished jobs whose records have expired from the done set and the creation index
 -- (a bounded number per call; the next call goes on).
 local function trim_done(done, created, cutoff)
