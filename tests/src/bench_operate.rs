@@ -14,7 +14,7 @@ use sked_core::{
     store::{Op, Store},
 };
 
-use crate::{PrivateRedis, create_topics, eventually, http, ingest::Ingest, test_config, unique};
+use crate::{PrivateRedis, create_topics, http, ingest::Ingest, test_config, unique};
 
 const PAYLOAD: &str = r#"{"phone":"+8801712345678","text":"Your order 1234567 has shipped and arrives tomorrow","n":42}"#;
 
@@ -189,18 +189,7 @@ pub async fn run(jobs: usize) {
         .await
         .expect("json");
     let id = op["id"].as_str().expect("id").to_owned();
-    let done = eventually(Duration::from_secs(600), "bulk cancel", || async {
-        let o: Value = http()
-            .get(format!("{api}/v1/operations/{id}"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (o["state"] == "succeeded").then_some(o)
-    })
-    .await;
+    let done = crate::operation_succeeded(&api, &id, Duration::from_secs(600)).await;
     let secs = start.elapsed().as_secs_f64();
     let n = done["processed"].as_u64().unwrap_or(0);
     // The operation's own span, created to finished (the poll above adds up to 50 ms).

@@ -466,6 +466,34 @@ pub fn http() -> reqwest::Client {
         .expect("http client")
 }
 
+/// `GET url` answered as JSON (panics on a transport error or a body that is not JSON).
+pub async fn get_json(url: &str) -> serde_json::Value {
+    http()
+        .get(url)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("a JSON body")
+}
+
+/// Waits until bulk operation `id` of the REST API at `api` has succeeded; its resource.
+pub async fn operation_succeeded(api: &str, id: &str, timeout: Duration) -> serde_json::Value {
+    eventually(timeout, "bulk operation succeeded", || async {
+        let o: serde_json::Value = http()
+            .get(format!("{api}/v1/operations/{id}"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (o["state"] == "succeeded").then_some(o)
+    })
+    .await
+}
+
 /// A service started in-process: the token that stops it and the task that runs its drain.
 pub struct InProcess {
     name: &'static str,

@@ -16,9 +16,10 @@ use sked_core::{
     store::{Ack, AckOutcome, Applied, Cancelled, JobState, Op, Store, runs},
 };
 use sked_e2e::{
-    Proc, cluster_sets, create_topics, eventually, header, http,
+    Proc, cluster_sets, create_topics, eventually, get_json, header, http,
     ingest::Ingest,
-    keys_per_cluster_node, produce, producer, read_topic, redis, redis_cluster_url,
+    keys_per_cluster_node, operation_succeeded, produce, producer, read_topic, redis,
+    redis_cluster_url,
     replayer::{Replayer, replay_and_wait, replayer_sets},
     scheduler::{Scheduler, metric},
     test_sets, unique,
@@ -454,19 +455,12 @@ async fn the_operating_api_lists_counts_pauses_and_bulk_cancels_on_a_cluster() {
         assert_eq!(r.status(), StatusCode::CREATED);
     }
     let list = |query: &'static str| {
-        let (client, api) = (client.clone(), api.clone());
+        let api = api.clone();
         async move {
             let mut ids = BTreeSet::new();
             let mut cursor = String::new();
             loop {
-                let page: serde_json::Value = client
-                    .get(format!("{api}/v1/jobs?limit=40&{query}{cursor}"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let page = get_json(&format!("{api}/v1/jobs?limit=40&{query}{cursor}")).await;
                 for j in page["jobs"].as_array().unwrap() {
                     assert!(
                         ids.insert(j["id"].as_str().unwrap().to_owned()),
@@ -485,14 +479,7 @@ async fn the_operating_api_lists_counts_pauses_and_bulk_cancels_on_a_cluster() {
     assert_eq!(list("app=a1").await.len(), 100);
     assert_eq!(list("tenant=t4").await.len(), 60);
     assert_eq!(list("label=g%3Dg1&app=a0").await.len(), 50);
-    let stats: serde_json::Value = client
-        .get(format!("{api}/v1/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = get_json(&format!("{api}/v1/stats")).await;
     assert_eq!(stats["by_app"]["a2"], 100, "{stats}");
     assert_eq!(stats["by_tenant"]["t0"], 60, "{stats}");
 
@@ -514,14 +501,7 @@ async fn the_operating_api_lists_counts_pauses_and_bulk_cancels_on_a_cluster() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let pauses: serde_json::Value = client
-        .get(format!("{api}/v1/pauses"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pauses = get_json(&format!("{api}/v1/pauses")).await;
     assert_eq!(pauses["pauses"][0]["name"], "a0", "{pauses}");
 
     // A bulk cancel of one label value: every match once, none other, counts moved.
@@ -535,30 +515,12 @@ async fn the_operating_api_lists_counts_pauses_and_bulk_cancels_on_a_cluster() {
         .await
         .unwrap();
     let id = op["id"].as_str().unwrap().to_owned();
-    let done = eventually(Duration::from_secs(30), "bulk cancel", || async {
-        let o: serde_json::Value = http()
-            .get(format!("{api}/v1/operations/{id}"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (o["state"] == "succeeded").then_some(o)
-    })
-    .await;
+    let done = operation_succeeded(&api, &id, Duration::from_secs(30)).await;
     assert_eq!(done["outcomes"], json!({"cancelled": 150}), "{done}");
     assert_eq!(list("label=g%3Dg0").await.len(), 0);
     assert_eq!(list("label=g%3Dg1").await.len(), 150);
     assert_eq!(list("state=cancelled").await.len(), 150);
-    let stats: serde_json::Value = client
-        .get(format!("{api}/v1/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = get_json(&format!("{api}/v1/stats")).await;
     assert_eq!(stats["pending"], 150, "{stats}");
     assert_eq!(stats["by_app"]["a2"], 50, "{stats}");
     ingest.stop().await;
