@@ -479,9 +479,19 @@ async fn scheduler(args: Args) {
         last / secs
     );
     if args.drain_kind == "cron" {
-        // Every drained job must be back in the due index, at its next slot.
-        let left = due_count(&url, "sked", config.redis.shards).await;
-        println!("drain (cron): {left} jobs due again at their next slot");
+        // Every drained job must be back in the due index, at its next slot. The fired
+        // counter counts sends; the acks that put the jobs back may still be landing, so
+        // look again for up to 10 s before reporting.
+        let mut left = due_count(&url, "sked", config.redis.shards).await;
+        let since = Instant::now();
+        while (left as f64) < target && since.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            left = due_count(&url, "sked", config.redis.shards).await;
+        }
+        println!(
+            "drain (cron): {left} jobs due again at their next slot ({:.1} s after the last send)",
+            since.elapsed().as_secs_f64()
+        );
     }
     let _ = fired_before;
     scheduler.stop().await;

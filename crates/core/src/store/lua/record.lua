@@ -105,22 +105,26 @@ end
 local function batch_new() return {order = {}, cmds = {}} end
 
 local function batch_add(b, cmd, flag, key, a1, a2)
-  local name = cmd .. ' ' .. flag .. ' ' .. key
-  local c = b.cmds[name]
+  -- Looked up by table, not by a joined string: no string is made per write.
+  local by_flag = b.cmds[cmd]
+  if not by_flag then by_flag = {}; b.cmds[cmd] = by_flag end
+  local by_key = by_flag[flag]
+  if not by_key then by_key = {}; by_flag[flag] = by_key end
+  local c = by_key[key]
   if not c then
     c = {cmd = cmd, flag = flag, key = key, args = {}}
-    b.cmds[name] = c
-    b.order[#b.order + 1] = name
+    by_key[key] = c
+    b.order[#b.order + 1] = c
   end
-  c.args[#c.args + 1] = a1
-  if a2 ~= nil then c.args[#c.args + 1] = a2 end
+  local args = c.args
+  args[#args + 1] = a1
+  if a2 ~= nil then args[#args + 1] = a2 end
 end
 
 -- Sends the gathered writes (at most 1,000 arguments a call); tallies the index members that
 -- `ZADD` added and `ZREM` removed into `delta`.
 local function batch_flush(b, delta)
-  for _, name in ipairs(b.order) do
-    local c = b.cmds[name]
+  for _, c in ipairs(b.order) do
     local iname = index_name(c.key)
     for i = 1, #c.args, 1000 do
       local n
