@@ -292,6 +292,11 @@ async fn a_listed_cancel_leaves_every_index_even_of_a_job_changed_since() {
         )])
         .await
         .unwrap();
+    // Counted as stored: 39 in sms (l-0 moved to mail), 40 in acme.
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.by_app.get("sms"), Some(&39), "{stats:?}");
+    assert_eq!(stats.by_app.get("mail"), Some(&1), "{stats:?}");
+    assert_eq!(stats.by_tenant.get("acme"), Some(&40), "{stats:?}");
     let as_read = vec![
         Index::App("sms".into()),
         Index::Tenant("acme".into()),
