@@ -85,6 +85,13 @@ pub fn test_sets(ns: &str) -> Vec<String> {
         format!("topics.due={ns}.due"),
         format!("topics.retry={ns}.retry"),
         format!("topics.dlq={ns}.dlq"),
+        format!("topics.audit={ns}.audit"),
+        // Auth is on, as by default: every test's API calls carry TEST_TOKEN (admin).
+        format!(
+            "auth.tokens.test.hash={}",
+            sked_core::config::token_hash(TEST_TOKEN)
+        ),
+        r#"auth.tokens.test.scopes=["admin"]"#.into(),
         "topics.partitions=3".into(),
         format!("ingest.group_id={ns}-ingest"),
         "ingest.drain_timeout=10s".into(),
@@ -458,10 +465,26 @@ impl Drop for PrivateRedis {
     }
 }
 
-/// HTTP client for the REST and admin APIs.
+/// The admin token every test configuration accepts (`auth.tokens.test`).
+pub const TEST_TOKEN: &str = "sked-test-admin-token-0f4c1e";
+
+/// HTTP client for the REST and admin APIs, sending [`TEST_TOKEN`].
 pub fn http() -> reqwest::Client {
+    http_as(Some(TEST_TOKEN))
+}
+
+/// HTTP client sending `token` (none: no `Authorization` header).
+pub fn http_as(token: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().expect("token header"),
+        );
+    }
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
+        .default_headers(headers)
         .build()
         .expect("http client")
 }

@@ -49,17 +49,35 @@ async fn infinite_scheduler_request_from_plain_client_is_stored_and_readable() {
     assert_eq!(job["job"]["priority"], "high");
 
     // The operator CLI reads the same job through the REST API.
-    let text = sked_cli::run(["sked", "--api", &ingest.api(), "job", "get", "sms-1"])
-        .await
-        .unwrap();
+    let text = sked_cli::run([
+        "sked",
+        "--token",
+        sked_e2e::TEST_TOKEN,
+        "--api",
+        &ingest.api(),
+        "job",
+        "get",
+        "sms-1",
+    ])
+    .await
+    .unwrap();
     assert!(text.contains("scheduled"), "{text}");
     assert!(
         text.contains(FIDELITY),
         "payload unchanged in the CLI output: {text}"
     );
-    let missing = sked_cli::run(["sked", "--api", &ingest.api(), "job", "get", "nope"])
-        .await
-        .unwrap_err();
+    let missing = sked_cli::run([
+        "sked",
+        "--token",
+        sked_e2e::TEST_TOKEN,
+        "--api",
+        &ingest.api(),
+        "job",
+        "get",
+        "nope",
+    ])
+    .await
+    .unwrap_err();
     assert_eq!(missing.code, 3, "not found exits 3");
     ingest.stop().await;
 }

@@ -496,7 +496,13 @@ async fn the_cli_lists_describes_pauses_and_bulk_cancels_against_the_real_servic
         );
     }
     let cli = |args: &[&str]| {
-        let mut argv = vec!["sked", "--api", api.as_str()];
+        let mut argv = vec![
+            "sked",
+            "--token",
+            sked_e2e::TEST_TOKEN,
+            "--api",
+            api.as_str(),
+        ];
         argv.extend_from_slice(args);
         let argv: Vec<String> = argv.into_iter().map(str::to_owned).collect();
         async move { sked_cli::run(argv).await }

@@ -636,6 +636,7 @@ async fn sked(args: &[&str]) -> (i32, String, String) {
         .args(args)
         .env_remove("SKED_API_URL")
         .env_remove("SKED_REPLAYER_URL")
+        .env("SKED_TOKEN", sked_e2e::TEST_TOKEN)
         .stdin(std::process::Stdio::null())
         .output()
         .await

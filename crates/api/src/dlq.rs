@@ -51,6 +51,9 @@ pub struct Filter {
     /// `sked-job-id` equals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
+    /// `sked-tenant` equals. A token bound to tenants always filters by one of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 /// Order of a letter list.
@@ -90,6 +93,9 @@ pub struct LetterQuery {
     /// See [`Filter`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
+    /// See [`Filter`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// Most letters, 1 to 10000; default 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
@@ -109,6 +115,7 @@ impl LetterQuery {
             since: self.since.clone(),
             until: self.until.clone(),
             job_id: self.job_id.clone(),
+            tenant: self.tenant.clone(),
         }
     }
 }
@@ -130,6 +137,9 @@ pub struct Letter {
     pub reason: Option<String>,
     /// `sked-job-id`.
     pub job_id: Option<String>,
+    /// `sked-tenant`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// `error-message`.
     pub error: Option<String>,
     /// `original-topic`: where a replay publishes it by default.
@@ -279,6 +289,9 @@ pub struct ReplayRequest {
     /// See [`Filter`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
+    /// See [`Filter`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// Replay at most this many letters: the first ones in DLQ order (partition, offset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
@@ -304,6 +317,7 @@ impl ReplayRequest {
             since: self.since.clone(),
             until: self.until.clone(),
             job_id: self.job_id.clone(),
+            tenant: self.tenant.clone(),
         }
     }
 }

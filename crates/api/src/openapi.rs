@@ -134,6 +134,7 @@ impl Modify for BearerAuth {
         ops::Operation,
         ops::OperationList,
         stats::Stats,
+        stats::QuotaUsage,
         stats::PreviewRequest,
         stats::PreviewSlot,
         stats::PreviewResponse,

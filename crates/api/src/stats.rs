@@ -22,6 +22,28 @@ pub struct Stats {
     /// Pending jobs by tenant.
     #[serde(default)]
     pub by_tenant: BTreeMap<String, u64>,
+    /// Usage of every configured quota (`[quotas]`) the caller may see.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quotas: Vec<QuotaUsage>,
+}
+
+/// One quota and its use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct QuotaUsage {
+    /// `tenant` or `app`.
+    pub scope: String,
+    /// The tenant or app.
+    pub name: String,
+    /// Its pending jobs now.
+    pub pending: u64,
+    /// Most pending jobs; absent = unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pending: Option<u64>,
+    /// Most submissions per second; absent = unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submit_rate: Option<u32>,
+    /// Submissions refused by this ingest replica since it started.
+    pub rejected: u64,
 }
 
 /// What to do with a local time in a DST gap (clocks jump forward).

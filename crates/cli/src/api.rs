@@ -49,9 +49,17 @@ pub struct Client {
 
 impl Client {
     /// A client of the API at `base` (e.g. `http://127.0.0.1:8080`, a path prefix is kept);
-    /// each call gives up after `timeout`.
-    pub fn new(base: Url, timeout: Duration) -> Result<Self, Error> {
+    /// each call gives up after `timeout`, and sends `token` as its bearer token.
+    pub fn new(base: Url, timeout: Duration, token: Option<&str>) -> Result<Self, Error> {
+        let mut headers = header::HeaderMap::new();
+        if let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) {
+            let mut value = header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| Error::new(exit::USAGE, "--token / SKED_TOKEN: not visible ASCII"))?;
+            value.set_sensitive(true);
+            headers.insert(header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .timeout(timeout)
             .connect_timeout(CONNECT_TIMEOUT.min(timeout))
             .user_agent(concat!("sked-cli/", env!("CARGO_PKG_VERSION")))
@@ -192,7 +200,7 @@ mod tests {
     use super::*;
 
     fn client(base: &str) -> Client {
-        Client::new(Url::parse(base).unwrap(), Duration::from_secs(1)).unwrap()
+        Client::new(Url::parse(base).unwrap(), Duration::from_secs(1), None).unwrap()
     }
 
     #[test]

@@ -90,6 +90,7 @@ fn filter_pairs(f: &DlqFilter) -> Vec<(&'static str, Option<String>)> {
         ("since", f.since.clone()),
         ("until", f.until.clone()),
         ("job_id", f.job_id.clone()),
+        ("tenant", f.tenant.clone()),
     ]
 }
 
@@ -269,6 +270,7 @@ fn replay_body(args: &ReplayArgs, dry_run: bool) -> ReplayRequest {
         since: f.since.clone(),
         until: f.until.clone(),
         job_id: f.job_id.clone(),
+        tenant: f.tenant.clone(),
         limit: args.limit,
         dry_run,
         rate: args.rate,

@@ -24,6 +24,8 @@ pub mod exit {
     pub const NOT_CONFIRMED: u8 = 6;
     /// The job changed since its etag was read (HTTP 412).
     pub const PRECONDITION_FAILED: u8 = 7;
+    /// Not authenticated or not allowed (HTTP 401/403).
+    pub const DENIED: u8 = 8;
     /// Configuration error: sysexits' EX_CONFIG, as `sked_core::runtime::EXIT_CONFIG` (the
     /// CLI does not link sked-core's runtime).
     pub const CONFIG: u8 = 64;
@@ -102,6 +104,15 @@ pub fn from_response(status: StatusCode, body: &[u8]) -> Error {
             format!("request rejected ({tag}): {detail}"),
         ),
         StatusCode::CONFLICT => Error::new(exit::CONFLICT, format!("conflict ({tag}): {detail}")),
+        StatusCode::UNAUTHORIZED => Error::new(
+            exit::DENIED,
+            format!("not authenticated ({tag}): {detail}; give a token with --token or SKED_TOKEN"),
+        ),
+        StatusCode::FORBIDDEN => Error::new(exit::DENIED, format!("not allowed ({tag}): {detail}")),
+        StatusCode::TOO_MANY_REQUESTS if code == Some("quota_exceeded") => Error::new(
+            exit::UNAVAILABLE,
+            format!("refused for now ({tag}): {detail}"),
+        ),
         StatusCode::PRECONDITION_FAILED => Error::new(
             exit::PRECONDITION_FAILED,
             format!("precondition failed ({tag}): {detail}"),
@@ -228,6 +239,7 @@ mod tests {
             exit::CONFLICT,
             exit::NOT_CONFIRMED,
             exit::PRECONDITION_FAILED,
+            exit::DENIED,
             exit::CONFIG,
             exit::UNAVAILABLE,
         ];

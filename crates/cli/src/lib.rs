@@ -9,6 +9,7 @@
 
 pub mod api;
 mod args;
+mod auth;
 mod confirm;
 mod cron;
 mod describe;
@@ -22,7 +23,7 @@ mod run;
 mod table;
 
 pub use args::{
-    BackfillArgs, Cli, Command, CronCommand, CronPreviewArgs, DEFAULT_API_URL,
+    AuthCommand, BackfillArgs, Cli, Command, CronCommand, CronPreviewArgs, DEFAULT_API_URL,
     DEFAULT_REPLAYER_URL, DlqCommand, DlqFilter, JobCommand, ListArgs, OpsCommand, OpsCreateArgs,
     ReplayArgs, RescheduleArgs, ScopeCommand, SubmitArgs, TopicsCommand, TriggerArgs, UpdateArgs,
 };

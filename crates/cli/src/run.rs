@@ -57,32 +57,50 @@ pub async fn execute(cli: Cli) -> Result<String, Error> {
         Command::Job(
             command @ (JobCommand::Submit(_) | JobCommand::Get { .. } | JobCommand::Cancel { .. }),
         ) => {
-            let client = Client::new(cli.api, cli.timeout)?;
+            let client = Client::new(cli.api, cli.timeout, cli.token.as_deref())?;
             job(&client, command, cli.json).await
         }
         Command::Job(command) => {
-            let client = Client::new(cli.api, cli.timeout)?;
+            let client = Client::new(cli.api, cli.timeout, cli.token.as_deref())?;
             manage::job(&client, command, cli.json).await
         }
         Command::App(command) => {
-            let client = Client::new(cli.api, cli.timeout)?;
+            let client = Client::new(cli.api, cli.timeout, cli.token.as_deref())?;
             manage::scope(&client, "apps", command, cli.json).await
         }
         Command::Tenant(command) => {
-            let client = Client::new(cli.api, cli.timeout)?;
+            let client = Client::new(cli.api, cli.timeout, cli.token.as_deref())?;
             manage::scope(&client, "tenants", command, cli.json).await
         }
-        Command::Pauses => manage::pauses(&Client::new(cli.api, cli.timeout)?, cli.json).await,
-        Command::Stats => manage::stats(&Client::new(cli.api, cli.timeout)?, cli.json).await,
+        Command::Pauses => {
+            manage::pauses(
+                &Client::new(cli.api, cli.timeout, cli.token.as_deref())?,
+                cli.json,
+            )
+            .await
+        }
+        Command::Stats => {
+            manage::stats(
+                &Client::new(cli.api, cli.timeout, cli.token.as_deref())?,
+                cli.json,
+            )
+            .await
+        }
         Command::Ops(command) => {
-            ops::run(&Client::new(cli.api, cli.timeout)?, command, cli.json).await
+            ops::run(
+                &Client::new(cli.api, cli.timeout, cli.token.as_deref())?,
+                command,
+                cli.json,
+            )
+            .await
         }
         Command::Topics(TopicsCommand::Create { config }) => topics_create(&config, cli.json).await,
         Command::Dlq(command) => {
-            let client = Client::new(cli.replayer, cli.timeout)?;
+            let client = Client::new(cli.replayer, cli.timeout, cli.token.as_deref())?;
             dlq::run(&client, command, cli.json).await
         }
         Command::Cron(command) => cron::run(command, cli.json),
+        Command::Auth(command) => crate::auth::run(command, std::io::stdin().lock()),
     }
 }
 

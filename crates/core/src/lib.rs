@@ -6,6 +6,8 @@
 
 #[cfg(feature = "server")]
 pub mod admin;
+#[cfg(feature = "server")]
+pub mod auth;
 #[cfg(feature = "kafka")]
 pub mod config;
 pub mod envelope;

@@ -66,6 +66,9 @@ pub enum Reason {
     InvalidUtf8,
     /// A calendar named in `calendars` is neither configured nor created through the API.
     UnknownCalendar,
+    /// The tenant or app is over a quota of `[quotas]` (pending jobs or submissions per
+    /// second).
+    QuotaExceeded,
     /// sked itself failed; not the sender's fault.
     Internal,
 }

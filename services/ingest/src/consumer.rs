@@ -71,6 +71,8 @@ pub struct IngestConsumer {
     pub(crate) readiness: Readiness,
     /// Which calendars requests may attach.
     pub(crate) calendars: CalendarCache,
+    /// Submission quotas.
+    pub(crate) quotas: crate::quota::Quotas,
 }
 
 impl IngestConsumer {
@@ -173,13 +175,19 @@ impl IngestConsumer {
             }
         }
 
-        let Some(applied) = self.apply(&ops, hard_stop).await else {
+        // Over quota: to the DLQ (`quota_exceeded`); the rest of the batch goes on.
+        let filtered = self.admit(&ops, &op_msg, &mut rejects).await;
+        let (admitted, admitted_msg) = match &filtered {
+            Some((o, m)) => (o.as_slice(), m.as_slice()),
+            None => (ops.as_slice(), op_msg.as_slice()),
+        };
+        let Some(applied) = self.apply(admitted, hard_stop).await else {
             return Ok(None);
         };
         for (i, result) in applied.into_iter().enumerate() {
             match result {
                 Ok(applied) => self.metrics.stored(outcome(&applied), "kafka"),
-                Err(err) => rejects.push((op_msg[i], err)),
+                Err(err) => rejects.push((admitted_msg[i], err)),
             }
         }
         let written = Utc::now();
@@ -202,6 +210,49 @@ impl IngestConsumer {
             .batch_seconds
             .observe(started.elapsed().as_secs_f64());
         Ok(Some(tpl))
+    }
+
+    /// The ops that pass the quotas, with their message indexes, when some do not (they
+    /// become rejects); `None` when every op passes.
+    async fn admit(
+        &self,
+        ops: &[Op],
+        op_msg: &[usize],
+        rejects: &mut Vec<(usize, request::Error)>,
+    ) -> Option<(Vec<Op>, Vec<usize>)> {
+        let specs: Vec<(usize, &request::JobSpec)> = ops
+            .iter()
+            .enumerate()
+            .filter_map(|(i, op)| match op {
+                Op::Insert { spec, .. } => Some((i, &**spec)),
+                Op::Cancel(_) | Op::CancelListed { .. } => None,
+            })
+            .collect();
+        let verdicts = self
+            .quotas
+            .check(&specs.iter().map(|(_, s)| *s).collect::<Vec<_>>())
+            .await;
+        let mut refused = vec![false; ops.len()];
+        for ((i, _), verdict) in specs.iter().zip(verdicts) {
+            if let Some(e) = verdict {
+                refused[*i] = true;
+                rejects.push((
+                    op_msg[*i],
+                    request::Error::new(Reason::QuotaExceeded, e.to_string()),
+                ));
+            }
+        }
+        if !refused.contains(&true) {
+            return None;
+        }
+        Some(
+            ops.iter()
+                .zip(op_msg)
+                .zip(refused)
+                .filter(|(_, refused)| !refused)
+                .map(|((op, m), _)| (op.clone(), *m))
+                .unzip(),
+        )
     }
 
     /// Writes the ops, retrying transient failures until they succeed or `hard_stop`. An op
@@ -312,6 +363,8 @@ impl IngestConsumer {
                     error = %err.message,
                     "request rejected to the dlq"
                 );
+                // The tenant of a request that could not be parsed: its topic's, if any.
+                let topic_tenant = self.settings.tenants.tenant_of_topic(msg.topic());
                 dlq::record(
                     msg,
                     &Failure {
@@ -322,6 +375,7 @@ impl IngestConsumer {
                         attempts: 0,
                         job_id: spec.map(|s| s.0),
                         app: spec.map(|s| s.1),
+                        tenant: spec.and_then(|s| s.2).or(topic_tenant.as_deref()),
                     },
                 )
             })

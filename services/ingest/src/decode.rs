@@ -68,6 +68,6 @@ pub fn decide(
 }
 
 /// The job id and app of a spec, for DLQ headers and logs.
-pub fn describe(spec: &JobSpec) -> (&str, &str) {
-    (spec.id.as_str(), spec.app.as_str())
+pub fn describe(spec: &JobSpec) -> (&str, &str, Option<&str>) {
+    (spec.id.as_str(), spec.app.as_str(), spec.tenant.as_deref())
 }

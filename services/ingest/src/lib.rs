@@ -6,6 +6,7 @@ mod decode;
 mod http;
 mod metrics;
 mod ops;
+mod quota;
 mod service;
 
 pub use service::{Running, run, start};

@@ -66,7 +66,15 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
     let http_addr = http_listener.local_addr()?;
     info!(%http_addr, "rest api listening");
     let producer = Base::producer(&config, SERVICE)?;
+    let gate = sked_core::auth::Gate::new(&config, http::rules, producer.clone(), &mut registry)
+        .await
+        .context("cannot set up API auth")?;
+    let quota_metrics = crate::quota::Metrics::new(&mut registry);
     let mut base = Base::start(&config, SERVICE, registry, producer, &cancel).await?;
+    let quotas = crate::quota::Quotas::new(&config.quotas, base.store.clone(), quota_metrics);
+    if let Some(refresh) = gate.refresh_task(cancel.clone()) {
+        base.tasks.spawn("jwks", refresh);
+    }
 
     let consumer: StreamConsumer<_> =
         kafka::consumer_config(&config.kafka, SERVICE, &config.ingest.group_id)
@@ -92,12 +100,13 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
         metrics: metrics.clone(),
         ops: operations.clone(),
         calendars: calendars.clone(),
+        quotas: quotas.clone(),
     };
     base.tasks
         .spawn("operations", operations.run(cancel.clone()));
     let http_cancel = cancel.clone();
     base.tasks.spawn("http", async move {
-        axum::serve(http_listener, http::router(api))
+        axum::serve(http_listener, http::router(api, gate))
             .with_graceful_shutdown(async move { http_cancel.cancelled().await })
             .await
             .context("rest api failed")
@@ -118,6 +127,7 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
         metrics,
         readiness: base.readiness.clone(),
         calendars,
+        quotas,
     };
     base.tasks.spawn("consumer", ingest.run(cancel.clone()));
     base.spawn_probe(config.topics.ingest.clone(), cancel);

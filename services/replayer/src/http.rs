@@ -13,16 +13,22 @@
 //! `{"error": {"code", "message"}}`: 400 `invalid_field`, 404 `not_found`, 503 `unavailable`
 //! (Kafka or Redis), 500 `internal` (no internals in the body).
 
+use std::sync::Arc;
+
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     extract::{Path, Query, State, rejection::JsonRejection, rejection::QueryRejection},
-    http::StatusCode,
+    http::{Method, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use sked_api::{
     ErrorDetail,
     dlq::{Counts, DEFAULT_LIMIT, DlqStats, LetterList, LetterQuery, MAX_LIMIT},
+};
+use sked_core::{
+    auth::{AuditNote, Confine, Gate, Principal, Rule},
+    config::Scope,
 };
 use tracing::warn;
 
@@ -43,18 +49,55 @@ pub struct Api {
     pub replays: Replays,
 }
 
-/// The router of the DLQ API.
-pub fn router(api: Api) -> Router {
+/// What each route needs: its scope, its audit action, whether it mutates.
+pub fn rules(method: &Method, route: &str) -> Option<Rule> {
+    Some(match (route, method.as_str()) {
+        ("/v1/dlq", _) => Rule::read(Scope::DlqRead, "dlq.list"),
+        ("/v1/dlq/stats", _) => Rule::read(Scope::DlqRead, "dlq.stats"),
+        ("/v1/dlq/replays", "POST") => Rule::write(Scope::DlqReplay, "dlq.replay"),
+        ("/v1/dlq/replays/{id}", _) => Rule::read(Scope::DlqRead, "dlq.replay_progress"),
+        ("/v1/dlq/{partition}/{offset}", _) => Rule::read(Scope::DlqRead, "dlq.show"),
+        _ => return None,
+    })
+}
+
+/// The router of the DLQ API, every route behind `gate` (auth, scopes, audit).
+pub fn router(api: Api, gate: Gate) -> Router {
     Router::new()
         .route("/v1/dlq", get(list))
         .route("/v1/dlq/stats", get(stats))
         .route("/v1/dlq/replays", post(start_replay))
         .route("/v1/dlq/replays/{id}", get(replay_progress))
         .route("/v1/dlq/{partition}/{offset}", get(show))
+        .route_layer(axum::middleware::from_fn_with_state(
+            gate,
+            sked_core::auth::gate,
+        ))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
+        })
         .with_state(api)
+}
+
+/// The caller, put into the request by the gate.
+fn caller(ext: &Extension<Arc<Principal>>) -> &Principal {
+    &ext.0
+}
+
+/// The tenant a caller's filter is confined to (403 for another tenant, 400 when it acts
+/// for several and names none).
+fn confine(who: &Principal, tenant: Option<String>) -> Result<Option<String>, ApiError> {
+    who.confine(tenant.as_deref()).map_err(|e| match e {
+        Confine::Foreign(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
+        Confine::Ambiguous(_) => ApiError::invalid(e.to_string()),
+    })
 }
 
 /// An error answer.
@@ -148,9 +191,11 @@ async fn each_letter(api: &Api, mut each: impl FnMut(Letter)) -> Result<u64, Api
 
 async fn list(
     State(api): State<Api>,
+    who: Extension<Arc<Principal>>,
     query: Result<Query<LetterQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let Query(mut query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    query.tenant = confine(caller(&who), query.tenant.take())?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::invalid(format!(
@@ -177,9 +222,11 @@ async fn list(
 
 async fn stats(
     State(api): State<Api>,
+    who: Extension<Arc<Principal>>,
     query: Result<Query<LetterQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let Query(mut query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    query.tenant = confine(caller(&who), query.tenant.take())?;
     let matcher = Matcher::new(query.filter()).map_err(ApiError::invalid)?;
     let mut counts = Counts::default();
     let scanned = each_letter(&api, |l| {
@@ -193,6 +240,7 @@ async fn stats(
 
 async fn show(
     State(api): State<Api>,
+    who: Extension<Arc<Principal>>,
     Path((partition, offset)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let (Ok(partition), Ok(offset)) = (partition.parse::<i32>(), offset.parse::<i64>()) else {
@@ -200,7 +248,14 @@ async fn show(
             "expected /v1/dlq/<partition>/<offset> with whole numbers",
         ));
     };
-    match api.scanner.one(&api.dlq_topic, partition, offset).await? {
+    let seen =
+        |msg: &rdkafka::message::OwnedMessage| caller(&who).sees(letter::of(msg).tenant.as_deref());
+    match api
+        .scanner
+        .one(&api.dlq_topic, partition, offset)
+        .await?
+        .filter(seen)
+    {
         Some(msg) => Ok(Json(letter::detail(&msg)).into_response()),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -212,17 +267,26 @@ async fn show(
 
 async fn start_replay(
     State(api): State<Api>,
+    who: Extension<Arc<Principal>>,
     body: Result<Json<replay::Request>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let Json(mut req) = body.map_err(|e| ApiError::invalid(e.body_text()))?;
+    req.tenant = confine(caller(&who), req.tenant.take())?;
     let dry_run = req.dry_run;
+    let selector = serde_json::to_value(req.filter()).ok();
     let progress = api.replays.start(req).await?;
     let status = if dry_run || progress.status == "done" {
         StatusCode::OK
     } else {
         StatusCode::ACCEPTED
     };
-    Ok((status, Json(progress)).into_response())
+    let mut response = (status, Json(&progress)).into_response();
+    response.extensions_mut().insert(AuditNote {
+        target: Some(progress.spec.id.clone()),
+        selector,
+        count: None,
+    });
+    Ok(response)
 }
 
 async fn replay_progress(

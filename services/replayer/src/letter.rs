@@ -38,6 +38,7 @@ pub fn of(msg: &OwnedMessage) -> Letter {
         stage: header(msg, h::SKED_STAGE),
         reason: header(msg, h::SKED_REASON).or_else(|| header(msg, h::ERROR_REASON)),
         job_id: header(msg, h::SKED_JOB_ID),
+        tenant: header(msg, h::SKED_TENANT),
         error: header(msg, h::ERROR_MESSAGE),
         original_topic: header(msg, h::ORIGINAL_TOPIC),
         attempts: header(msg, h::SKED_ATTEMPTS).and_then(|v| v.trim().parse().ok()),
@@ -137,6 +138,7 @@ impl Matcher {
             && eq(&self.filter.reason, &l.reason)
             && eq(&self.filter.stage, &l.stage)
             && eq(&self.filter.job_id, &l.job_id)
+            && eq(&self.filter.tenant, &l.tenant)
             && self.error_lower.as_ref().is_none_or(|e| {
                 l.error
                     .as_ref()
@@ -207,6 +209,7 @@ mod tests {
             stage: Some("execute".into()),
             reason: Some("handler_failed".into()),
             job_id: Some(format!("j-{at}")),
+            tenant: None,
             error: Some(error.into()),
             original_topic: Some("sked.due".into()),
             attempts: Some(3),

@@ -361,6 +361,7 @@ impl RetryDrain {
                             .map_or(0, |a| a.saturating_sub(1)),
                         app: header(h::SKED_APP),
                         job_id: header(h::SKED_JOB_ID),
+                        tenant: None,
                     },
                 )
             })

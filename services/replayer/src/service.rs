@@ -69,7 +69,13 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
     let http_addr = http_listener.local_addr()?;
     info!(%http_addr, "dlq api listening");
     let producer = Base::producer(&config, SERVICE)?;
+    let gate = sked_core::auth::Gate::new(&config, http::rules, producer.clone(), &mut registry)
+        .await
+        .context("cannot set up API auth")?;
     let mut base = Base::start(&config, SERVICE, registry, producer, &cancel).await?;
+    if let Some(refresh) = gate.refresh_task(cancel.clone()) {
+        base.tasks.spawn("jwks", refresh);
+    }
 
     let consumer: StreamConsumer<_> =
         kafka::consumer_config(&config.kafka, SERVICE, &config.replayer.group_id)
@@ -100,7 +106,7 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
     };
     let http_cancel = cancel.clone();
     base.tasks.spawn("http", async move {
-        axum::serve(http_listener, http::router(api))
+        axum::serve(http_listener, http::router(api, gate))
             .with_graceful_shutdown(async move { http_cancel.cancelled().await })
             .await
             .context("dlq api failed")

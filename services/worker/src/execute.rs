@@ -404,6 +404,9 @@ impl Executor {
         app: Option<&str>,
         job_id: Option<&str>,
     ) -> bool {
+        // The tenant, for the DLQ API's tenant confinement (dead letters are rare: the
+        // envelope is read again rather than passed down).
+        let tenant = decode(msg).ok().and_then(|e| e.tenant);
         let mut record = dlq::record(
             msg,
             &dlq::Failure {
@@ -414,6 +417,7 @@ impl Executor {
                 attempts,
                 app,
                 job_id,
+                tenant: tenant.as_deref(),
             },
         );
         attempt_context(&mut record);

@@ -190,6 +190,7 @@ mod tests {
                 attempts: 1,
                 app: Some("sms"),
                 job_id: Some("j1"),
+                tenant: None,
             },
         );
         assert_eq!(out.payload.as_deref(), msg.payload());

@@ -12,6 +12,7 @@ fn letter() -> Letter {
         stage: Some("execute".into()),
         reason: Some("timeout".into()),
         job_id: Some("a1".into()),
+        tenant: None,
         error: None,
         original_topic: Some("sked.due".into()),
         attempts: Some(3),

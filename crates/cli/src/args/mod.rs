@@ -34,6 +34,8 @@ Exit codes:
       stdin is not a terminal, or the answer was not `y`)
   7   precondition failed (HTTP 412): the job changed since its etag was read
       (`job update --if-match`)
+  8   not authenticated or not allowed (HTTP 401/403): no token, a token not accepted, or
+      one without the scope the call needs
   64  configuration error (`topics create`, `job publish`)
   69  service unavailable, overloaded or unreachable (HTTP 429/502/503/504, connection
       failure, timeout, Kafka unreachable)
@@ -60,6 +62,15 @@ pub struct Cli {
     /// the outcomes as JSON).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Bearer token for the REST and DLQ APIs (a static API token or a JWT).
+    #[arg(
+        long,
+        global = true,
+        env = "SKED_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
     /// Give up on an API call after this long, e.g. `10s`.
     #[arg(long, global = true, default_value = "30s", value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Duration,
@@ -96,6 +107,30 @@ pub enum Command {
     /// Preview and explain cron expressions and intervals, offline (no service needed).
     #[command(subcommand)]
     Cron(CronCommand),
+    /// API tokens, offline: `new-token` prints a new random token and the hash to configure.
+    #[command(subcommand)]
+    Auth(AuthCommand),
+}
+
+/// `sked auth ...`: offline.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AuthCommand {
+    /// Print a new random API token, and the `[auth.tokens.<name>]` table (its SHA-256) to
+    /// put in the configuration or a Kubernetes Secret. The token is shown once; sked stores
+    /// only the hash.
+    NewToken {
+        /// The token's name (the actor in audit records).
+        #[arg(long, default_value = "my-token")]
+        name: String,
+        /// Scopes to grant (jobs:read, jobs:write, ops:write, dlq:read, dlq:replay, admin).
+        #[arg(long = "scope", value_name = "SCOPE", default_values = ["jobs:read"])]
+        scopes: Vec<String>,
+        /// Tenants it acts for (repeat); none = every tenant.
+        #[arg(long = "tenant", value_name = "TENANT")]
+        tenants: Vec<String>,
+    },
+    /// Print the hash (`sha256:<hex>`) of a token read from stdin.
+    Hash,
 }
 
 /// `sked cron ...`: offline, with sked's own schedule code.
@@ -231,6 +266,9 @@ pub struct DlqFilter {
     /// Only letters of this job id.
     #[arg(long, value_name = "ID")]
     pub job_id: Option<String>,
+    /// Only letters of this tenant (`sked-tenant`).
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
 }
 
 /// `sked dlq replay` arguments.

@@ -2,11 +2,16 @@
 //! (embedded defaults → optional TOML file → `SKED_*` environment → `--set` flags).
 
 mod args;
+mod auth;
 mod duration;
 mod loader;
 mod options;
 
 pub use args::{Args, redact_url};
+pub use auth::{
+    AuthOptions, JWT_ALGORITHMS, JwtOptions, QuotaOptions, QuotasOptions, Scope, TokenOptions,
+    check_token_hash, token_hash,
+};
 pub use duration::HumanDuration;
 pub use loader::{Error, Layers, Source, load};
 pub use options::*;

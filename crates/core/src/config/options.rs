@@ -41,6 +41,11 @@ pub struct Config {
     pub worker: WorkerOptions,
     /// Replayer service.
     pub replayer: ReplayerOptions,
+    /// Who may call the HTTP APIs.
+    pub auth: super::AuthOptions,
+    /// Submission quotas per tenant and app.
+    #[serde(default)]
+    pub quotas: super::QuotasOptions,
 }
 
 /// `[worker]`: executing fired jobs.
@@ -155,6 +160,8 @@ pub struct TopicsOptions {
     pub retry: String,
     /// Dead letters.
     pub dlq: String,
+    /// One record per mutating API call (who, scope, tenant, action, target, outcome).
+    pub audit: String,
     /// Partitions of topics created by sked.
     pub partitions: i32,
     /// Replication factor of topics created by sked.
@@ -496,6 +503,7 @@ impl Config {
             ("topics.due", &self.topics.due),
             ("topics.retry", &self.topics.retry),
             ("topics.dlq", &self.topics.dlq),
+            ("topics.audit", &self.topics.audit),
         ] {
             check(
                 valid_topic(topic),
@@ -579,6 +587,8 @@ impl Config {
                 }
             }
         }
+        self.auth.validate(&mut problems);
+        self.quotas.validate(&mut problems);
         problems
     }
 

@@ -34,6 +34,9 @@ pub struct Failure<'a> {
     pub app: Option<&'a str>,
     /// The job id, when known.
     pub job_id: Option<&'a str>,
+    /// The job's tenant, when known (`sked-tenant`: the DLQ API shows a letter only to
+    /// callers acting for its tenant).
+    pub tenant: Option<&'a str>,
 }
 
 /// An owned copy of a dead letter, ready to produce.
@@ -98,6 +101,11 @@ pub fn record<M: Message>(msg: &M, failure: &Failure<'_>) -> Record {
         && !carried(h::SKED_JOB_ID)
     {
         add(h::SKED_JOB_ID, id);
+    }
+    if let Some(tenant) = failure.tenant
+        && !carried(h::SKED_TENANT)
+    {
+        add(h::SKED_TENANT, tenant);
     }
     Record {
         key: msg.key().map(<[u8]>::to_vec),

@@ -24,6 +24,8 @@ pub const SKED_ATTEMPTS: &str = "sked-attempts";
 pub const SKED_APP: &str = "sked-app";
 /// The job id, when known.
 pub const SKED_JOB_ID: &str = "sked-job-id";
+/// The job's tenant, on dead letters.
+pub const SKED_TENANT: &str = "sked-tenant";
 /// W3C trace context.
 pub const TRACEPARENT: &str = "traceparent";
 /// Deterministic id of a fire.

@@ -51,13 +51,15 @@ pub enum Error {
     },
 }
 
-/// The topics an installation needs: ingest, due, retry, dlq and every app's own due topic.
+/// The topics an installation needs: ingest, due, retry, dlq, audit and every app's own due
+/// topic.
 pub fn needed(config: &Config) -> Vec<String> {
     let mut topics = vec![
         config.topics.ingest.clone(),
         config.topics.due.clone(),
         config.topics.retry.clone(),
         config.topics.dlq.clone(),
+        config.topics.audit.clone(),
     ];
     topics.extend(config.apps.values().filter_map(|a| a.topic.clone()));
     topics.sort();

@@ -127,6 +127,12 @@ impl Keys {
         format!("{}:{}:cnt", self.prefix, shard.tag())
     }
 
+    /// The one-second window of the rate quota `name` (`t:<tenant>`, `a:<app>`): a counter
+    /// that expires after two seconds, in its own slot.
+    pub fn quota_window(&self, name: &str, second: i64) -> String {
+        format!("{}:{{q:{name}}}:{second}", self.prefix)
+    }
+
     /// The shard's creation index: every listed job (not the internal one-shots of retries,
     /// triggers and backfills) while its record lives, by the epoch ms it was first stored.
     pub fn created(&self, shard: Shard) -> String {

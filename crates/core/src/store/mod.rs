@@ -47,6 +47,7 @@ pub mod fires;
 mod keys;
 pub mod list;
 pub mod pause;
+mod quota;
 mod record;
 pub mod runs;
 mod scripts;

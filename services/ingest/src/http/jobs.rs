@@ -30,8 +30,9 @@ use sked_core::{
     },
 };
 
-use super::{Answer, Api, ApiError, convert, ok};
+use super::{Answer, Api, ApiError, Caller, audited, convert, ok};
 use crate::consumer::outcome;
+use sked_core::auth::{AuditNote, Principal};
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
@@ -63,13 +64,25 @@ fn parse_request(
     body: &[u8],
     fallback: JobId,
     otel_name: &'static str,
+    who: &Principal,
 ) -> Result<JobSpec, ApiError> {
+    // A token acting for one tenant submits into it when the request names none.
     let origin = Origin {
         now: Utc::now(),
         fallback_id: Some(fallback),
-        tenant: None,
+        tenant: who.confine(None).ok().flatten(),
     };
     let mut spec = request::parse(body, &api.limits, &origin)?;
+    if !who.sees(spec.tenant.as_deref()) {
+        return Err(match who.confine(spec.tenant.as_deref()) {
+            Err(e) => e.into(),
+            Ok(_) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this token acts for tenants: the job must name one of them",
+            ),
+        });
+    }
     let span = tracing::info_span!(
         "submit",
         otel.name = otel_name,
@@ -85,7 +98,12 @@ fn parse_request(
 }
 
 /// `POST /v1/jobs`: 201 created, 200 updated or duplicate.
-pub async fn submit(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Answer {
+pub async fn submit(
+    State(api): State<Api>,
+    Caller(who): Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
     let header_key = idempotency_header(&headers)?;
     // Without an id in the body: the Idempotency-Key header, else a new time-ordered UUID.
     let fallback = match &header_key {
@@ -98,18 +116,35 @@ pub async fn submit(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> 
         })?,
         None => JobId::new_v7(),
     };
-    let mut spec = parse_request(&api, &headers, &body, fallback, "POST /v1/jobs")?;
+    let mut spec = parse_request(&api, &headers, &body, fallback, "POST /v1/jobs", &who)?;
     super::preview::check_calendars(&api, &spec).await?;
     if spec.idempotency_key.is_none() {
         spec.idempotency_key = header_key;
     }
-    store(&api, Op::insert(spec, &body)).await
+    // A confined token may not overwrite a job of another tenant that has the same id.
+    if who.tenants().is_some()
+        && let Some(existing) = api.store.get(&spec.id).await?
+        && !who.sees(existing.spec.tenant.as_deref())
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "id_taken",
+            format!("job id {} is taken; choose another", spec.id),
+        ));
+    }
+    api.quotas.admit(&spec).await?;
+    let target = spec.id.to_string();
+    audited(
+        store(&api, Op::insert(spec, &body)).await,
+        AuditNote::target(target),
+    )
 }
 
 /// `PUT /v1/jobs/{id}` with `If-Match: <etag>`: replaces the job only if it is still that
 /// version (412 otherwise, nothing changed); 428 without `If-Match`.
 pub async fn replace(
     State(api): State<Api>,
+    Caller(who): Caller,
     Path(raw): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -128,7 +163,8 @@ pub async fn replace(
             .map_err(|e: String| ApiError::bad_param("If-Match", e))?,
         Some(Err(_)) => return Err(ApiError::bad_param("If-Match", "not visible ASCII")),
     };
-    let spec = parse_request(&api, &headers, &body, id.clone(), "PUT /v1/jobs/{id}")?;
+    visible(&api, &who, &id).await?;
+    let spec = parse_request(&api, &headers, &body, id.clone(), "PUT /v1/jobs/{id}", &who)?;
     super::preview::check_calendars(&api, &spec).await?;
     if spec.id != id {
         return Err(ApiError::new(
@@ -140,7 +176,23 @@ pub async fn replace(
     if api.store.etag(&id).await?.is_none() {
         return Err(ApiError::not_found(format_args!("job {id}")));
     }
-    store(&api, Op::replace(spec, &body, etag)).await
+    api.quotas.admit(&spec).await?;
+    audited(
+        store(&api, Op::replace(spec, &body, etag)).await,
+        AuditNote::target(id.to_string()),
+    )
+}
+
+/// Answers 404 (as for a job that does not exist) when `id` belongs to a tenant the caller
+/// does not act for. One read, for confined callers only.
+pub(super) async fn visible(api: &Api, who: &Principal, id: &JobId) -> Result<(), ApiError> {
+    if who.tenants().is_none() {
+        return Ok(());
+    }
+    match api.store.get(id).await? {
+        Some(record) if who.sees(record.spec.tenant.as_deref()) => Ok(()),
+        _ => Err(ApiError::not_found(format_args!("job {id}"))),
+    }
 }
 
 async fn store(api: &Api, op: Op) -> Answer {
@@ -194,9 +246,10 @@ async fn store(api: &Api, op: Op) -> Answer {
 }
 
 /// `GET /v1/jobs`: one page of jobs matching the filters.
-pub async fn list(State(api): State<Api>, RawQuery(raw): RawQuery) -> Answer {
+pub async fn list(State(api): State<Api>, Caller(who): Caller, RawQuery(raw): RawQuery) -> Answer {
     let query = ListQuery::from_query_str(raw.as_deref().unwrap_or(""))?;
     let mut filter = convert::filter(&query.filter)?;
+    filter.tenant = who.confine(filter.tenant.as_deref())?;
     if query.order == Some(Order::Created) {
         if query.filter.due_after.is_some() || query.filter.due_before.is_some() {
             return Err(ApiError::bad_param(
@@ -235,6 +288,7 @@ pub async fn list(State(api): State<Api>, RawQuery(raw): RawQuery) -> Answer {
 /// `GET /v1/jobs/{id}?next=N&history=N`.
 pub async fn describe(
     State(api): State<Api>,
+    Caller(who): Caller,
     Path(raw): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Answer {
@@ -262,7 +316,12 @@ pub async fn describe(
             }
         }
     }
-    let Some(d) = api.store.describe(&id, history).await? else {
+    let Some(d) = api
+        .store
+        .describe(&id, history)
+        .await?
+        .filter(|d| who.sees(d.record.spec.tenant.as_deref()))
+    else {
         return Err(ApiError::not_found(format_args!("job {id}")));
     };
     let scope_pause = if d.held {
@@ -407,8 +466,13 @@ pub(super) fn form_pairs(query: &str) -> Vec<(String, String)> {
 }
 
 /// `DELETE /v1/jobs/{id}`.
-pub async fn cancel(State(api): State<Api>, Path(raw): Path<String>) -> Answer {
+pub async fn cancel(
+    State(api): State<Api>,
+    Caller(who): Caller,
+    Path(raw): Path<String>,
+) -> Answer {
     let id = parse_id(&raw)?;
+    visible(&api, &who, &id).await?;
     let result = api.store.cancel(&id).await?;
     api.metrics.stored(result.into(), "http");
     match result {

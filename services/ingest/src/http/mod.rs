@@ -30,13 +30,15 @@ use std::sync::Arc;
 use axum::{
     Json, Router,
     extract::DefaultBodyLimit,
-    http::{StatusCode, header},
+    http::{Method, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use sked_api::ErrorDetail;
 use sked_core::{
+    auth::{AuditNote, Confine, Gate, Principal, Rule},
+    config::Scope,
     reason::Reason,
     request::{self, Limits},
     store::{self, Store, calendars::CalendarCache, fires::Refused},
@@ -58,10 +60,47 @@ pub struct Api {
     pub ops: crate::ops::Operations,
     /// Exclusion calendars (config and stored).
     pub calendars: CalendarCache,
+    /// Submission quotas.
+    pub quotas: crate::quota::Quotas,
 }
 
-/// The router of the REST API.
-pub fn router(api: Api) -> Router {
+/// What each route needs: its scope, its audit action, whether it mutates.
+pub fn rules(method: &Method, route: &str) -> Option<Rule> {
+    use Scope::{Admin, JobsRead, JobsWrite, OpsWrite};
+    let get = method == Method::GET;
+    Some(match (route, method.as_str()) {
+        ("/v1/jobs", "POST") => Rule::write(JobsWrite, "jobs.submit"),
+        ("/v1/jobs", "GET") => Rule::read(JobsRead, "jobs.list"),
+        ("/v1/jobs/{id}", "GET") => Rule::read(JobsRead, "jobs.describe"),
+        ("/v1/jobs/{id}", "PUT") => Rule::write(JobsWrite, "jobs.replace"),
+        ("/v1/jobs/{id}", "DELETE") => Rule::write(JobsWrite, "jobs.cancel"),
+        ("/v1/jobs/{id}/pause", _) => Rule::write(JobsWrite, "jobs.pause"),
+        ("/v1/jobs/{id}/resume", _) => Rule::write(JobsWrite, "jobs.resume"),
+        ("/v1/jobs/{id}/trigger", _) => Rule::write(JobsWrite, "jobs.trigger"),
+        ("/v1/jobs/{id}/backfill", _) => Rule::write(JobsWrite, "jobs.backfill"),
+        ("/v1/jobs/{id}/reschedule", _) => Rule::write(JobsWrite, "jobs.reschedule"),
+        ("/v1/apps/{name}/pause", _) => Rule::write(OpsWrite, "apps.pause"),
+        ("/v1/apps/{name}/resume", _) => Rule::write(OpsWrite, "apps.resume"),
+        ("/v1/tenants/{name}/pause", _) => Rule::write(OpsWrite, "tenants.pause"),
+        ("/v1/tenants/{name}/resume", _) => Rule::write(OpsWrite, "tenants.resume"),
+        ("/v1/operations", "POST") => Rule::write(OpsWrite, "operations.create"),
+        ("/v1/operations", "GET") => Rule::read(JobsRead, "operations.list"),
+        ("/v1/operations/{id}", _) => Rule::read(JobsRead, "operations.get"),
+        ("/v1/operations/{id}/cancel", _) => Rule::write(OpsWrite, "operations.cancel"),
+        ("/v1/pauses", _) => Rule::read(JobsRead, "pauses.list"),
+        ("/v1/stats", _) => Rule::read(JobsRead, "stats"),
+        ("/v1/schedules/preview", _) => Rule::read(JobsRead, "schedules.preview"),
+        ("/v1/calendars", _) => Rule::read(JobsRead, "calendars.list"),
+        ("/v1/calendars/{name}", _) if get => Rule::read(JobsRead, "calendars.get"),
+        ("/v1/calendars/{name}", "PUT") => Rule::write(Admin, "calendars.put"),
+        ("/v1/calendars/{name}", "DELETE") => Rule::write(Admin, "calendars.delete"),
+        ("/v1/openapi.json", _) => Rule::read(JobsRead, "openapi"),
+        _ => return None,
+    })
+}
+
+/// The router of the REST API, every route behind `gate` (auth, scopes, audit).
+pub fn router(api: Api, gate: Gate) -> Router {
     // Let bodies a little over the limit through, so the request parser answers
     // `payload_too_large` with its message; larger ones get axum's 413, which
     // `json_errors` turns into the JSON shape.
@@ -95,6 +134,7 @@ pub fn router(api: Api) -> Router {
                 .delete(calendars::delete),
         )
         .route("/v1/openapi.json", get(scopes::openapi))
+        .route_layer(middleware::from_fn_with_state(gate, sked_core::auth::gate))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -151,6 +191,8 @@ async fn json_errors(req: axum::extract::Request, next: Next) -> Response {
 pub struct ApiError {
     status: StatusCode,
     detail: ErrorDetail,
+    /// `Retry-After` seconds (429).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -158,6 +200,7 @@ impl ApiError {
         Self {
             status,
             detail: ErrorDetail::new(code, message),
+            retry_after: None,
         }
     }
 
@@ -165,6 +208,7 @@ impl ApiError {
         Self {
             status: StatusCode::BAD_REQUEST,
             detail: ErrorDetail::invalid_parameter(param, message),
+            retry_after: None,
         }
     }
 
@@ -185,18 +229,46 @@ impl ApiError {
     }
 }
 
+impl From<Confine> for ApiError {
+    fn from(err: Confine) -> Self {
+        match err {
+            Confine::Foreign(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", err.to_string()),
+            Confine::Ambiguous(_) => Self::bad_param("tenant", err.to_string()),
+        }
+    }
+}
+
 impl From<ErrorDetail> for ApiError {
     fn from(detail: ErrorDetail) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
             detail,
+            retry_after: None,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.detail.into_body())).into_response()
+        let mut response = (self.status, Json(self.detail.into_body())).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<crate::quota::Exceeded> for ApiError {
+    fn from(err: crate::quota::Exceeded) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            Reason::QuotaExceeded.to_string(),
+            err.to_string(),
+        );
+        e.retry_after = Some(err.retry_after().as_secs().max(1));
+        e
     }
 }
 
@@ -267,6 +339,33 @@ fn body_of<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 
 /// What a handler answers.
 type Answer = Result<Response, ApiError>;
+
+/// The authenticated caller, put into the request by the gate.
+pub struct Caller(pub Arc<Principal>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Arc<Principal>>()
+            .cloned()
+            .map(Caller)
+            .ok_or_else(ApiError::internal)
+    }
+}
+
+/// `answer` with `note` for its audit record.
+fn audited(answer: Answer, note: AuditNote) -> Answer {
+    answer.map(|mut response| {
+        response.extensions_mut().insert(note);
+        response
+    })
+}
 
 fn ok<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
     (status, Json(body)).into_response()

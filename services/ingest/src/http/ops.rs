@@ -13,7 +13,9 @@ use sked_api::{
 };
 use sked_core::store::list::{Filter, ListState};
 
-use super::{Answer, Api, ApiError, body_of, convert, jobs::form_pairs, ok};
+use sked_core::auth::{AuditNote, Principal};
+
+use super::{Answer, Api, ApiError, Caller, audited, body_of, convert, jobs::form_pairs, ok};
 use crate::ops::{self, MAX_RATE};
 
 /// The store filter of an operation's selector. Purging acts on finished jobs only: its
@@ -47,8 +49,12 @@ pub fn selector_filter(
 
 /// `POST /v1/operations` `{action, selector, dry_run?, rate?, offset?, note?}`: 202 with the
 /// operation (a dry run too; its `estimate` is filled in when it finishes).
-pub async fn create(State(api): State<Api>, body: Bytes) -> Answer {
-    let req: OperationRequest = body_of(&body)?;
+///
+/// A caller confined to tenants acts within them: a selector without `tenant` gets the
+/// caller's only tenant (400 when it has several), another tenant is 403.
+pub async fn create(State(api): State<Api>, Caller(who): Caller, body: Bytes) -> Answer {
+    let mut req: OperationRequest = body_of(&body)?;
+    req.selector.tenant = who.confine(req.selector.tenant.as_deref())?;
     selector_filter(&req.selector, req.action)?;
     if let Some(rate) = req.rate
         && !(1..=MAX_RATE).contains(&rate)
@@ -82,11 +88,22 @@ pub async fn create(State(api): State<Api>, body: Bytes) -> Answer {
     }
     let op = ops::new_operation(&req);
     api.ops.create(&op, req.note.clone()).await?;
-    Ok(ok(StatusCode::ACCEPTED, &op))
+    let note = AuditNote {
+        target: Some(op.id.clone()),
+        selector: serde_json::to_value(&op.selector).ok(),
+        count: None,
+    };
+    audited(Ok(ok(StatusCode::ACCEPTED, &op)), note)
 }
 
 /// `GET /v1/operations?limit&cursor`: newest first.
-pub async fn list(State(api): State<Api>, RawQuery(query): RawQuery) -> Answer {
+/// A caller confined to tenants sees the operations whose selector names one of them (a
+/// page may then hold fewer than `limit`).
+pub async fn list(
+    State(api): State<Api>,
+    Caller(who): Caller,
+    RawQuery(query): RawQuery,
+) -> Answer {
     let (mut limit, mut cursor) = (50usize, None);
     for (k, v) in form_pairs(query.as_deref().unwrap_or("")) {
         match k.as_str() {
@@ -106,7 +123,8 @@ pub async fn list(State(api): State<Api>, RawQuery(query): RawQuery) -> Answer {
             }
         }
     }
-    let (operations, next_cursor) = api.ops.list(limit, cursor.as_deref()).await?;
+    let (mut operations, next_cursor) = api.ops.list(limit, cursor.as_deref()).await?;
+    operations.retain(|op| who.sees(op.selector.tenant.as_deref()));
     Ok(ok(
         StatusCode::OK,
         &OperationList {
@@ -117,20 +135,33 @@ pub async fn list(State(api): State<Api>, RawQuery(query): RawQuery) -> Answer {
 }
 
 /// `GET /v1/operations/{id}`.
-pub async fn get(State(api): State<Api>, Path(id): Path<String>) -> Answer {
-    match api.ops.get(&id).await? {
+pub async fn get(State(api): State<Api>, Caller(who): Caller, Path(id): Path<String>) -> Answer {
+    match visible_op(&api, &who, &id).await? {
         Some(op) => Ok(ok(StatusCode::OK, &op)),
         None => Err(ApiError::not_found(format_args!("operation {id}"))),
     }
 }
 
 /// `POST /v1/operations/{id}/cancel`: stops it before its next page; answers it as it is.
-pub async fn cancel(State(api): State<Api>, Path(id): Path<String>) -> Answer {
-    let Some(op) = api.ops.get(&id).await? else {
+pub async fn cancel(State(api): State<Api>, Caller(who): Caller, Path(id): Path<String>) -> Answer {
+    let Some(op) = visible_op(&api, &who, &id).await? else {
         return Err(ApiError::not_found(format_args!("operation {id}")));
     };
     if !op.state.is_final() {
         api.ops.cancel(&id).await?;
     }
     Ok(ok(StatusCode::ACCEPTED, &op))
+}
+
+/// The operation `id`, if it exists and acts within the caller's tenants.
+async fn visible_op(
+    api: &Api,
+    who: &Principal,
+    id: &str,
+) -> Result<Option<sked_api::ops::Operation>, ApiError> {
+    Ok(api
+        .ops
+        .get(id)
+        .await?
+        .filter(|op| who.sees(op.selector.tenant.as_deref())))
 }

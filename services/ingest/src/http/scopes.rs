@@ -14,7 +14,9 @@ use sked_api::{
 };
 use sked_core::store::pause::Scope;
 
-use super::{Answer, Api, ApiError, body_or_default, ok};
+use sked_core::auth::Principal;
+
+use super::{Answer, Api, ApiError, Caller, body_or_default, ok};
 
 fn check_name(scope: Scope, name: &str) -> Result<(), ApiError> {
     let bad = |why: String| {
@@ -27,8 +29,23 @@ fn check_name(scope: Scope, name: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn pause(api: Api, scope: Scope, name: String, body: Bytes) -> Answer {
+/// A caller confined to tenants may pause and resume its own tenants, not whole apps (which
+/// hold other tenants' jobs).
+fn check_caller(who: &Principal, scope: Scope, name: &str) -> Result<(), ApiError> {
+    match scope {
+        Scope::App if who.tenants().is_some() => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "pausing or resuming a whole app needs a token that is not bound to tenants",
+        )),
+        Scope::Tenant => who.confine(Some(name)).map(drop).map_err(Into::into),
+        _ => Ok(()),
+    }
+}
+
+async fn pause(api: Api, who: &Principal, scope: Scope, name: String, body: Bytes) -> Answer {
     check_name(scope, &name)?;
+    check_caller(who, scope, &name)?;
     let req: PauseRequest = body_or_default(&body)?;
     if req.note.as_ref().is_some_and(|n| n.len() > 1024) {
         return Err(ApiError::bad_param("note", "note: at most 1024 bytes"));
@@ -37,8 +54,9 @@ async fn pause(api: Api, scope: Scope, name: String, body: Bytes) -> Answer {
     Ok(ok(StatusCode::OK, &response(scope, name, outcome.into())))
 }
 
-async fn resume(api: Api, scope: Scope, name: String) -> Answer {
+async fn resume(api: Api, who: &Principal, scope: Scope, name: String) -> Answer {
     check_name(scope, &name)?;
+    check_caller(who, scope, &name)?;
     let (outcome, _moved) = api.store.resume_scope(scope, &name).await?;
     Ok(ok(StatusCode::OK, &response(scope, name, outcome.into())))
 }
@@ -60,32 +78,52 @@ fn api_scope(scope: Scope) -> PauseScope {
 }
 
 /// `POST /v1/apps/{app}/pause`.
-pub async fn pause_app(State(api): State<Api>, Path(name): Path<String>, body: Bytes) -> Answer {
-    pause(api, Scope::App, name, body).await
+pub async fn pause_app(
+    State(api): State<Api>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Answer {
+    pause(api, &who, Scope::App, name, body).await
 }
 
 /// `POST /v1/apps/{app}/resume`.
-pub async fn resume_app(State(api): State<Api>, Path(name): Path<String>) -> Answer {
-    resume(api, Scope::App, name).await
+pub async fn resume_app(
+    State(api): State<Api>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+) -> Answer {
+    resume(api, &who, Scope::App, name).await
 }
 
 /// `POST /v1/tenants/{tenant}/pause`.
-pub async fn pause_tenant(State(api): State<Api>, Path(name): Path<String>, body: Bytes) -> Answer {
-    pause(api, Scope::Tenant, name, body).await
+pub async fn pause_tenant(
+    State(api): State<Api>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Answer {
+    pause(api, &who, Scope::Tenant, name, body).await
 }
 
 /// `POST /v1/tenants/{tenant}/resume`.
-pub async fn resume_tenant(State(api): State<Api>, Path(name): Path<String>) -> Answer {
-    resume(api, Scope::Tenant, name).await
+pub async fn resume_tenant(
+    State(api): State<Api>,
+    Caller(who): Caller,
+    Path(name): Path<String>,
+) -> Answer {
+    resume(api, &who, Scope::Tenant, name).await
 }
 
 /// `GET /v1/pauses`: every paused app and tenant.
-pub async fn pauses(State(api): State<Api>) -> Answer {
+/// A caller confined to tenants sees app pauses and its own tenants' pauses.
+pub async fn pauses(State(api): State<Api>, Caller(who): Caller) -> Answer {
     let pauses = api
         .store
         .scope_pauses()
         .await?
         .into_iter()
+        .filter(|p| p.scope != Scope::Tenant || who.sees(Some(&p.name)))
         .map(|p| ScopePause {
             scope: api_scope(p.scope),
             name: p.name,
@@ -97,21 +135,37 @@ pub async fn pauses(State(api): State<Api>) -> Answer {
 }
 
 /// `GET /v1/stats`.
-pub async fn stats(State(api): State<Api>) -> Answer {
+/// A caller confined to tenants gets its tenants' counts only: `pending` and `by_tenant`
+/// (states and apps are counted across tenants, so they are left out).
+pub async fn stats(State(api): State<Api>, Caller(who): Caller) -> Answer {
     let s = api.store.stats().await?;
-    let pending = ["scheduled", "paused", "held", "firing"]
-        .iter()
-        .filter_map(|k| s.by_state.get(*k))
-        .sum();
-    Ok(ok(
-        StatusCode::OK,
-        &Stats {
+    let quotas = api.quotas.usage(&s.by_app, &s.by_tenant, &who);
+    let body = if who.tenants().is_some() {
+        let by_tenant: std::collections::BTreeMap<String, u64> = s
+            .by_tenant
+            .into_iter()
+            .filter(|(t, _)| who.sees(Some(t)))
+            .collect();
+        Stats {
+            pending: by_tenant.values().sum(),
+            by_tenant,
+            quotas,
+            ..Stats::default()
+        }
+    } else {
+        let pending = ["scheduled", "paused", "held", "firing"]
+            .iter()
+            .filter_map(|k| s.by_state.get(*k))
+            .sum();
+        Stats {
             pending,
             by_state: s.by_state,
             by_app: s.by_app,
             by_tenant: s.by_tenant,
-        },
-    ))
+            quotas,
+        }
+    };
+    Ok(ok(StatusCode::OK, &body))
 }
 
 /// `GET /v1/openapi.json`.

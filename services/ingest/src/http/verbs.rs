@@ -16,8 +16,8 @@ use sked_api::jobs::{
 use sked_core::{job::JobId, request, schedule, store::pause::Outcome};
 
 use super::{
-    Answer, Api, ApiError, body_of, body_or_default,
-    jobs::{idempotency_header, parse_id},
+    Answer, Api, ApiError, Caller, body_of, body_or_default,
+    jobs::{idempotency_header, parse_id, visible},
     ok,
 };
 
@@ -64,8 +64,14 @@ fn answer(id: &JobId, outcome: Outcome) -> Answer {
 }
 
 /// `POST /v1/jobs/{id}/pause` `{"note"?}`.
-pub async fn pause(State(api): State<Api>, Path(raw): Path<String>, body: Bytes) -> Answer {
+pub async fn pause(
+    State(api): State<Api>,
+    Caller(who): Caller,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Answer {
     let id = parse_id(&raw)?;
+    visible(&api, &who, &id).await?;
     let req: PauseRequest = body_or_default(&body)?;
     check_note(&req.note)?;
     let mut tries = 0;
@@ -82,8 +88,13 @@ pub async fn pause(State(api): State<Api>, Path(raw): Path<String>, body: Bytes)
 }
 
 /// `POST /v1/jobs/{id}/resume`.
-pub async fn resume(State(api): State<Api>, Path(raw): Path<String>) -> Answer {
+pub async fn resume(
+    State(api): State<Api>,
+    Caller(who): Caller,
+    Path(raw): Path<String>,
+) -> Answer {
     let id = parse_id(&raw)?;
+    visible(&api, &who, &id).await?;
     let outcome = api.store.resume_job(&id).await?;
     answer(&id, outcome)
 }
@@ -92,11 +103,13 @@ pub async fn resume(State(api): State<Api>, Path(raw): Path<String>) -> Answer {
 /// else a new one) makes a repeated request fire once.
 pub async fn trigger(
     State(api): State<Api>,
+    Caller(who): Caller,
     Path(raw): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
     let id = parse_id(&raw)?;
+    visible(&api, &who, &id).await?;
     let req: TriggerRequest = body_or_default(&body)?;
     let key = match req.key.or(idempotency_header(&headers)?) {
         Some(k) if k.is_empty() || k.len() > 256 => {
@@ -122,8 +135,14 @@ pub async fn trigger(
 
 /// `POST /v1/jobs/{id}/backfill` `{"from", "to"}`: fires the past slots of `[from, to)`
 /// that did not fire; answers the fire ids fired now.
-pub async fn backfill(State(api): State<Api>, Path(raw): Path<String>, body: Bytes) -> Answer {
+pub async fn backfill(
+    State(api): State<Api>,
+    Caller(who): Caller,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Answer {
     let id = parse_id(&raw)?;
+    visible(&api, &who, &id).await?;
     let req: BackfillRequest = body_of(&body)?;
     let fired = api.store.backfill(&id, req.from, req.to).await?;
     let new: Vec<String> = fired.fire_ids.into_iter().collect();
@@ -137,8 +156,14 @@ pub async fn backfill(State(api): State<Api>, Path(raw): Path<String>, body: Byt
 }
 
 /// `POST /v1/jobs/{id}/reschedule` `{"run_at"}` or `{"delay"}`: moves a pending one-shot.
-pub async fn reschedule(State(api): State<Api>, Path(raw): Path<String>, body: Bytes) -> Answer {
+pub async fn reschedule(
+    State(api): State<Api>,
+    Caller(who): Caller,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Answer {
     let id = parse_id(&raw)?;
+    visible(&api, &who, &id).await?;
     let req: RescheduleRequest = body_of(&body)?;
     let now = Utc::now();
     let at = match (req.run_at, req.delay) {
