@@ -20,7 +20,7 @@ RUN="demo$(date +%s)"   # fresh ids, topics and keys each run
 export SKED_HTTP__LISTEN_ADDR=127.0.0.1:18080
 export SKED_REPLAYER__LISTEN_ADDR=127.0.0.1:18081
 export SKED_REDIS__KEY_PREFIX="sked-$RUN"
-export SKED_TOPICS__INGEST=$RUN.ingest SKED_TOPICS__DUE=$RUN.due SKED_TOPICS__RETRY=$RUN.retry SKED_TOPICS__DLQ=$RUN.dlq
+export SKED_TOPICS__INGEST=$RUN.ingest SKED_TOPICS__DUE=$RUN.due SKED_TOPICS__RETRY=$RUN.retry SKED_TOPICS__DLQ=$RUN.dlq SKED_TOPICS__AUDIT=$RUN.audit
 export SKED_TOPICS__PARTITIONS=3
 export SKED_INGEST__GROUP_ID=$RUN-ingest SKED_WORKER__GROUP_ID=$RUN-worker SKED_REPLAYER__GROUP_ID=$RUN-replayer
 export SKED_KAFKA__RDKAFKA__SESSION_TIMEOUT_MS=6000
@@ -29,6 +29,16 @@ export SKED_APPS__FLAKY__URL=http://127.0.0.1:18090/flaky
 export SKED_APPS__BROKEN__URL=http://127.0.0.1:18090/broken
 export SKED_API_URL=http://127.0.0.1:18080 SKED_REPLAYER_URL=http://127.0.0.1:18081
 sked() { "$BIN/sked" "$@"; }
+
+step "auth: a token for the demo (auth is on, as by default)"
+# `sked auth new-token` prints the token once and the hash table sked keeps; the services
+# read the hashes from a tokens file (a mounted Secret in Kubernetes).
+sked auth new-token --name demo --scope admin >.dev-stack/demo-token.txt
+SKED_TOKEN=$(sed -n 2p .dev-stack/demo-token.txt | sed 's/^# //')
+export SKED_TOKEN
+grep -v '^#' .dev-stack/demo-token.txt | sed 's/^\[auth.tokens.demo\]/[demo]/' >.dev-stack/demo-tokens.toml
+export SKED_AUTH__TOKENS_FILE=$PWD/.dev-stack/demo-tokens.toml
+echo "tokens file .dev-stack/demo-tokens.toml (hashes only); the CLI sends SKED_TOKEN"
 
 step "topics"
 sked topics create

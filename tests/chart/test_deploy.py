@@ -180,6 +180,12 @@ def key_problem(path: list[str], value: object = None) -> str | None:
         if value is not None and not isinstance(value, str):
             return f"`{key}`: librdkafka properties are strings"
         return None
+    if path[:2] == ["auth", "tokens"]:
+        if len(path) != 4 or path[3] not in ("hash", "scopes", "tenants"):
+            return f"`{key}`: expected auth.tokens.<name>.hash|scopes|tenants"
+        return None
+    if path[:2] == ["auth", "jwt"] or key == "auth.tokens_file" or path[0] == "quotas":
+        return None  # free-form tables, checked by sked's own loader
     if path[0] == "apps":
         if len(path) < 3:
             return f"`{key}`: expected apps.<name>.<key>"
@@ -216,6 +222,11 @@ def toml_problems(text: str) -> list[str]:
                 why = key_problem(p, v)
             elif p[0] == "apps" and len(p) >= 3:
                 why = key_problem(p[:3])
+            elif p[:2] in (["auth", "tokens"], ["auth", "jwt"]) or p[0] == "quotas":
+                why = key_problem(p, v) if not isinstance(v, dict) else None
+                if isinstance(v, dict):
+                    walk(p, v)
+                    continue
             elif isinstance(v, dict):
                 if ".".join(p) not in ("kafka.rdkafka", "apps") and ".".join(p) in default_keys():
                     why = f"`{'.'.join(p)}` is a value, not a table"

@@ -99,6 +99,14 @@ The effective sked configuration as a dict: .Values.config with the chart-manage
 {{- $_ := set $redis "url" $v.redis.url -}}
 {{- end -}}
 {{- $_ := set $managed "redis" $redis -}}
+{{- $auth := dict "enabled" $v.auth.enabled -}}
+{{- if $v.auth.tokensSecret -}}
+{{- $_ := set $auth "tokens_file" (printf "/etc/sked/auth/%s" $v.auth.tokensKey) -}}
+{{- end -}}
+{{- if $v.auth.jwt -}}
+{{- $_ := set $auth "jwt" $v.auth.jwt -}}
+{{- end -}}
+{{- $_ := set $managed "auth" $auth -}}
 {{- toYaml (mergeOverwrite $cfg $managed) -}}
 {{- end -}}
 
@@ -205,6 +213,12 @@ The effective sked configuration as a dict: .Values.config with the chart-manage
     secretName: {{ .root.Values.kafka.tls.existingSecret }}
     defaultMode: 0440
 {{- end }}
+{{- if .root.Values.auth.tokensSecret }}
+- name: auth-tokens
+  secret:
+    secretName: {{ .root.Values.auth.tokensSecret }}
+    defaultMode: 0440
+{{- end }}
 {{- end -}}
 
 {{- define "sked.volumeMounts" -}}
@@ -216,6 +230,11 @@ The effective sked configuration as a dict: .Values.config with the chart-manage
 {{- if .Values.kafka.tls.existingSecret }}
 - name: kafka-tls
   mountPath: /etc/sked/kafka-tls
+  readOnly: true
+{{- end }}
+{{- if .Values.auth.tokensSecret }}
+- name: auth-tokens
+  mountPath: /etc/sked/auth
   readOnly: true
 {{- end }}
 {{- end -}}

@@ -1,8 +1,9 @@
 //! Metrics of the ingest service, all named here: `sked_ingest_*`.
 
+use crate::quota::{NameLabel, QuotaLabel};
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
@@ -43,6 +44,10 @@ pub struct Metrics {
     pub dlq_errors: Counter,
     /// Offset commits that failed (the records are redelivered and deduplicated).
     pub commit_errors: Counter,
+    /// Submissions refused by a quota.
+    pub quota_rejected: Family<QuotaLabel, Counter>,
+    /// Pending jobs of each name with a pending quota, as last read.
+    pub quota_pending: Family<NameLabel, Gauge>,
 }
 
 impl Metrics {
@@ -62,6 +67,8 @@ impl Metrics {
             store_errors: Counter::default(),
             dlq_errors: Counter::default(),
             commit_errors: Counter::default(),
+            quota_rejected: Family::default(),
+            quota_pending: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("sked_ingest");
         r.register(
@@ -108,6 +115,16 @@ impl Metrics {
             "commit_errors",
             "Failed offset commits",
             m.commit_errors.clone(),
+        );
+        r.register(
+            "quota_rejected",
+            "Submissions refused by a quota, by scope, name and limit (pending, rate)",
+            m.quota_rejected.clone(),
+        );
+        r.register(
+            "quota_pending",
+            "Pending jobs of each tenant and app that has a pending quota, as last read",
+            m.quota_pending.clone(),
         );
         m
     }

@@ -24,7 +24,6 @@ use chrono::Utc;
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge},
-    registry::Registry,
 };
 use sked_api::stats::QuotaUsage;
 use sked_core::{
@@ -85,45 +84,19 @@ impl std::fmt::Display for Exceeded {
     }
 }
 
+/// Labels of `sked_ingest_quota_rejected_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct QuotaLabel {
+pub struct QuotaLabel {
     scope: &'static str,
     name: String,
     limit: &'static str,
 }
 
+/// Labels of `sked_ingest_quota_pending`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct NameLabel {
+pub struct NameLabel {
     scope: &'static str,
     name: String,
-}
-
-/// The quota metrics, registered before the store is connected.
-pub struct Metrics {
-    rejected_total: Family<QuotaLabel, Counter>,
-    pending_gauge: Family<NameLabel, Gauge>,
-}
-
-impl Metrics {
-    /// Registers `sked_ingest_quota_rejected_total` and `sked_ingest_quota_pending`.
-    pub fn new(registry: &mut Registry) -> Self {
-        let rejected_total = Family::<QuotaLabel, Counter>::default();
-        let pending_gauge = Family::<NameLabel, Gauge>::default();
-        registry.register(
-            "sked_ingest_quota_rejected",
-            "Submissions refused by a quota, by scope, name and limit (pending, rate)",
-            rejected_total.clone(),
-        );
-        registry.register(
-            "sked_ingest_quota_pending",
-            "Pending jobs of each tenant and app that has a pending quota, as last read",
-            pending_gauge.clone(),
-        );
-        Self {
-            rejected_total,
-            pending_gauge,
-        }
-    }
 }
 
 struct Inner {
@@ -152,15 +125,14 @@ struct Applies<'a> {
 }
 
 impl Quotas {
-    /// The quotas of `options`; none configured makes [`Self::check`] free.
-    pub fn new(options: &QuotasOptions, store: Store, metrics: Metrics) -> Self {
+    /// The quotas of `options`, counted in `metrics`; none configured makes
+    /// [`Self::check`] free.
+    pub fn new(options: &QuotasOptions, store: Store, metrics: &crate::metrics::Metrics) -> Self {
         if !options.any() {
             return Self { inner: None };
         }
-        let Metrics {
-            rejected_total,
-            pending_gauge,
-        } = metrics;
+        let rejected_total = metrics.quota_rejected.clone();
+        let pending_gauge = metrics.quota_pending.clone();
         Self {
             inner: Some(Arc::new(Inner {
                 options: options.clone(),

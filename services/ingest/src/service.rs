@@ -69,9 +69,8 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
     let gate = sked_core::auth::Gate::new(&config, http::rules, producer.clone(), &mut registry)
         .await
         .context("cannot set up API auth")?;
-    let quota_metrics = crate::quota::Metrics::new(&mut registry);
     let mut base = Base::start(&config, SERVICE, registry, producer, &cancel).await?;
-    let quotas = crate::quota::Quotas::new(&config.quotas, base.store.clone(), quota_metrics);
+    let quotas = crate::quota::Quotas::new(&config.quotas, base.store.clone(), &metrics);
     if let Some(refresh) = gate.refresh_task(cancel.clone()) {
         base.tasks.spawn("jwks", refresh);
     }
