@@ -27,7 +27,12 @@ async fn bootstrap_creates_missing_topics_and_never_changes_partition_counts() {
     let ns = unique("topics");
     let config = test_config(&ns, &[]);
     let needed = topics::needed(&config);
-    assert_eq!(needed.len(), 4);
+    assert_eq!(
+        needed.len(),
+        5,
+        "ingest, due, retry, dlq, audit: {needed:?}"
+    );
+    assert!(needed.contains(&config.topics.audit));
 
     // The DLQ exists already, with 2 partitions.
     topics::ensure(

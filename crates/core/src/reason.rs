@@ -116,6 +116,7 @@ mod tests {
                 "too_far_in_future",
                 "invalid_utf8",
                 "unknown_calendar",
+                "quota_exceeded",
                 "internal",
             ]
         );

@@ -38,7 +38,7 @@ fn parse_args() -> Result<(String, Args), String> {
     let mut it = std::env::args().skip(1);
     let cmd = it
         .next()
-        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] | scheduler [--seconds S] [--herd N] [--drain N] [--drain-kind once|cron] | worker [--requests N] [--seconds S] | replay [--requests N] | operate [--requests N]")?;
+        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] | scheduler [--seconds S] [--herd N] [--drain N] [--drain-kind once|cron] | worker [--requests N] [--seconds S] | replay [--requests N] | operate [--requests N] | rest [--requests N] [--set auth.enabled=false]")?;
     let mut args = Args {
         requests: 200_000,
         rate: None,
@@ -87,6 +87,7 @@ async fn main() {
         "worker" => worker(args).await,
         "replay" => replay(args).await,
         "operate" => sked_e2e::bench_operate::run(args.requests).await,
+        "rest" => rest(args).await,
         other => {
             eprintln!("sked-bench: unknown benchmark {other}");
             std::process::exit(2);
@@ -95,6 +96,74 @@ async fn main() {
 }
 
 use sked_e2e::bench_operate::used_memory as redis_used_memory;
+
+/// `POST /v1/jobs` throughput: 64 concurrent clients with the test token, against an
+/// in-process ingest on a private Redis (auth on, as by default; `--set auth.enabled=false`
+/// for the figure without auth).
+async fn rest(args: Args) {
+    let redis = PrivateRedis::start_with(false);
+    let url = redis.url();
+    let ns = unique("rbench");
+    let mut sets = vec![
+        format!("redis.url={url}"),
+        "redis.key_prefix=sked".to_owned(),
+    ];
+    sets.extend(args.sets.iter().cloned());
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let config = test_config(&ns, &sets);
+    create_topics(&config, 1).await;
+    let ingest = Ingest::start(config.clone()).await;
+    let api = ingest.api();
+    let client = sked_e2e::http();
+    let n = args.requests as usize;
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let run = |from_warmup: bool| {
+        let (api, client, next) = (api.clone(), client.clone(), next.clone());
+        async move {
+            let tasks: Vec<_> = (0..64)
+                .map(|_| {
+                    let (api, client, next) = (api.clone(), client.clone(), next.clone());
+                    tokio::spawn(async move {
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if i >= if from_warmup { 2_000 } else { 2_000 + n } {
+                                break;
+                            }
+                            let body = format!(
+                                r#"{{"id":"r-{i}","app":"bench","delay":"1d","payload":{{"n":{i},"text":"rest benchmark payload"}}}}"#
+                            );
+                            let resp = client
+                                .post(format!("{api}/v1/jobs"))
+                                .header("content-type", "application/json")
+                                .body(body)
+                                .send()
+                                .await
+                                .expect("POST");
+                            assert_eq!(resp.status(), reqwest::StatusCode::CREATED);
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.expect("client task");
+            }
+        }
+    };
+    run(true).await;
+    let started = Instant::now();
+    run(false).await;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "rest benchmark: {n} POST /v1/jobs, 64 concurrent clients, auth {}",
+        if config.auth.enabled {
+            "on (static token, audit to Kafka)"
+        } else {
+            "off"
+        }
+    );
+    println!("  {:.0} requests/s ({secs:.2} s)", n as f64 / secs);
+    ingest.stop().await;
+}
 
 async fn ingest(args: Args) {
     let redis = PrivateRedis::start_with(false);
