@@ -115,7 +115,7 @@ async fn rest(args: Args) {
     let ingest = Ingest::start(config.clone()).await;
     let api = ingest.api();
     let client = sked_e2e::http();
-    let n = args.requests as usize;
+    let n = args.requests;
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let run = |from_warmup: bool| {
         let (api, client, next) = (api.clone(), client.clone(), next.clone());

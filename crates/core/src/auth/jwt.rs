@@ -201,6 +201,7 @@ impl Verifier {
             }
             let mut validation = Validation::new(header.alg);
             validation.leeway = self.options.leeway.0.as_secs();
+            validation.validate_nbf = true;
             validation.set_issuer(&[&self.options.issuer]);
             validation.set_audience(&self.options.audience);
             validation.set_required_spec_claims(&["exp", "iss", "aud"]);
