@@ -5,8 +5,10 @@ mod args;
 mod duration;
 mod loader;
 mod options;
+mod secret;
 
 pub use args::{Args, redact_url};
 pub use duration::HumanDuration;
 pub use loader::{Error, Layers, Source, load};
 pub use options::*;
+pub use secret::{KeyMaterial, REDACTED, Secret};
