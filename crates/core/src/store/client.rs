@@ -671,9 +671,10 @@ impl Store {
             .collect()
     }
 
-    /// Pushes the lease of claimed jobs of `shard` (`(claimed score as printed, job id)`) out
-    /// to `until_ms`, never in: they stay claimed, and any scheduler claims them again when
-    /// it passes. For claims whose fire cannot be built yet ([`ClaimBatch::unknown_key`]).
+    /// Sets the lease deadline of claimed jobs of `shard` (`(claimed score as printed, job
+    /// id)`) to `until_ms`, sooner or later than the claim's: they stay claimed, and any
+    /// scheduler claims them again once it passes. For claims whose fire cannot be built yet
+    /// ([`ClaimBatch::unknown_key`]); a claim no longer in flight is left alone (`XX`).
     pub async fn hold(
         &self,
         shard: Shard,
@@ -684,7 +685,7 @@ impl Store {
             return Ok(());
         }
         let mut cmd = redis::cmd("ZADD");
-        cmd.arg(self.keys.inflight(shard)).arg("XX").arg("GT");
+        cmd.arg(self.keys.inflight(shard)).arg("XX");
         for (score_raw, id) in claims {
             cmd.arg(until_ms).arg(format!("{score_raw}|{id}"));
         }
