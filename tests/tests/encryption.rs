@@ -10,7 +10,7 @@
 use std::{
     io::{BufRead, BufReader, Write},
     net::TcpStream,
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -56,7 +56,7 @@ fn key_files(ns: &str) -> PathBuf {
 /// The configuration of one phase: sealing with `current` (none: off), `keys` listed.
 fn config(
     ns: &str,
-    keys: &PathBuf,
+    keys: &Path,
     current: Option<&str>,
     listed: &[&str],
     extra: &[String],
