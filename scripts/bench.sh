@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks, built in release mode, against the local broker and a private Redis.
 #
-#   scripts/bench.sh ingest [--requests N] [--rate PER_SEC] [--partitions P]
+#   scripts/bench.sh ingest [--requests N] [--rate PER_SEC] [--partitions P] [--encrypt on|off]
 #   scripts/bench.sh scheduler [--seconds S] [--herd N] [--drain N] [--drain-kind once|cron] [--partitions P]
 #   scripts/bench.sh worker [--requests N] [--seconds S] [--partitions P]
 #   scripts/bench.sh operate [--requests N]   (listing, stats, bulk cancel, bytes per job)

@@ -134,8 +134,14 @@ def compose_config(*files: Path, profile: str | None = None) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Configuration keys: the TOML fallback (always) and the binaries (when built and fresh)
 
-NOT_CONFIG = {"SKED_CONFIG_FILE", "SKED_API_URL"}
+NOT_CONFIG = {"SKED_CONFIG_FILE", "SKED_API_URL", "SKED_REPLAYER_URL", "SKED_TOKEN"}
 NOT_CONFIG_PREFIXES = ("SKED_TEST_", "SKED_DEV_", "SKED_TOOLS_")
+
+
+# Tables of default.toml whose keys are names (properties, apps, key ids), not config keys.
+MAP_TABLES = ("kafka.rdkafka", "kafka.rdkafka_files", "apps", "encryption.keys")
+# Optional keys without a default (docs/configuration.md): any string.
+OPTIONAL_KEYS = ("redis.password", "redis.password_file")
 
 
 @cache
@@ -146,7 +152,7 @@ def default_keys() -> dict[str, object]:
     def walk(prefix: str, table: dict) -> None:
         for k, v in table.items():
             key = f"{prefix}{k}"
-            if isinstance(v, dict) and key not in ("kafka.rdkafka", "apps"):
+            if isinstance(v, dict) and key not in MAP_TABLES:
                 walk(key + ".", v)
             else:
                 out[key] = v
@@ -166,7 +172,7 @@ def app_keys() -> set[str]:
 def env_path(name: str) -> list[str]:
     """Mirror of the loader: SKED_A__B → [a, b]; librdkafka properties keep their dots."""
     parts = [p.lower() for p in name[len("SKED_"):].split("__")]
-    if len(parts) == 3 and parts[:2] == ["kafka", "rdkafka"]:
+    if len(parts) == 3 and parts[0] == "kafka" and parts[1] in ("rdkafka", "rdkafka_files"):
         parts[2] = parts[2].replace("_", ".")
     return parts
 
@@ -174,7 +180,7 @@ def env_path(name: str) -> list[str]:
 def key_problem(path: list[str], value: object = None) -> str | None:
     """Why a dotted key is not a sked configuration key, or None when it is."""
     key = ".".join(path)
-    if path[:2] == ["kafka", "rdkafka"]:
+    if path[0] == "kafka" and path[1:2] in (["rdkafka"], ["rdkafka_files"]):
         if len(path) != 3 or not re.fullmatch(r"[a-z0-9]+(\.[a-z0-9_]+)*", path[2]):
             return f"`{key}`: not a librdkafka property"
         if value is not None and not isinstance(value, str):
@@ -186,6 +192,14 @@ def key_problem(path: list[str], value: object = None) -> str | None:
         return None
     if path[:2] == ["auth", "jwt"] or key == "auth.tokens_file" or path[0] == "quotas":
         return None  # free-form tables, checked by sked's own loader
+    if path[:2] == ["encryption", "keys"]:
+        if len(path) != 4 or path[3] != "file" or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", path[2]):
+            return f"`{key}`: expected encryption.keys.<id>.file"
+        if value is not None and not isinstance(value, str):
+            return f"`{key}`: a path"
+        return None
+    if key in OPTIONAL_KEYS:
+        return None if value is None or isinstance(value, str) else f"`{key}`: a string"
     if path[0] == "apps":
         if len(path) < 3:
             return f"`{key}`: expected apps.<name>.<key>"
@@ -218,8 +232,11 @@ def toml_problems(text: str) -> list[str]:
     def walk(path: list[str], table: dict) -> None:
         for k, v in table.items():
             p = path + [k]
-            if p[:2] == ["kafka", "rdkafka"] and len(p) == 3:
+            if p[0] == "kafka" and p[1:2] in (["rdkafka"], ["rdkafka_files"]) and len(p) == 3:
                 why = key_problem(p, v)
+            elif p[:2] == ["encryption", "keys"] and len(p) == 3 and isinstance(v, dict):
+                problems.extend(w for k2, v2 in v.items() if (w := key_problem(p + [k2], v2)))
+                continue
             elif p[0] == "apps" and len(p) >= 3:
                 why = key_problem(p[:3])
             elif p[:2] in (["auth", "tokens"], ["auth", "jwt"]) or p[0] == "quotas":
@@ -228,7 +245,7 @@ def toml_problems(text: str) -> list[str]:
                     walk(p, v)
                     continue
             elif isinstance(v, dict):
-                if ".".join(p) not in ("kafka.rdkafka", "apps") and ".".join(p) in default_keys():
+                if ".".join(p) not in MAP_TABLES and ".".join(p) in default_keys():
                     why = f"`{'.'.join(p)}` is a value, not a table"
                 else:
                     walk(p, v)
@@ -424,6 +441,9 @@ def test_full_values_use_secrets_hpa_and_servicemonitor():
         assert refs["SKED_KAFKA__RDKAFKA__SSL_KEY_PASSWORD"]["name"] == "sked-kafka-tls", workload
         mounts = {m["mountPath"] for m in c["volumeMounts"]}
         assert "/etc/sked/kafka-tls" in mounts, workload
+        assert "/etc/sked/keys" in mounts, workload
+        keys = {v["name"]: v for v in spec["volumes"]}["encryption-keys"]
+        assert keys["secret"]["secretName"] == "sked-payload-keys", workload
         assert c["image"].endswith("@sha256:" + "0123456789abcdef" * 4), workload
     for cm, text in config_maps(name).items():
         cfg = tomllib.loads(text)
@@ -432,6 +452,11 @@ def test_full_values_use_secrets_hpa_and_servicemonitor():
         assert cfg["kafka"]["rdkafka"]["security.protocol"] == "SASL_SSL"
         assert cfg["kafka"]["rdkafka"]["ssl.ca.location"] == "/etc/sked/kafka-tls/ca.crt"
         assert cfg["apps"]["sms"]["retry"]["max_attempts"] == 5
+        assert cfg["encryption"] == {
+            "enabled": True,
+            "current_key": "k2",
+            "keys": {"k1": {"file": "/etc/sked/keys/k1"}, "k2": {"file": "/etc/sked/keys/k2"}},
+        }, cm
         assert not re.search(r"password\s*=", text), f"{cm}: a secret in the ConfigMap"
 
 
@@ -538,7 +563,13 @@ def test_compose_env_names_real_keys():
 def test_binaries_accept_chart_and_compose_configuration(tmp_path):
     """The real loader, when target/debug holds binaries built from the current config code."""
     checked, stale = 0, set()
+    keys = tmp_path / "keys"
+    keys.mkdir()
     for name, workload, binary, env, text in chart_cases():
+        # The encryption-keys Secret, as Kubernetes mounts it: one file per key id.
+        for key_id in re.findall(r"/etc/sked/keys/([A-Za-z0-9_.-]+)", text):
+            (keys / key_id).write_text("ab" * 32 + "\n")
+        text = text.replace("/etc/sked/keys/", f"{keys}/")
         out = dump_config(binary, env, text, tmp_path)
         if out is None:
             stale.add(binary)

@@ -1,7 +1,8 @@
 //! Security settings: librdkafka is built with TLS and SASL (PLAIN, SCRAM), `rediss://` speaks
 //! TLS (checked against a TLS redis-server with a throwaway certificate), Redis AUTH with an ACL
 //! user works, and no secret given in the configuration shows up in what the services print
-//! (logs at debug level, `--dump-config`).
+//! (logs at debug level, `--dump-config`), whether given inline or as files (`_file` keys,
+//! encryption key files).
 //!
 //! No TLS or SASL Kafka broker runs here (tansu, the test broker, speaks plaintext only), so
 //! the Kafka side is checked at client creation: librdkafka rejects `SASL_SSL` and SCRAM there
@@ -381,7 +382,22 @@ async fn redis_acl_user_authenticates() {
         "redis://{user}:wrong-{password}@{hostport}"
     )))
     .await;
+    // The password from `redis.password_file` instead of the URL.
+    let file = temp_dir("sked-acl-pw").join("password");
+    std::fs::write(&file, format!("{password}\n")).unwrap();
+    let from_file = config(&[
+        format!("redis.url=redis://{user}@{hostport}"),
+        format!("redis.password_file={}", file.display()),
+        format!("redis.key_prefix=t:{}", unique("security")),
+    ])
+    .redis;
+    assert!(!format!("{from_file:?}").contains(&password));
+    let by_file = Store::connect(&from_file).await;
     let pinged = match ok {
+        Ok(store) => store.ping().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let pinged_by_file = match by_file {
         Ok(store) => store.ping().await.map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
@@ -394,6 +410,7 @@ async fn redis_acl_user_authenticates() {
         .unwrap();
 
     pinged.expect("ACL user connects and pings");
+    pinged_by_file.expect("ACL user connects with redis.password_file");
     let err = wrong.map(|_| ()).expect_err("wrong password is refused");
     let text = format!("{err} / {err:?}");
     assert!(!text.contains(&password), "{text}");
@@ -520,4 +537,200 @@ fn a_rejected_librdkafka_property_is_reported_without_its_value() {
             &String::from_utf8_lossy(&out.stdout),
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets given as files (`redis.password_file`, `kafka.rdkafka_files.*`,
+// `apps.<name>.header_files.*`) and encryption keys never appear either.
+
+const FILE_REDIS_PASSWORD: &str = "file-redis-pw-Tc38mWq";
+const FILE_SASL_PASSWORD: &str = "file-sasl-pw-Ny72bKd";
+const FILE_HOOK_TOKEN: &str = "file-hook-token-Lr59vXs";
+/// An encryption key as hex; its base64 form is written to the key file of `k2`.
+const KEY_HEX: &str = "6b65792d6279746573207468617420617265206e657665722073686f776e2121";
+
+/// Every secret of [`file_flags`], in each form it could leak in.
+fn file_secrets() -> Vec<String> {
+    use base64::Engine as _;
+    let key: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&KEY_HEX[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    vec![
+        FILE_REDIS_PASSWORD.into(),
+        FILE_SASL_PASSWORD.into(),
+        FILE_HOOK_TOKEN.into(),
+        KEY_HEX.into(),
+        base64::engine::general_purpose::STANDARD.encode(&key),
+        String::from_utf8(key).unwrap(), // the raw bytes happen to be text
+    ]
+}
+
+/// Flags naming secret files (written into `dir`), Redis and Kafka unreachable.
+fn file_flags(dir: &Path) -> Vec<String> {
+    use base64::Engine as _;
+    let write = |name: &str, body: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, body).unwrap();
+        path.display().to_string()
+    };
+    let key: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&KEY_HEX[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let redis = write(
+        "redis-password",
+        format!("{FILE_REDIS_PASSWORD}\n").as_bytes(),
+    );
+    let sasl = write(
+        "sasl-password",
+        format!("{FILE_SASL_PASSWORD}\n").as_bytes(),
+    );
+    let hook = write(
+        "hook-auth",
+        format!("Bearer {FILE_HOOK_TOKEN}\n").as_bytes(),
+    );
+    let k1 = write("k1", format!("{KEY_HEX}\n").as_bytes());
+    let k2 = write(
+        "k2",
+        base64::engine::general_purpose::STANDARD
+            .encode(&key)
+            .as_bytes(),
+    );
+    [
+        "redis.url=redis://sked@127.0.0.1:1".to_owned(),
+        format!("redis.password_file={redis}"),
+        "kafka.brokers=127.0.0.1:1".to_owned(),
+        "kafka.rdkafka.security.protocol=SASL_SSL".to_owned(),
+        "kafka.rdkafka.sasl.mechanism=SCRAM-SHA-512".to_owned(),
+        "kafka.rdkafka.sasl.username=sked".to_owned(),
+        format!("kafka.rdkafka_files.sasl.password={sasl}"),
+        "kafka.rdkafka.debug=security,broker,conf".to_owned(),
+        "apps.hook.handler=http".to_owned(),
+        "apps.hook.url=https://hooks.example.invalid/run".to_owned(),
+        format!("apps.hook.header_files.Authorization={hook}"),
+        "encryption.enabled=true".to_owned(),
+        "encryption.current_key=k2".to_owned(),
+        format!("encryption.keys.k1.file={k1}"),
+        format!("encryption.keys.k2.file={k2}"),
+        "admin.listen_addr=127.0.0.1:0".to_owned(),
+        "http.listen_addr=127.0.0.1:0".to_owned(),
+        "replayer.listen_addr=127.0.0.1:0".to_owned(),
+    ]
+    .into_iter()
+    .flat_map(|s| ["--set".to_owned(), s])
+    .collect()
+}
+
+fn assert_no_file_secret(what: &str, text: &str) {
+    for secret in file_secrets() {
+        assert!(
+            !text.contains(&secret),
+            "{what} shows the secret {secret}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn secrets_from_files_and_encryption_keys_never_appear_in_logs() {
+    let dir = temp_dir("sked-leak-files");
+    let flags = file_flags(&dir);
+    let mut running = Vec::new();
+    for name in SERVICES {
+        let out = std::fs::File::create(dir.join(format!("{name}.out"))).unwrap();
+        let err = std::fs::File::create(dir.join(format!("{name}.err"))).unwrap();
+        let child = Command::new(binary(name))
+            .args(&flags)
+            .env("RUST_LOG", "debug")
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        running.push((name, child));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    for (name, mut child) in running {
+        let still_running = child.try_wait().unwrap().is_none();
+        let _ = child.kill();
+        let _ = child.wait();
+        let stdout = std::fs::read_to_string(dir.join(format!("{name}.out"))).unwrap();
+        let stderr = std::fs::read_to_string(dir.join(format!("{name}.err"))).unwrap();
+        assert!(still_running, "{name} exited early:\n{stdout}\n{stderr}");
+        let all = format!("{stdout}\n{stderr}");
+        // The run really logged its connection troubles (the secrets were in use).
+        assert!(
+            all.contains("redis unreachable"),
+            "{name} did not log its Redis troubles:\n{all}"
+        );
+        assert_no_file_secret(&format!("{name}'s output"), &all);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn secrets_from_files_show_as_their_paths_in_dump_config() {
+    let dir = temp_dir("sked-dump-files");
+    let flags = file_flags(&dir);
+    for name in SERVICES {
+        let out = Command::new(binary(name))
+            .arg("--dump-config")
+            .args(&flags)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {stderr}");
+        assert_no_file_secret(
+            &format!("{name} --dump-config"),
+            &format!("{stdout}\n{stderr}"),
+        );
+        for file in ["redis-password", "sasl-password", "hook-auth", "k1", "k2"] {
+            let path = dir.join(file).display().to_string();
+            assert!(stdout.contains(&path), "{name}: {file} not shown: {stdout}");
+        }
+        let table: toml::Table = stdout.parse().expect("valid toml");
+        assert!(table["redis"].get("password").is_none(), "{stdout}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_bad_key_file_or_a_secret_given_twice_stops_the_service_naming_the_key() {
+    let dir = temp_dir("sked-bad-files");
+    let short = dir.join("short");
+    std::fs::write(&short, "c2hvcnQ=\n").unwrap();
+    let pw = dir.join("pw");
+    std::fs::write(&pw, format!("{FILE_REDIS_PASSWORD}\n")).unwrap();
+    for name in SERVICES {
+        let out = Command::new(binary(name))
+            .args([
+                "--set",
+                "encryption.enabled=true",
+                "--set",
+                "encryption.current_key=k9",
+                "--set",
+                &format!("encryption.keys.k9.file={}", short.display()),
+                "--set",
+                "encryption.keys.k8.file=/nonexistent/sked-k8",
+                "--set",
+                &format!("redis.password={FILE_SASL_PASSWORD}"),
+                "--set",
+                &format!("redis.password_file={}", pw.display()),
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{name}: {stderr}");
+        for needle in [
+            "`encryption.keys.k9.file`",
+            "base64 of 5 bytes",
+            "`encryption.keys.k8.file`: cannot read /nonexistent/sked-k8",
+            "`redis.password` and `redis.password_file` are both given",
+        ] {
+            assert!(
+                stderr.contains(needle),
+                "{name}: {needle:?} not in {stderr}"
+            );
+        }
+        assert_no_file_secret(&format!("{name}'s error"), &stderr);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -107,6 +107,20 @@ The effective sked configuration as a dict: .Values.config with the chart-manage
 {{- $_ := set $auth "jwt" $v.auth.jwt -}}
 {{- end -}}
 {{- $_ := set $managed "auth" $auth -}}
+{{- if and $v.encryption.enabled (not (and $v.encryption.existingSecret $v.encryption.keys $v.encryption.currentKey)) -}}
+{{- fail "encryption.enabled needs encryption.existingSecret, encryption.keys and encryption.currentKey" -}}
+{{- end -}}
+{{- if and $v.encryption.keys (not $v.encryption.existingSecret) -}}
+{{- fail "encryption.keys needs encryption.existingSecret (the Secret holding the keys)" -}}
+{{- end -}}
+{{- if and $v.encryption.currentKey (not (has $v.encryption.currentKey $v.encryption.keys)) -}}
+{{- fail "encryption.currentKey must be one of encryption.keys" -}}
+{{- end -}}
+{{- $keys := dict -}}
+{{- range $v.encryption.keys -}}
+{{- $_ := set $keys . (dict "file" (printf "/etc/sked/keys/%s" .)) -}}
+{{- end -}}
+{{- $_ := set $managed "encryption" (dict "enabled" $v.encryption.enabled "current_key" ($v.encryption.currentKey | default "") "keys" $keys) -}}
 {{- toYaml (mergeOverwrite $cfg $managed) -}}
 {{- end -}}
 
@@ -219,6 +233,12 @@ The effective sked configuration as a dict: .Values.config with the chart-manage
     secretName: {{ .root.Values.auth.tokensSecret }}
     defaultMode: 0440
 {{- end }}
+{{- if .root.Values.encryption.existingSecret }}
+- name: encryption-keys
+  secret:
+    secretName: {{ .root.Values.encryption.existingSecret }}
+    defaultMode: 0440
+{{- end }}
 {{- end -}}
 
 {{- define "sked.volumeMounts" -}}
@@ -235,6 +255,11 @@ The effective sked configuration as a dict: .Values.config with the chart-manage
 {{- if .Values.auth.tokensSecret }}
 - name: auth-tokens
   mountPath: /etc/sked/auth
+  readOnly: true
+{{- end }}
+{{- if .Values.encryption.existingSecret }}
+- name: encryption-keys
+  mountPath: /etc/sked/keys
   readOnly: true
 {{- end }}
 {{- end -}}

@@ -26,7 +26,7 @@ use crate::{
     config::Config,
     kafka,
     runtime::{self, Tasks},
-    store::Store,
+    store::{Keyring, Store},
 };
 
 /// The service was told to stop (SIGTERM) while it still waited for Redis: nothing had
@@ -65,7 +65,8 @@ impl Base {
     ///    `admin.listen_addr` as the task `admin` until `cancel`, with every readiness check
     ///    failing but `not_draining`, so they answer while Redis is down;
     /// 2. Redis is connected, retried with backoff until it answers (`/readyz` reports
-    ///    `redis: false` meanwhile); cancelling meanwhile returns [`StoppedBeforeReady`].
+    ///    `redis: false` meanwhile); cancelling meanwhile returns [`StoppedBeforeReady`]. The
+    ///    store seals and opens payloads with the keys of `[encryption]`.
     ///
     /// The `kafka` check stays failing until [`Base::spawn_probe`].
     pub async fn start(
@@ -87,9 +88,18 @@ impl Base {
         .await?;
         info!(%admin_addr, "{service} listening");
 
+        let keyring = Keyring::from_options(&config.encryption).map_err(anyhow::Error::msg)?;
+        if let Some(current) = keyring.current_key() {
+            info!(
+                current_key = current,
+                keys = config.encryption.keys.len(),
+                "payloads in redis are sealed (AES-256-GCM)"
+            );
+        }
         let Some(store) = Store::connect_with_retry(&config.redis, &readiness, cancel).await else {
             return Err(StoppedBeforeReady.into());
         };
+        let store = store.with_keyring(keyring);
         Ok(Self {
             admin_addr,
             readiness,

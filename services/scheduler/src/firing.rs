@@ -67,6 +67,8 @@ pub struct Settings {
     pub poll_interval: Duration,
     /// Misfire threshold.
     pub misfire_threshold: Duration,
+    /// How much later a job whose payload does not open (unknown key) is due again.
+    pub unknown_key_hold: Duration,
     /// Default route.
     pub default_route: Route,
     /// Per-app routes.
@@ -201,7 +203,7 @@ impl Firing {
                 "expired leases returned to the due index"
             );
         }
-        if !batch.jobs.is_empty() || !batch.corrupt.is_empty() {
+        if !batch.jobs.is_empty() || !batch.corrupt.is_empty() || !batch.unknown_key.is_empty() {
             self.fire(shard, batch).await?;
         }
         Ok(full)
@@ -370,6 +372,7 @@ impl Firing {
             }
         }
         self.metrics.fired.inc_by(fired);
+        self.hold_unopened(shard, &batch, fired_at).await;
         let acks: Vec<Ack> = acks.into_iter().flatten().collect();
         let outcomes = self.ack(shard, &acks, batch.lease_until).await?;
         let stale = outcomes.iter().filter(|o| **o == AckOutcome::Stale).count();
@@ -381,6 +384,39 @@ impl Firing {
             );
         }
         Ok(())
+    }
+
+    /// Jobs whose payload is sealed with a key that is not configured: no fire can be built.
+    /// Held, never dropped: they stay claimed, their lease pushed out to
+    /// `scheduler.unknown_key_hold` from now, so the same slot (same fire id) is claimed again
+    /// then, and fires once the key is configured again. Counted and logged on every hold. A
+    /// failed hold is only logged: the claim's own lease runs out and the job is claimed again
+    /// sooner.
+    async fn hold_unopened(&self, shard: Shard, batch: &ClaimBatch, now: DateTime<Utc>) {
+        if batch.unknown_key.is_empty() {
+            return;
+        }
+        for held in &batch.unknown_key {
+            self.metrics.unknown_key.inc();
+            error!(
+                sked.job.id = %held.spec.id,
+                key_id = %held.key_id,
+                hold = ?self.settings.unknown_key_hold,
+                "job payload is sealed with an encryption key that is not configured; held, not fired"
+            );
+        }
+        let until = now.timestamp_millis().saturating_add(
+            i64::try_from(self.settings.unknown_key_hold.as_millis()).unwrap_or(i64::MAX / 2),
+        );
+        let members: Vec<(&str, &str)> = batch
+            .unknown_key
+            .iter()
+            .map(|h| (h.score_raw.as_str(), h.spec.id.as_str()))
+            .collect();
+        if let Err(err) = self.store.hold(shard, &members, until).await {
+            self.metrics.store_errors.inc();
+            warn!(shard = shard.index(), error = %err, "cannot extend the hold of unopenable jobs; they are claimed again when their lease ends");
+        }
     }
 
     /// Acks, retrying transient failures (a Redis blip, a migrating cluster slot) while the

@@ -43,6 +43,8 @@ pub struct Metrics {
     pub stale_acks: Counter,
     /// Records that could not be read back, dropped from the in-flight set.
     pub corrupt: Counter,
+    /// Due jobs held because their payload is sealed with a key that is not configured.
+    pub unknown_key: Counter,
     /// Produce failures (the claim's lease expires and the fire is retried).
     pub produce_errors: Counter,
     /// Redis failures of the firing loop.
@@ -70,6 +72,7 @@ impl Metrics {
             calendar_missing: Counter::default(),
             stale_acks: Counter::default(),
             corrupt: Counter::default(),
+            unknown_key: Counter::default(),
             produce_errors: Counter::default(),
             store_errors: Counter::default(),
             due_backlog: Family::default(),
@@ -121,6 +124,11 @@ impl Metrics {
             "corrupt_records",
             "Unreadable job records dropped from the in-flight set",
             m.corrupt.clone(),
+        );
+        r.register(
+            "unknown_key_holds",
+            "Due jobs held because their payload is sealed with a key that is not configured",
+            m.unknown_key.clone(),
         );
         r.register(
             "produce_errors",

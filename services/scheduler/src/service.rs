@@ -120,6 +120,7 @@ fn settings(config: &Config) -> Settings {
         lease: config.scheduler.lease.get(),
         poll_interval: config.scheduler.poll_interval.get(),
         misfire_threshold: config.scheduler.misfire_threshold.get(),
+        unknown_key_hold: config.scheduler.unknown_key_hold.get(),
         default_route,
         routes,
     }

@@ -2,7 +2,7 @@
 //! answer (2xx success; 408, 429, 5xx, timeouts and connection errors transient; other 4xx
 //! and 3xx permanent).
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::sync::Arc;
 
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use sked_core::{config::AppOptions, kafka::headers as h};
@@ -84,22 +84,30 @@ impl HttpHandler {
                 client,
                 url,
                 method,
-                headers: header_map(name, &app.headers)?,
+                headers: header_map(name, app)?,
                 allow_job_url: app.allow_job_url,
             }),
         })
     }
 }
 
-fn header_map(app: &str, headers: &BTreeMap<String, String>) -> Result<HeaderMap, Error> {
+/// `apps.<name>.headers`, then the values read from `apps.<name>.header_files`, which are
+/// marked sensitive (kept out of reqwest's and hyper's debug output).
+fn header_map(app: &str, options: &AppOptions) -> Result<HeaderMap, Error> {
     let mut map = HeaderMap::new();
-    for (name, value) in headers {
+    let plain = options.headers.iter().map(|(n, v)| (n, v.as_str(), false));
+    let secret = options
+        .header_secrets
+        .iter()
+        .map(|(n, v)| (n, v.expose(), true));
+    for (name, value, sensitive) in plain.chain(secret) {
         let bad = || Error::Header {
             app: app.to_owned(),
             name: name.clone(),
         };
         let key = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
-        let value = reqwest::header::HeaderValue::from_str(value).map_err(|_| bad())?;
+        let mut value = reqwest::header::HeaderValue::from_str(value).map_err(|_| bad())?;
+        value.set_sensitive(sensitive);
         map.insert(key, value);
     }
     Ok(map)

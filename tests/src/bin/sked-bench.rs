@@ -5,7 +5,8 @@
 //! 100 bytes, due in a day) to the ingest topic of an in-process ingest service backed by a
 //! private Redis, and reports requests/s from the first publish to the last durable write,
 //! ingest latency percentiles (Kafka timestamp → durable write, from the service's
-//! histogram), and Redis bytes per pending job.
+//! histogram), and Redis bytes per pending job. `--encrypt on` seals every payload in Redis
+//! (`encryption.enabled`, AES-256-GCM with a random key written to a temporary file).
 //!
 //! `sked-bench operate [--requests N]`: the operating API at N pending jobs (default for this
 //! mode: pass `--requests 1000000`); see `sked_e2e::bench_operate`.
@@ -32,13 +33,15 @@ struct Args {
     drain_kind: String,
     sets: Vec<String>,
     phases: String,
+    /// `--encrypt on`: payload encryption at rest (ingest).
+    encrypt: bool,
 }
 
 fn parse_args() -> Result<(String, Args), String> {
     let mut it = std::env::args().skip(1);
     let cmd = it
         .next()
-        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] | scheduler [--seconds S] [--herd N] [--drain N] [--drain-kind once|cron] | worker [--requests N] [--seconds S] | replay [--requests N] | operate [--requests N] | rest [--requests N] [--set auth.enabled=false]")?;
+        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] [--encrypt on|off] | scheduler [--seconds S] [--herd N] [--drain N] [--drain-kind once|cron] | worker [--requests N] [--seconds S] | replay [--requests N] | operate [--requests N] | rest [--requests N] [--set auth.enabled=false]")?;
     let mut args = Args {
         requests: 200_000,
         rate: None,
@@ -49,6 +52,7 @@ fn parse_args() -> Result<(String, Args), String> {
         drain_kind: "once".to_owned(),
         sets: Vec::new(),
         phases: "steady,herd,drain".to_owned(),
+        encrypt: false,
     };
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -65,6 +69,8 @@ fn parse_args() -> Result<(String, Args), String> {
             }
             "--drain-kind" => return Err(format!("--drain-kind: `{value}`: once or cron")),
             "--set" => args.sets.push(value.clone()),
+            "--encrypt" if ["on", "off"].contains(&value.as_str()) => args.encrypt = value == "on",
+            "--encrypt" => return Err(format!("--encrypt: `{value}`: on or off")),
             "--phases" => args.phases = value.clone(),
             other => return Err(format!("unknown flag {other}")),
         }
@@ -169,15 +175,30 @@ async fn ingest(args: Args) {
     let redis = PrivateRedis::start_with(false);
     let url = redis.url();
     let ns = unique("bench");
-    let config = test_config(
-        &ns,
-        &[
-            &format!("redis.url={url}"),
-            "redis.key_prefix=sked",
-            "ingest.batch_max=5000",
-            "ingest.batch_linger=5ms",
-        ],
-    );
+    let mut sets = vec![
+        format!("redis.url={url}"),
+        "redis.key_prefix=sked".to_owned(),
+        "ingest.batch_max=5000".to_owned(),
+        "ingest.batch_linger=5ms".to_owned(),
+    ];
+    let key_dir = std::env::temp_dir().join(&ns);
+    if args.encrypt {
+        use std::io::Read as _;
+        let mut key = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut key))
+            .expect("random key");
+        std::fs::create_dir_all(&key_dir).expect("key dir");
+        std::fs::write(key_dir.join("bench"), key).expect("key file");
+        sets.push("encryption.enabled=true".to_owned());
+        sets.push("encryption.current_key=bench".to_owned());
+        sets.push(format!(
+            "encryption.keys.bench.file={}",
+            key_dir.join("bench").display()
+        ));
+    }
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let config = test_config(&ns, &sets);
     let mut topic_config = config.clone();
     topic_config.topics.partitions = args.partitions;
     create_topics(&topic_config, args.partitions).await;
@@ -211,10 +232,11 @@ async fn ingest(args: Args) {
 
     let payload = r#"{"phone":"+8801712345678","text":"Your order 1234567 has shipped and arrives tomorrow","n":42}"#;
     println!(
-        "ingest benchmark: {} requests, payload {} bytes, {} partitions",
+        "ingest benchmark: {} requests, payload {} bytes, {} partitions, payload encryption {}",
         args.requests,
         payload.len(),
-        args.partitions
+        args.partitions,
+        if args.encrypt { "on" } else { "off" }
     );
     let started = Instant::now();
     let mut acks = Vec::with_capacity(args.requests);
@@ -258,6 +280,7 @@ async fn ingest(args: Args) {
         .await
         .expect("metrics body");
     ingest.stop().await;
+    let _ = std::fs::remove_dir_all(&key_dir);
 
     assert_eq!(last, target, "every request stored");
     let rate = args.requests as f64 / elapsed.as_secs_f64();

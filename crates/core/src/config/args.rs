@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{Config, Layers, load};
+use super::{Config, Layers, REDACTED, load};
 
 /// `--config`, `--set`, `--dump-config`.
 #[derive(Debug, Clone, clap::Args)]
@@ -48,7 +48,6 @@ const SECRET_HEADER_MARKERS: [&str; 9] = [
     "signature",
     "credential",
 ];
-const REDACTED: &str = "<redacted>";
 
 impl Config {
     /// The configuration as TOML, with passwords in URLs (`redis.url`, `apps.*.url`),
@@ -57,6 +56,11 @@ impl Config {
     pub fn dump(&self) -> String {
         let mut copy = self.clone();
         copy.redis.url = redact_url(&copy.redis.url);
+        // A password read from `password_file` is shown as the file, not as a value too (the
+        // dump stays a loadable configuration).
+        if copy.redis.password_file.is_some() {
+            copy.redis.password = None;
+        }
         for (key, value) in copy.kafka.rdkafka.iter_mut() {
             if SECRET_MARKERS.iter().any(|m| key.contains(m))
                 || SECRET_PROPERTIES.contains(&key.as_str())

@@ -9,9 +9,20 @@ use super::Config;
 
 const DEFAULTS: &str = include_str!("default.toml");
 const ENV_PREFIX: &str = "SKED_";
-const RDKAFKA: [&str; 2] = ["kafka", "rdkafka"];
+/// The `[kafka]` tables whose keys are librdkafka property names (dots kept).
+const RDKAFKA_TABLES: [&str; 2] = ["rdkafka", "rdkafka_files"];
+
+/// True for a path into `kafka.rdkafka` or `kafka.rdkafka_files`.
+fn is_rdkafka_table(parts: &[impl AsRef<str>]) -> bool {
+    parts.len() >= 2 && parts[0].as_ref() == "kafka" && RDKAFKA_TABLES.contains(&parts[1].as_ref())
+}
 /// `SKED_*` variables that are not configuration keys: the CLI's and the scripts' own.
-const NOT_CONFIG: [&str; 3] = ["SKED_CONFIG_FILE", "SKED_API_URL", "SKED_REPLAYER_URL"];
+const NOT_CONFIG: [&str; 4] = [
+    "SKED_CONFIG_FILE",
+    "SKED_API_URL",
+    "SKED_REPLAYER_URL",
+    "SKED_TOKEN",
+];
 /// Prefixes of `SKED_*` variables the dev and test scripts use.
 const NOT_CONFIG_PREFIXES: [&str; 3] = ["SKED_TEST_", "SKED_DEV_", "SKED_TOOLS_"];
 
@@ -151,8 +162,9 @@ pub fn load(layers: &Layers) -> Result<Config, Error> {
         );
     }
 
-    let config = deserialize_collecting(merged, &defaults, &sources, &mut problems);
-    if let Some(config) = &config {
+    let mut config = deserialize_collecting(merged, &defaults, &sources, &mut problems);
+    if let Some(config) = &mut config {
+        problems.extend(super::secret::load_files(config));
         problems.extend(config.validate());
     }
     match config {
@@ -161,11 +173,12 @@ pub fn load(layers: &Layers) -> Result<Config, Error> {
     }
 }
 
-/// `KAFKA__RDKAFKA__SESSION_TIMEOUT_MS` → `kafka.rdkafka."session.timeout.ms"`; otherwise each
+/// `KAFKA__RDKAFKA__SESSION_TIMEOUT_MS` → `kafka.rdkafka."session.timeout.ms"` (and alike
+/// for `KAFKA__RDKAFKA_FILES__…`); otherwise each
 /// `__`-separated part is one lowercase level.
 fn env_path(rest: &str) -> Vec<String> {
     let mut parts: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
-    if parts.len() == 3 && parts[..2] == RDKAFKA {
+    if parts.len() == 3 && is_rdkafka_table(&parts) {
         parts[2] = parts[2].replace('_', ".");
     }
     parts
@@ -174,8 +187,8 @@ fn env_path(rest: &str) -> Vec<String> {
 /// `kafka.rdkafka.session.timeout.ms` → the rdkafka property keeps its dots.
 fn flag_path(key: &str) -> Vec<String> {
     let parts: Vec<&str> = key.split('.').collect();
-    if parts.len() > 2 && parts[..2] == RDKAFKA {
-        vec![RDKAFKA[0].into(), RDKAFKA[1].into(), parts[2..].join(".")]
+    if parts.len() > 2 && is_rdkafka_table(&parts) {
+        vec![parts[0].into(), parts[1].into(), parts[2..].join(".")]
     } else {
         parts.into_iter().map(str::to_owned).collect()
     }
@@ -227,7 +240,7 @@ fn set_value(
 }
 
 fn coerce(defaults: &Table, path: &[String], raw: &str) -> Result<Value, String> {
-    if path.len() == 3 && path[..2] == RDKAFKA {
+    if path.len() == 3 && is_rdkafka_table(path) {
         return Ok(Value::String(raw.to_owned()));
     }
     match lookup(defaults, path) {
@@ -430,6 +443,7 @@ mod tests {
                 ("SKED_DEFAULT_TIMEZONE", "Asia/Dhaka"),
                 ("HOME", "/root"),
                 ("SKED_API_URL", "http://x"),
+                ("SKED_TOKEN", "not-a-key"),
                 ("SKED_TEST_KAFKA", "127.0.0.1:1"),
             ]),
             ..Default::default()
@@ -592,6 +606,183 @@ mod tests {
         assert_eq!(err.problems.len(), 1, "{err}");
         assert!(err.problems[0].contains("`apps.bad.url_typo`"), "{err}");
         assert!(err.problems[0].contains("sked.toml"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod secret_file_tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sked-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn with(sets: &[String]) -> Result<Config, Error> {
+        load(&Layers {
+            sets: sets.to_vec(),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn every_secret_file_variant_loads_and_never_prints() {
+        let d = dir("secret-files");
+        let write = |name: &str, body: &str| {
+            let p = d.join(name);
+            std::fs::write(&p, body).unwrap();
+            p.display().to_string()
+        };
+        let redis = write("redis", "r3dis-pw\n");
+        let sasl = write("sasl", "s4sl-pw\n");
+        let auth = write("auth", "Bearer h00k-tok\n");
+        let key = write("k1", &format!("{}\n", "ab".repeat(32)));
+        let layers = Layers {
+            env: vec![(
+                "SKED_KAFKA__RDKAFKA_FILES__SASL_PASSWORD".into(),
+                sasl.clone(),
+            )],
+            sets: vec![
+                format!("redis.password_file={redis}"),
+                "apps.hook.url=http://hook/run".into(),
+                format!("apps.hook.header_files.Authorization={auth}"),
+                "encryption.enabled=true".into(),
+                "encryption.current_key=k1".into(),
+                format!("encryption.keys.k1.file={key}"),
+            ],
+            ..Default::default()
+        };
+        let config = load(&layers).unwrap();
+        assert_eq!(config.redis.password.as_ref().unwrap().expose(), "r3dis-pw");
+        assert_eq!(
+            config.kafka.rdkafka_secrets["sasl.password"].expose(),
+            "s4sl-pw"
+        );
+        let props: Vec<_> = config.kafka.properties().collect();
+        assert!(props.contains(&("sasl.password", "s4sl-pw")), "{props:?}");
+        let hook = &config.apps["hook"];
+        assert_eq!(
+            hook.header_secrets["Authorization"].expose(),
+            "Bearer h00k-tok"
+        );
+        let k1 = config.encryption.keys["k1"].material.as_ref().unwrap();
+        assert_eq!(k1.expose(), &[0xab; 32]);
+        // Neither Debug nor the dump shows a value; the dump shows the files and loads again.
+        let debug = format!("{config:?}");
+        let dump = config.dump();
+        for secret in [
+            "r3dis-pw",
+            "s4sl-pw",
+            "h00k-tok",
+            &"ab".repeat(32),
+            "171, 171",
+        ] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+            assert!(!dump.contains(secret), "{secret} in {dump}");
+        }
+        assert!(
+            dump.contains(&redis) && dump.contains(&sasl) && dump.contains(&auth),
+            "{dump}"
+        );
+        let file = write("dump.toml", &dump);
+        let again = load(&Layers {
+            file: Some(file.into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(again.redis.password, config.redis.password);
+    }
+
+    #[test]
+    fn a_secret_given_twice_or_unreadable_is_an_error_naming_the_key() {
+        let d = dir("secret-twice");
+        let pw = d.join("pw");
+        std::fs::write(&pw, "x\n").unwrap();
+        let pw = pw.display().to_string();
+        let err = with(&[
+            "redis.password=inline".into(),
+            format!("redis.password_file={pw}"),
+            "kafka.rdkafka.sasl.password=inline".into(),
+            format!("kafka.rdkafka_files.sasl.password={pw}"),
+            "apps.hook.url=http://hook/run".into(),
+            "apps.hook.headers.authorization=inline".into(),
+            format!("apps.hook.header_files.Authorization={pw}"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        for needle in [
+            "`redis.password` and `redis.password_file` are both given",
+            "`kafka.rdkafka.sasl.password` and `kafka.rdkafka_files.sasl.password` are both given",
+            "`apps.hook.headers.Authorization` and `apps.hook.header_files.Authorization` are both given",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+        assert!(!text.contains("inline"), "{text}");
+        let err = with(&[
+            "redis.password_file=/nonexistent/sked-pw".into(),
+            "kafka.rdkafka_files.sasl.password=/nonexistent/sasl".into(),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`redis.password_file`: cannot read /nonexistent/sked-pw"),
+            "{err}"
+        );
+        assert!(
+            err.contains("`kafka.rdkafka_files.sasl.password`: cannot read"),
+            "{err}"
+        );
+        let url_too = with(&[
+            "redis.password=p".into(),
+            "redis.url=redis://:other@127.0.0.1:6379".into(),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            url_too.contains("`redis.password`: is given, and `redis.url` carries a password too"),
+            "{url_too}"
+        );
+        assert!(!url_too.contains("other"), "{url_too}");
+    }
+
+    #[test]
+    fn encryption_keys_are_checked_at_load_naming_the_key() {
+        let d = dir("enc-keys");
+        let short = d.join("short");
+        std::fs::write(&short, "dG9vIHNob3J0\n").unwrap();
+        let good = d.join("good");
+        std::fs::write(&good, [9u8; 32]).unwrap();
+        let (short, good) = (short.display().to_string(), good.display().to_string());
+        let err = with(&[
+            "encryption.enabled=true".into(),
+            "encryption.current_key=k3".into(),
+            format!("encryption.keys.k1.file={short}"),
+            "encryption.keys.k2.file=/nonexistent/k2".into(),
+            format!("encryption.keys.bad!id.file={good}"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        for needle in [
+            "`encryption.keys.k1.file`: ",
+            "holds base64 of 9 bytes; a key is 32 bytes",
+            "`encryption.keys.k2.file`: cannot read /nonexistent/k2",
+            "`encryption.keys.bad!id`: a key id is 1-64 of [A-Za-z0-9_.-]",
+            "`encryption.current_key`: names `k3`, which is not in `encryption.keys`",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+        let none = with(&["encryption.enabled=true".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            none.contains("`encryption.current_key`: is required"),
+            "{none}"
+        );
+        // Off with keys listed: new records in clear, sealed ones still readable.
+        let off = with(&[format!("encryption.keys.k1.file={good}")]).unwrap();
+        assert!(!off.encryption.enabled);
+        assert!(off.encryption.keys["k1"].material.is_some());
     }
 }
 

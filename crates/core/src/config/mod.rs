@@ -6,6 +6,7 @@ mod auth;
 mod duration;
 mod loader;
 mod options;
+mod secret;
 
 pub use args::{Args, redact_url};
 pub use auth::{
@@ -15,3 +16,4 @@ pub use auth::{
 pub use duration::HumanDuration;
 pub use loader::{Error, Layers, Source, load};
 pub use options::*;
+pub use secret::{KeyMaterial, REDACTED, Secret};

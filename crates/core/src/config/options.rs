@@ -1,11 +1,11 @@
 //! The option structs. Every field has a default in `default.toml`; structs reject unknown keys.
 
-use std::{collections::BTreeMap, net::SocketAddr, num::NonZeroU32};
+use std::{collections::BTreeMap, net::SocketAddr, num::NonZeroU32, path::PathBuf};
 
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use super::HumanDuration;
+use super::{HumanDuration, KeyMaterial, Secret};
 
 /// The whole configuration of an installation. Every service reads the same file and uses the
 /// sections it needs, so one ConfigMap serves a whole deployment.
@@ -46,6 +46,35 @@ pub struct Config {
     /// Submission quotas per tenant and app.
     #[serde(default)]
     pub quotas: super::QuotasOptions,
+    /// Encryption of job payloads at rest in Redis.
+    pub encryption: EncryptionOptions,
+}
+
+/// `[encryption]`: AES-256-GCM encryption of job payloads in Redis (store/seal.rs,
+/// docs/operations.md "Payload encryption at rest").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionOptions {
+    /// Seal the payload of every record written from now on with `current_key`. Off: new
+    /// records are written in clear; records sealed before are still read with `keys`.
+    pub enabled: bool,
+    /// Id of the key new records are sealed with (one of `keys`); required when `enabled`.
+    pub current_key: String,
+    /// Every key a stored record may be sealed with, by id (1-64 of `[A-Za-z0-9_.-]`). Keep a
+    /// retired key here until no record sealed with it is left.
+    pub keys: BTreeMap<String, EncryptionKeyOptions>,
+}
+
+/// `[encryption.keys.<id>]`: one key-encryption key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionKeyOptions {
+    /// File holding the 256-bit key: 32 raw bytes, 64 hex digits or base64 of 32 bytes (a
+    /// Kubernetes Secret mounted as files). Read at start; never stored in Redis.
+    pub file: PathBuf,
+    /// The key read from `file` when the configuration loaded.
+    #[serde(skip)]
+    pub material: Option<KeyMaterial>,
 }
 
 /// `[worker]`: executing fired jobs.
@@ -98,6 +127,10 @@ pub struct SchedulerOptions {
     pub misfire_threshold: HumanDuration,
     /// Concurrent firing loops per process; each owns the shards `s` with `s % loops == i`.
     pub loops: u16,
+    /// A due job whose payload is sealed with a key that is not configured cannot be fired;
+    /// it stays claimed this long (held, never dropped), then is claimed again, until its key
+    /// is configured.
+    pub unknown_key_hold: HumanDuration,
     /// Bound on the drain after SIGTERM.
     pub drain_timeout: HumanDuration,
 }
@@ -130,6 +163,28 @@ pub struct KafkaOptions {
     pub client_id: String,
     /// Any librdkafka property, passed through unchanged.
     pub rdkafka: BTreeMap<String, String>,
+    /// librdkafka properties whose value is read from a file (a mounted Secret), e.g.
+    /// `"sasl.password" = "/etc/sked/kafka/password"`; a property may not be in both tables.
+    #[serde(default)]
+    pub rdkafka_files: BTreeMap<String, PathBuf>,
+    /// The values read from `rdkafka_files` when the configuration loaded.
+    #[serde(skip)]
+    pub rdkafka_secrets: BTreeMap<String, Secret>,
+}
+
+impl KafkaOptions {
+    /// Every librdkafka property to set: `rdkafka`, then the values read from
+    /// `rdkafka_files`.
+    pub fn properties(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.rdkafka
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(
+                self.rdkafka_secrets
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.expose())),
+            )
+    }
 }
 
 /// `[redis]`: connection and key layout.
@@ -146,6 +201,12 @@ pub struct RedisOptions {
     pub shards: u16,
     /// Lifetime of idempotency keys and finished job records.
     pub idempotency_ttl: HumanDuration,
+    /// Password (`AUTH`) for every server of `url`, instead of one inside the URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    /// File holding `password` (a mounted Secret); not both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
 }
 
 /// `[topics]`: topic names and how `sked topics create` creates them.
@@ -251,6 +312,13 @@ pub struct AppOptions {
     /// Extra request headers of the `http` handler.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Extra request headers whose value is read from a file (a mounted Secret), e.g.
+    /// `Authorization = "/etc/sked/hook-token"`; a header may not be in both tables.
+    #[serde(default)]
+    pub header_files: BTreeMap<String, PathBuf>,
+    /// The values read from `header_files` when the configuration loaded.
+    #[serde(skip)]
+    pub header_secrets: BTreeMap<String, Secret>,
     /// Lets a job name its own URL in the label `sked.url` (`http` handler). Off by default:
     /// whoever can schedule a job could otherwise make the worker call any address.
     #[serde(default)]
@@ -464,7 +532,7 @@ impl Config {
         // librdkafka's own check, here so that a bad property stops the process with the
         // others (exit 64) and without its value: librdkafka's error (and `KafkaError`'s
         // Display) quote the value, which may be a secret (`sasl.pasword = …` with a typo).
-        for (key, value) in &self.kafka.rdkafka {
+        for (key, value) in self.kafka.properties() {
             let mut probe = rdkafka::ClientConfig::new();
             probe.set(key, value);
             if let Err(rdkafka::error::KafkaError::ClientConfig(_, desc, _, _)) =
@@ -473,11 +541,22 @@ impl Config {
                 let desc = if value.is_empty() {
                     desc
                 } else {
-                    desc.replace(value.as_str(), "<redacted>")
+                    desc.replace(value, super::REDACTED)
                 };
-                check(false, &format!("kafka.rdkafka.{key}"), &desc);
+                let table = if self.kafka.rdkafka_secrets.contains_key(key) {
+                    "rdkafka_files"
+                } else {
+                    "rdkafka"
+                };
+                check(false, &format!("kafka.{table}.{key}"), &desc);
             }
         }
+        check(
+            self.redis.password.is_none() || !urls.iter().any(|u| url_has_password(u)),
+            "redis.password",
+            "is given, and `redis.url` carries a password too; give one",
+        );
+        self.encryption.check(&mut check);
         check(
             !self.redis.key_prefix.is_empty(),
             "redis.key_prefix",
@@ -596,6 +675,53 @@ impl Config {
     pub fn app_registry(&self) -> Option<std::collections::BTreeSet<String>> {
         (!self.apps.is_empty()).then(|| self.apps.keys().cloned().collect())
     }
+}
+
+impl EncryptionOptions {
+    /// The problems of `[encryption]`, through `check(ok, key, what)`.
+    fn check(&self, check: &mut impl FnMut(bool, &str, &str)) {
+        for id in self.keys.keys() {
+            check(
+                valid_key_id(id),
+                &format!("encryption.keys.{id}"),
+                "a key id is 1-64 of [A-Za-z0-9_.-]",
+            );
+        }
+        if self.enabled {
+            check(
+                !self.current_key.is_empty(),
+                "encryption.current_key",
+                "is required when `encryption.enabled = true`",
+            );
+            check(
+                self.current_key.is_empty() || self.keys.contains_key(&self.current_key),
+                "encryption.current_key",
+                &format!(
+                    "names `{}`, which is not in `encryption.keys`",
+                    self.current_key
+                ),
+            );
+        }
+    }
+}
+
+/// A key id: 1-64 of `[A-Za-z0-9_.-]` (it is written into every sealed record).
+pub fn valid_key_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+/// True when a `scheme://user:password@host` URL carries a password.
+fn url_has_password(url: &str) -> bool {
+    url.split_once("://")
+        .and_then(|(_, rest)| rest.rsplit_once('@'))
+        .is_some_and(|(userinfo, _)| {
+            userinfo
+                .split_once(':')
+                .is_some_and(|(_, password)| !password.is_empty())
+        })
 }
 
 fn valid_topic(t: &str) -> bool {

@@ -1,5 +1,6 @@
 //! librdkafka configuration from [`KafkaOptions`]. sked's settings come first; the
-//! `kafka.rdkafka` pass-through table is applied last, so an operator can override anything.
+//! `kafka.rdkafka` pass-through table (and the values read from `kafka.rdkafka_files`) is
+//! applied last, so an operator can override anything.
 
 use rdkafka::ClientConfig;
 
@@ -14,7 +15,7 @@ fn base(options: &KafkaOptions, service: &str) -> ClientConfig {
 }
 
 fn pass_through(config: &mut ClientConfig, options: &KafkaOptions) {
-    for (key, value) in &options.rdkafka {
+    for (key, value) in options.properties() {
         config.set(key, value);
     }
 }

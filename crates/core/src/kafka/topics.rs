@@ -76,7 +76,7 @@ pub async fn ensure(
 ) -> Result<Vec<(String, Outcome)>, Error> {
     let mut config = rdkafka::ClientConfig::new();
     config.set("bootstrap.servers", &kafka.brokers);
-    for (k, v) in &kafka.rdkafka {
+    for (k, v) in kafka.properties() {
         config.set(k, v);
     }
     let admin: AdminClient<DefaultClientContext> = config.create()?;

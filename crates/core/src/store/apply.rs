@@ -18,8 +18,9 @@ use tracing::warn;
 use super::{
     Applied, Cancelled, Error, Index, Op, Store,
     client::{collect, op_id},
-    record::{self, JobState},
+    record::{self, JobState, Payload},
     scripts,
+    seal::Keyring,
 };
 use crate::job::{JobId, Shard};
 
@@ -52,12 +53,12 @@ impl Store {
                 Op::Insert {
                     spec, fingerprint, ..
                 } => {
-                    let enc = record::encode(spec, *fingerprint, JobState::Scheduled).map_err(
-                        |source| Error::Encode {
-                            id: spec.id.clone(),
-                            source,
-                        },
-                    )?;
+                    let enc =
+                        record::encode(spec, *fingerprint, JobState::Scheduled, &self.keyring)
+                            .map_err(|source| Error::Encode {
+                                id: spec.id.clone(),
+                                source,
+                            })?;
                     encoded[i] = Some(enc);
                     &spec.id
                 }
@@ -228,7 +229,8 @@ impl Store {
 /// when there is nothing to check (an update within the same indexes of a pending job).
 fn left_indexes(op: &Op, old: &[u8]) -> Option<Stale> {
     let id = op_id(op);
-    let (state, old_spec) = match record::decode(id, old) {
+    // Only the indexes are looked at: the payload stays sealed (it opens without its key).
+    let (state, old_spec) = match record::decode(id, old, &Keyring::none(), Payload::Skip) {
         Ok(decoded) => decoded,
         Err(why) => {
             warn!(sked.job.id = %id, error = %why, "replaced record unreadable; its index entries are left to readers");

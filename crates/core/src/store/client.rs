@@ -7,8 +7,9 @@ use redis::{AsyncCommands, ErrorKind, RedisError, Value, from_redis_value};
 
 use super::{
     Commands, Connection, Keys,
-    record::{self, JobRecord},
+    record::{self, DecodeError, JobRecord, Payload},
     scripts,
+    seal::Keyring,
 };
 use crate::{
     config::RedisOptions,
@@ -29,6 +30,16 @@ pub enum Error {
         key: String,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A record's payload is sealed with a key that is not configured.
+    #[error(
+        "job record {key} is sealed with encryption key `{key_id}`, which is not configured (encryption.keys)"
+    )]
+    UnknownKey {
+        /// The Redis key.
+        key: String,
+        /// The id of the key the payload is sealed with.
+        key_id: String,
     },
     /// A spec could not be serialized.
     #[error("cannot encode job {id}: {source}")]
@@ -63,6 +74,14 @@ impl Error {
                     )
             }
             _ => false,
+        }
+    }
+
+    /// The error of a record at Redis key `key` that did not decode.
+    pub(crate) fn of_record(key: String, err: DecodeError) -> Self {
+        match err {
+            DecodeError::Corrupt(reason) => Error::Corrupt { key, reason },
+            DecodeError::UnknownKey(key_id) => Error::UnknownKey { key, key_id },
         }
     }
 }
@@ -231,6 +250,20 @@ pub struct ClaimBatch {
     /// Records that could not be read back: (job id, score as printed, why). Ack them with no
     /// fire so they leave the in-flight set, and count them.
     pub corrupt: Vec<(String, String, String)>,
+    /// Records whose payload is sealed with a key that is not configured: the fire cannot be
+    /// built. The scheduler holds them ([`Store::hold`]) instead of acking them.
+    pub unknown_key: Vec<Unopened>,
+}
+
+/// A claimed job whose payload is sealed with a key that is not configured.
+#[derive(Debug, Clone)]
+pub struct Unopened {
+    /// The job, its payload `null` (every other field as stored).
+    pub spec: JobSpec,
+    /// Its claimed score, as printed (the ack names the lease with it).
+    pub score_raw: String,
+    /// The id of the key its payload is sealed with.
+    pub key_id: String,
 }
 
 /// The ack of one claimed job, after Kafka accepted its fires.
@@ -283,6 +316,8 @@ pub struct Store {
     pub(crate) conn: Connection,
     pub(crate) keys: Keys,
     pub(crate) ttl_ms: u64,
+    /// Seals payloads of the records written, opens those read ([`Store::with_keyring`]).
+    pub(crate) keyring: std::sync::Arc<Keyring>,
 }
 
 impl std::fmt::Debug for Store {
@@ -295,12 +330,28 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Connects. Fails when Redis cannot be reached now; callers retry with backoff.
+    ///
+    /// The store has no keys: it writes payloads in clear and cannot open sealed ones, until
+    /// [`Store::with_keyring`] (services get theirs from `[encryption]` in
+    /// [`crate::service::Base::start`]).
     pub async fn connect(options: &RedisOptions) -> Result<Self, Error> {
         Ok(Self {
             conn: Connection::connect(options).await?,
             keys: Keys::new(options.key_prefix.clone(), options.shards),
             ttl_ms: u64::try_from(options.idempotency_ttl.get().as_millis()).unwrap_or(u64::MAX),
+            keyring: std::sync::Arc::new(Keyring::none()),
         })
+    }
+
+    /// This store, sealing the payloads it writes and opening those it reads with `keyring`.
+    pub fn with_keyring(mut self, keyring: Keyring) -> Self {
+        self.keyring = std::sync::Arc::new(keyring);
+        self
+    }
+
+    /// The keys this store seals and opens payloads with.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
     }
 
     /// Connects, retrying with backoff (and reporting `redis` not ready) until Redis answers
@@ -504,7 +555,7 @@ impl Store {
             let id: String = redis::from_redis_value(&id)?;
             let record: Vec<u8> = redis::from_redis_value(&record).unwrap_or_default();
             if let Ok(job) = JobId::parse(&id)
-                && let Ok((_, spec)) = record::decode(&job, &record)
+                && let Ok((_, spec)) = record::decode(&job, &record, &self.keyring, Payload::Skip)
             {
                 stale.push(super::Stale {
                     id: job,
@@ -523,9 +574,14 @@ impl Store {
             let record: Vec<u8> = redis::from_redis_value(&record)?;
             let runs: u64 = redis::from_redis_value(&runs).unwrap_or(0);
             let score = score_raw.parse::<f64>().map(|f| f as i64);
-            let decoded = JobId::parse(&id)
-                .map_err(|e| e.to_string())
-                .and_then(|job| record::decode(&job, &record));
+            let job = match JobId::parse(&id) {
+                Ok(job) => job,
+                Err(e) => {
+                    batch.corrupt.push((id, score_raw, e.to_string()));
+                    continue;
+                }
+            };
+            let decoded = record::decode(&job, &record, &self.keyring, Payload::Open);
             match (decoded, score) {
                 (Ok((_, spec)), Ok(score)) => batch.jobs.push(Claimed {
                     spec,
@@ -534,7 +590,17 @@ impl Store {
                     runs,
                     refire: record::reclaimed(&record),
                 }),
-                (Err(why), _) => batch.corrupt.push((id, score_raw, why)),
+                (Err(DecodeError::UnknownKey(key_id)), _) => {
+                    match record::decode(&job, &record, &self.keyring, Payload::Skip) {
+                        Ok((_, spec)) => batch.unknown_key.push(Unopened {
+                            spec,
+                            score_raw,
+                            key_id,
+                        }),
+                        Err(why) => batch.corrupt.push((id, score_raw, why.to_string())),
+                    }
+                }
+                (Err(why), _) => batch.corrupt.push((id, score_raw, why.to_string())),
                 (_, Err(e)) => batch
                     .corrupt
                     .push((id, score_raw, format!("bad score: {e}"))),
@@ -605,6 +671,29 @@ impl Store {
             .collect()
     }
 
+    /// Sets the lease deadline of claimed jobs of `shard` (`(claimed score as printed, job
+    /// id)`) to `until_ms`, sooner or later than the claim's: they stay claimed, and any
+    /// scheduler claims them again once it passes. For claims whose fire cannot be built yet
+    /// ([`ClaimBatch::unknown_key`]); a claim no longer in flight is left alone (`XX`).
+    pub async fn hold(
+        &self,
+        shard: Shard,
+        claims: &[(&str, &str)],
+        until_ms: i64,
+    ) -> Result<(), Error> {
+        if claims.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(self.keys.inflight(shard)).arg("XX");
+        for (score_raw, id) in claims {
+            cmd.arg(until_ms).arg(format!("{score_raw}|{id}"));
+        }
+        let mut conn = self.conn.clone();
+        let _: i64 = cmd.query_async(&mut conn).await?;
+        Ok(())
+    }
+
     /// The earliest due score of each shard (`None` for an empty shard), one round trip.
     pub async fn earliest(&self, shards: &[Shard]) -> Result<Vec<Option<i64>>, Error> {
         let mut cmds = self.conn.commands();
@@ -655,8 +744,8 @@ impl Store {
             .query_async(&mut conn)
             .await?;
         let Some(raw) = raw else { return Ok(None) };
-        let (state, spec) =
-            record::decode(id, &raw).map_err(|reason| Error::Corrupt { key, reason })?;
+        let (state, spec) = record::decode(id, &raw, &self.keyring, Payload::Open)
+            .map_err(|e| Error::of_record(key, e))?;
         let next_due = score.and_then(|ms| DateTime::<Utc>::from_timestamp_millis(ms as i64));
         Ok(Some(JobRecord {
             state,

@@ -41,7 +41,11 @@ impl Connection {
             // Redirects and TRYAGAIN (a migrating slot) are retried here briefly, 5 times within
             // about half a second (redis-rs waits 1.3 s or more between retries by default,
             // long enough to outlive a lease); past that the caller's own backoff takes over.
-            let client = ClusterClientBuilder::new(options.urls())
+            let mut builder = ClusterClientBuilder::new(options.urls());
+            if let Some(password) = &options.password {
+                builder = builder.password(password.expose().to_owned());
+            }
+            let client = builder
                 .connection_timeout(CONNECT_TIMEOUT)
                 .response_timeout(RESPONSE_TIMEOUT)
                 .retries(5)
@@ -51,7 +55,11 @@ impl Connection {
                 .build()?;
             Ok(Self::Cluster(client.get_async_connection().await?))
         } else {
-            let client = redis::Client::open(options.url.trim())?;
+            let mut info = redis::IntoConnectionInfo::into_connection_info(options.url.trim())?;
+            if let Some(password) = &options.password {
+                info.redis.password = Some(password.expose().to_owned());
+            }
+            let client = redis::Client::open(info)?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(CONNECT_TIMEOUT)
                 .set_response_timeout(RESPONSE_TIMEOUT)

@@ -130,10 +130,8 @@ impl Store {
         let Some(raw): Option<Vec<u8>> = from_redis_value(&raw)? else {
             return Ok(None);
         };
-        let (state, spec) = record::decode(id, &raw).map_err(|reason| Error::Corrupt {
-            key: key.clone(),
-            reason,
-        })?;
+        let (state, spec) = record::decode(id, &raw, &self.keyring, record::Payload::Open)
+            .map_err(|e| Error::of_record(key.clone(), e))?;
         let etag = Etag::of_record(&raw).ok_or_else(|| Error::Corrupt {
             key,
             reason: "no fingerprint".into(),

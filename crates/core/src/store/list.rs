@@ -24,9 +24,10 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::{
     Error, Index, JobRecord, Stale, Store,
     pause::Note,
-    record::{self, JobState},
+    record::{self, JobState, Payload},
     runs::{self, RunInfo, RunState},
     scripts,
+    seal::Keyring,
 };
 use crate::{
     job::{JobId, Shard},
@@ -263,7 +264,8 @@ impl Cursor {
 /// One job of a page.
 #[derive(Debug, Clone)]
 pub struct Listed {
-    /// The record; `next_due` is its next due instant when pending.
+    /// The record; `next_due` is its next due instant when pending. A sealed payload is
+    /// not opened: it reads as `null` (`Store::get` opens it).
     pub record: JobRecord,
     /// Its state.
     pub state: ListState,
@@ -730,7 +732,9 @@ fn listed(
     let Some(raw): Option<Vec<u8>> = from_redis_value(raw)? else {
         return Ok(None);
     };
-    let Ok((state, spec)) = record::decode(id, &raw) else {
+    // A listing never opens payloads: a sealed one reads as `null`, and a record sealed with
+    // a key that is not configured is still listed (and can be cancelled).
+    let Ok((state, spec)) = record::decode(id, &raw, &Keyring::none(), Payload::Skip) else {
         return Ok(None);
     };
     let held: Option<f64> = from_redis_value(held)?;

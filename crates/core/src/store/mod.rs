@@ -5,7 +5,7 @@
 //!
 //! | key | type | what |
 //! |---|---|---|
-//! | `P:{sN}:j:<job id>` | string | job record: 8-byte fingerprint, state char, layout byte, binary head, rest as JSON (record.rs) |
+//! | `P:{sN}:j:<job id>` | string | job record: 8-byte fingerprint, state char, layout byte, binary head, payload (sealed with AES-256-GCM when `encryption.enabled`, seal.rs), rest as JSON (record.rs) |
 //! | `P:{sN}:due` | sorted set | pending job ids scored by due time (epoch ms) |
 //! | `P:{sN}:inflight` | sorted set | `<due score>\|<job id>` of claimed fires, scored by lease deadline |
 //! | `P:{sN}:runs` | hash | fires so far of recurring jobs (for `max_runs`) |
@@ -51,11 +51,14 @@ mod quota;
 mod record;
 pub mod runs;
 mod scripts;
+pub mod seal;
 
 pub use apply::Stale;
 pub use client::{
-    Ack, AckOutcome, Applied, Cancelled, ClaimBatch, Claimed, Error, Etag, Op, Store, due_score,
+    Ack, AckOutcome, Applied, Cancelled, ClaimBatch, Claimed, Error, Etag, Op, Store, Unopened,
+    due_score,
 };
 pub use conn::{Commands, Connection};
 pub use keys::{Index, Keys};
 pub use record::{JobRecord, JobState};
+pub use seal::Keyring;

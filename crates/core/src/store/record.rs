@@ -4,11 +4,12 @@
 //! ```text
 //! offset 0   fingerprint of the request bytes, 8 bytes (u64, big-endian)
 //!        8   state char (see JobState)
-//!        9   layout version, b'3'
+//!        9   layout version, b'3' (payload in clear) or b'4' (payload sealed)
 //!       10   first due: epoch ms (8 bytes, i64 big-endian), then the nanoseconds below the ms
 //!            (LEB128, 1 byte when 0)
 //!            app (LEB128 length, UTF-8), tenant (LEB128 length, UTF-8; length 0 = none),
-//!            payload (LEB128 length, the JSON text as received)
+//!            payload (LEB128 length, the JSON text as received; in layout 4 the payload
+//!            sealed with AES-256-GCM: key id, nonce, ciphertext and tag, see seal.rs)
 //!            the other fields as JSON, only those not at their default; nothing at all for a
 //!            plain one-shot job. The schedule is left out when it is `once` at the first due.
 //! ```
@@ -21,6 +22,12 @@
 //! spec as JSON), plus one byte for the tenant. App and tenant sit at offsets a Lua script
 //! can reach (the claim reads them to hold the jobs of a paused app or tenant). Layout 2
 //! (the same without the tenant) is still read; layout 1 is not: sked had no release with it.
+//!
+//! Layout 4 differs from layout 3 in the payload field only, so the Lua scripts read both
+//! alike; only the payload is sealed, every other field stays readable to them. A record is
+//! written in layout 4 when `encryption.enabled`, in layout 3 otherwise, and both are read
+//! whatever the setting: records stored before encryption was turned on stay readable, and
+//! sealed ones stay readable after it is turned off, while their key is configured.
 
 use std::collections::BTreeMap;
 
@@ -29,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::seal::{Keyring, OpenError};
 use crate::{
     job::{JobId, Priority},
     request::{Format, JobSpec, RetryOf, RetryPolicy},
@@ -37,8 +45,10 @@ use crate::{
 
 /// Offset of the state char in a record (Lua: `GETRANGE key 8 8`, `string.sub(rec, 9, 9)`).
 pub(crate) const STATE_OFFSET: usize = 8;
-/// The layout version byte.
+/// The layout version byte of a record whose payload is in clear.
 const LAYOUT: u8 = b'3';
+/// The layout version byte of a record whose payload is sealed (seal.rs).
+const LAYOUT_SEALED: u8 = b'4';
 /// The layout before tenants: read, never written.
 const LAYOUT_2: u8 = b'2';
 /// Offset of the first due time.
@@ -174,11 +184,46 @@ pub(crate) fn fingerprint(request: &[u8]) -> u64 {
     xxh3_64(request)
 }
 
-/// Serializes a spec into a record with the given state; returns (fingerprint bytes, record).
+/// Why a record cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum DecodeError {
+    /// Damaged or of an unknown layout.
+    #[error("{0}")]
+    Corrupt(String),
+    /// Its payload is sealed with a key that is not configured.
+    #[error("payload is sealed with encryption key `{0}`, which is not configured")]
+    UnknownKey(String),
+}
+
+impl From<String> for DecodeError {
+    fn from(why: String) -> Self {
+        DecodeError::Corrupt(why)
+    }
+}
+
+impl From<&str> for DecodeError {
+    fn from(why: &str) -> Self {
+        DecodeError::Corrupt(why.to_owned())
+    }
+}
+
+/// Whether [`decode`] opens a sealed payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Payload {
+    /// Open it: the spec carries the payload.
+    Open,
+    /// Leave it sealed: the spec's payload is `null`. Only for reads that look at the other
+    /// fields (index upkeep), never for a spec that is written back or fired.
+    Skip,
+}
+
+/// Serializes a spec into a record with the given state, its payload sealed when `keys`
+/// seal; returns (fingerprint bytes, record).
 pub(crate) fn encode(
     spec: &JobSpec,
     fingerprint: u64,
     state: JobState,
+    keys: &Keyring,
 ) -> Result<([u8; 8], Vec<u8>), serde_json::Error> {
     let once_at_first_due = matches!(spec.schedule, Schedule::Once { at } if at == spec.first_due);
     let tail = Tail {
@@ -204,7 +249,7 @@ pub(crate) fn encode(
         Vec::with_capacity(BODY_OFFSET + 16 + spec.app.len() + payload.len() + tail.len());
     out.extend_from_slice(&fp);
     out.push(state.code(spec.schedule.is_recurring()) as u8);
-    out.push(LAYOUT);
+    out.push(if keys.seals() { LAYOUT_SEALED } else { LAYOUT });
     out.extend_from_slice(&spec.first_due.timestamp_millis().to_be_bytes());
     put_varint(
         &mut out,
@@ -212,7 +257,12 @@ pub(crate) fn encode(
     );
     put_bytes(&mut out, spec.app.as_bytes());
     put_bytes(&mut out, spec.tenant.as_deref().unwrap_or("").as_bytes());
-    put_bytes(&mut out, payload);
+    let mut sealed = Vec::new();
+    if keys.seal(spec.id.as_str(), payload, &mut sealed) {
+        put_bytes(&mut out, &sealed);
+    } else {
+        put_bytes(&mut out, payload);
+    }
     out.extend_from_slice(&tail);
     Ok((fp, out))
 }
@@ -223,16 +273,21 @@ pub(crate) fn reclaimed(raw: &[u8]) -> bool {
     matches!(raw.get(STATE_OFFSET), Some(b'r' | b'R'))
 }
 
-/// Parses the record of job `id`.
-pub(crate) fn decode(id: &JobId, raw: &[u8]) -> Result<(JobState, JobSpec), String> {
+/// Parses the record of job `id`, opening a sealed payload with `keys` (or not: `payload`).
+pub(crate) fn decode(
+    id: &JobId,
+    raw: &[u8],
+    keys: &Keyring,
+    payload: Payload,
+) -> Result<(JobState, JobSpec), DecodeError> {
     if raw.len() < BODY_OFFSET {
-        return Err(format!("record too short ({} bytes)", raw.len()));
+        return Err(format!("record too short ({} bytes)", raw.len()).into());
     }
     let state = JobState::from_code(raw[STATE_OFFSET])
         .ok_or_else(|| format!("unknown state code {:?}", raw[STATE_OFFSET] as char))?;
     let layout = raw[STATE_OFFSET + 1];
-    if layout != LAYOUT && layout != LAYOUT_2 {
-        return Err(format!("unknown record layout {:?}", layout as char));
+    if layout != LAYOUT && layout != LAYOUT_SEALED && layout != LAYOUT_2 {
+        return Err(format!("unknown record layout {:?}", layout as char).into());
     }
     let mut r = Reader(&raw[BODY_OFFSET..]);
     let ms = i64::from_be_bytes(r.take(8)?.try_into().map_err(|_| "short due time")?);
@@ -246,17 +301,32 @@ pub(crate) fn decode(id: &JobId, raw: &[u8]) -> Result<(JobState, JobSpec), Stri
     let app = std::str::from_utf8(r.bytes()?)
         .map_err(|e| format!("app is not UTF-8: {e}"))?
         .to_owned();
-    let tenant = if layout == LAYOUT {
+    let tenant = if layout != LAYOUT_2 {
         let tenant =
             std::str::from_utf8(r.bytes()?).map_err(|e| format!("tenant is not UTF-8: {e}"))?;
         (!tenant.is_empty()).then(|| tenant.to_owned())
     } else {
         None
     };
+    let field = r.bytes()?;
+    let payload = match (layout == LAYOUT_SEALED, payload) {
+        (false, _) => std::str::from_utf8(field)
+            .map_err(|e| format!("payload is not UTF-8: {e}"))?
+            .to_owned(),
+        (true, Payload::Skip) => {
+            Keyring::key_id_of(field).map_err(|e| e.to_string())?;
+            "null".to_owned()
+        }
+        (true, Payload::Open) => {
+            let plain = keys.open(id.as_str(), field).map_err(|e| match e {
+                OpenError::UnknownKey(key) => DecodeError::UnknownKey(key),
+                other => DecodeError::Corrupt(other.to_string()),
+            })?;
+            String::from_utf8(plain).map_err(|e| format!("payload is not UTF-8: {e}"))?
+        }
+    };
     let payload =
-        std::str::from_utf8(r.bytes()?).map_err(|e| format!("payload is not UTF-8: {e}"))?;
-    let payload = RawValue::from_string(payload.to_owned())
-        .map_err(|e| format!("payload is not JSON: {e}"))?;
+        RawValue::from_string(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
     let tail: Tail = if r.0.is_empty() {
         Tail::default()
     } else {
@@ -346,9 +416,15 @@ mod tests {
     }
 
     fn round_trip(s: &JobSpec) -> Vec<u8> {
-        let (fp, raw) = encode(s, 0x0123_4567_89ab_cdef, JobState::Scheduled).unwrap();
+        let (fp, raw) = encode(
+            s,
+            0x0123_4567_89ab_cdef,
+            JobState::Scheduled,
+            &Keyring::none(),
+        )
+        .unwrap();
         assert_eq!(&raw[..8], &fp);
-        let (state, back) = decode(&s.id, &raw).unwrap();
+        let (state, back) = decode(&s.id, &raw, &Keyring::none(), Payload::Open).unwrap();
         assert_eq!(state, JobState::Scheduled);
         assert_eq!(&back, s);
         assert_eq!(back.first_due, s.first_due, "to the nanosecond");
@@ -422,19 +498,37 @@ mod tests {
             r#"{"id":"d-1","app":"sms","delay":"5s","payload":{"a":1}}"#,
             Utc::now(),
         );
-        let (_, raw) = encode(&s, 1, JobState::Firing).unwrap();
+        let (_, raw) = encode(&s, 1, JobState::Firing, &Keyring::none()).unwrap();
         for cut in 0..raw.len() {
-            assert!(decode(&s.id, &raw[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                decode(&s.id, &raw[..cut], &Keyring::none(), Payload::Open).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut layout = raw.clone();
         layout[STATE_OFFSET + 1] = b'{';
-        assert!(decode(&s.id, &layout).unwrap_err().contains("layout"));
+        assert!(
+            decode(&s.id, &layout, &Keyring::none(), Payload::Open)
+                .unwrap_err()
+                .to_string()
+                .contains("layout")
+        );
         let mut state = raw.clone();
         state[STATE_OFFSET] = b'x';
-        assert!(decode(&s.id, &state).unwrap_err().contains("state"));
+        assert!(
+            decode(&s.id, &state, &Keyring::none(), Payload::Open)
+                .unwrap_err()
+                .to_string()
+                .contains("state")
+        );
         let mut tail = raw;
         tail.extend_from_slice(b"{\"nope\":1}");
-        assert!(decode(&s.id, &tail).unwrap_err().contains("bad fields"));
+        assert!(
+            decode(&s.id, &tail, &Keyring::none(), Payload::Open)
+                .unwrap_err()
+                .to_string()
+                .contains("bad fields")
+        );
     }
 
     #[test]
@@ -456,13 +550,88 @@ mod tests {
             r#"{"id":"t-2","app":"sms","delay":"5s","payload":{"a":1}}"#,
             now,
         );
-        let (_, mut v2) = encode(&plain, 7, JobState::Scheduled).unwrap();
+        let (_, mut v2) = encode(&plain, 7, JobState::Scheduled, &Keyring::none()).unwrap();
         assert_eq!(v2[at + 4], 0, "an empty tenant");
         v2.remove(at + 4);
         v2[STATE_OFFSET + 1] = b'2';
-        let (_, back) = decode(&plain.id, &v2).unwrap();
+        let (_, back) = decode(&plain.id, &v2, &Keyring::none(), Payload::Open).unwrap();
         assert_eq!(back, plain);
         assert_eq!(back.tenant, None);
+    }
+
+    #[test]
+    fn sealed_records_hide_the_payload_and_read_back_exactly() {
+        use crate::store::seal::tests::keyring;
+        let now = Utc::now();
+        let s = spec(
+            r#"{"id":"e-1","app":"sms","delay":"5s","tenant":"acme","labels":{"team":"pay"},
+                "payload":{"secret":"MARKER-4711","n":12345678901234567890}}"#,
+            now,
+        );
+        let k1 = keyring(Some("k1"), &["k1"]);
+        let (fp, raw) = encode(&s, 9, JobState::Scheduled, &k1).unwrap();
+        assert_eq!(&raw[..8], &fp);
+        assert_eq!(raw[STATE_OFFSET + 1], b'4', "sealed layout");
+        assert!(!raw.windows(11).any(|w| w == b"MARKER-4711"), "{raw:?}");
+        assert!(!raw.windows(20).any(|w| w == b"12345678901234567890"));
+        // App, tenant and the tail stay where the Lua scripts read them.
+        let at = BODY_OFFSET + 8 + varint_len(&raw[BODY_OFFSET + 8..]);
+        assert_eq!(&raw[at..at + 4], b"\x03sms");
+        assert_eq!(&raw[at + 4..at + 9], b"\x04acme");
+        assert!(raw.ends_with(br#"{"labels":{"team":"pay"}}"#));
+        let (state, back) = decode(&s.id, &raw, &k1, Payload::Open).unwrap();
+        assert_eq!(state, JobState::Scheduled);
+        assert_eq!(back, s);
+        assert_eq!(
+            back.payload.get(),
+            s.payload.get(),
+            "payload bytes as received"
+        );
+        // After a rotation the old record still opens; a new one names the new key.
+        let k2 = keyring(Some("k2"), &["k1", "k2"]);
+        assert_eq!(decode(&s.id, &raw, &k2, Payload::Open).unwrap().1, s);
+        let (_, newer) = encode(&s, 9, JobState::Scheduled, &k2).unwrap();
+        assert_eq!(decode(&s.id, &newer, &k2, Payload::Open).unwrap().1, s);
+        assert_eq!(
+            decode(&s.id, &newer, &k1, Payload::Open).unwrap_err(),
+            DecodeError::UnknownKey("k2".into())
+        );
+        // Without the key: a clear error naming it, and the other fields for index upkeep.
+        assert_eq!(
+            decode(&s.id, &raw, &Keyring::none(), Payload::Open).unwrap_err(),
+            DecodeError::UnknownKey("k1".into())
+        );
+        let (_, meta) = decode(&s.id, &raw, &Keyring::none(), Payload::Skip).unwrap();
+        assert_eq!(meta.payload.get(), "null");
+        assert_eq!((meta.app.as_str(), meta.labels.len()), ("sms", 1));
+        // Encryption off: new records in clear, sealed ones still read with the key listed.
+        let off = keyring(None, &["k1"]);
+        let (_, clear) = encode(&s, 9, JobState::Scheduled, &off).unwrap();
+        assert_eq!(clear[STATE_OFFSET + 1], b'3');
+        assert_eq!(decode(&s.id, &raw, &off, Payload::Open).unwrap().1, s);
+        // A clear (layout 3) record reads whatever the keys.
+        assert_eq!(decode(&s.id, &clear, &k2, Payload::Open).unwrap().1, s);
+        // Damage is reported as such, never misread (a cut at the end of the payload field
+        // is a record without a tail, which is valid).
+        let tail = br#"{"labels":{"team":"pay"}}"#.len();
+        for cut in 0..raw.len() - tail {
+            assert!(
+                decode(&s.id, &raw[..cut], &k1, Payload::Open).is_err(),
+                "cut at {cut}"
+            );
+        }
+        let mut moved = raw.clone();
+        moved[0] ^= 1; // the fingerprint is not authenticated; the payload is
+        assert!(decode(&s.id, &moved, &k1, Payload::Open).is_ok());
+        let other = JobId::parse("e-2").unwrap();
+        assert!(matches!(
+            decode(&other, &raw, &k1, Payload::Open),
+            Err(DecodeError::Corrupt(_))
+        ));
+    }
+
+    fn varint_len(bytes: &[u8]) -> usize {
+        bytes.iter().position(|b| b & 0x80 == 0).unwrap() + 1
     }
 
     #[test]

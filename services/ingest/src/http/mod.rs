@@ -285,6 +285,16 @@ impl From<request::Error> for ApiError {
 impl From<store::Error> for ApiError {
     fn from(err: store::Error) -> Self {
         warn!(error = %err, "store call failed");
+        if let store::Error::UnknownKey { key_id, .. } = &err {
+            // An operator's problem, named so it can be fixed: the key id is no secret.
+            return Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "unknown_encryption_key",
+                format!(
+                    "the job's payload is sealed with encryption key `{key_id}`, which is not configured (encryption.keys)"
+                ),
+            );
+        }
         if err.is_transient() {
             Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,

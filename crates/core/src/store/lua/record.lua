@@ -1,6 +1,7 @@
--- Shared by the scripts that read a job record (store/record.rs, layout 3): the state char at
--- byte 9, then the first due (8 bytes) and its sub-ms nanos (LEB128), the app and the tenant
--- (LEB128 length + bytes each), the payload, and the other fields as JSON.
+-- Shared by the scripts that read a job record (store/record.rs, layouts 3 and 4): the state
+-- char at byte 9, then the first due (8 bytes) and its sub-ms nanos (LEB128), the app and the
+-- tenant (LEB128 length + bytes each), the payload (in clear in layout 3, sealed in layout 4;
+-- never looked into here), and the other fields as JSON. Layout 2 has no tenant.
 
 -- A LEB128 number at `pos` and the position after it, or nil.
 local function varint(s, pos)
@@ -25,7 +26,7 @@ local function app_tenant(rec)
   local app = string.sub(rec, p, p + len - 1)
   p = p + len
   local tenant = ''
-  if string.sub(rec, 10, 10) == '3' then
+  if string.sub(rec, 10, 10) ~= '2' then
     len, p = varint(rec, p)
     if not len then return nil end
     tenant = string.sub(rec, p, p + len - 1)
