@@ -66,6 +66,10 @@ struct Done {
 /// The running consumer.
 pub struct WorkerConsumer {
     pub(crate) consumer: StreamConsumer<Context>,
+    /// The subscribed topics.
+    pub(crate) topics: Vec<String>,
+    /// Notified by the stall watch: leave and rejoin the group.
+    pub(crate) rejoin: Arc<tokio::sync::Notify>,
     pub(crate) executor: Arc<Executor>,
     pub(crate) settings: Settings,
     pub(crate) metrics: Metrics,
@@ -108,6 +112,10 @@ impl WorkerConsumer {
                 _ = cancel.cancelled() => break,
                 Some(done) = done_rx.recv() => self.finished(&mut state, done, true),
                 _ = tick.tick() => self.commit(&mut state.offsets, CommitMode::Async),
+                _ = self.rejoin.notified() => {
+                    self.commit(&mut state.offsets, CommitMode::Sync);
+                    sked_core::kafka::stall::rejoin(&self.consumer, &self.topics);
+                }
                 msg = self.consumer.recv(), if state.offsets.in_flight() < self.settings.max_in_flight => match msg {
                     Ok(msg) => {
                         backoff.reset();

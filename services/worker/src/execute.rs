@@ -3,7 +3,10 @@
 //! 1. decode the envelope (undecodable: dead letter `invalid_envelope`);
 //! 2. when the app's circuit breaker is open, hand the record to the retry topic unrun, same
 //!    attempt, due when the breaker may close; else wait for the app's rate-limit token
-//!    (holding no slot and no lease), and ask the breaker again (half-open: one trial);
+//!    (holding no slot and no lease), and ask the breaker again (half-open: one trial).
+//!    Between the two, `[global_limits]` hold the job (limits.rs): concurrency slots and
+//!    start rates shared by every worker; held past `global_limits.max_wait`, the record goes
+//!    to the retry topic unrun, same attempt;
 //! 3. wait for a run slot (`worker.max_in_flight`), then ask Redis whether to run
 //!    ([`Store::begin_run`]): a fire already done is acknowledged without running (counted as
 //!    a duplicate); a fire leased by another worker is asked about again when its lease ends;
@@ -45,6 +48,7 @@ use tracing::{Instrument as _, Span, debug, info, warn};
 use crate::{
     breaker::{Admission, Breaker, Outcome},
     handler::{Handler, HandlerError, Job},
+    limits::{Hold, Limits},
     metrics::Metrics,
     rate_limit::RateLimiter,
     records::{self, Outgoing, Reason, Retry},
@@ -83,6 +87,8 @@ pub struct Settings {
     pub retry_topic: String,
     /// DLQ topic.
     pub dlq_topic: String,
+    /// `[global_limits]` (`None`: none configured).
+    pub limits: Option<Limits>,
 }
 
 /// Runs records. Shared by every record task.
@@ -206,6 +212,43 @@ impl Executor {
                 .circuit_open(msg, &envelope, &job_id, attempt, breaker, retry_in)
                 .await;
         }
+        // Global limits next: a job held by one holds no run slot and no lease, and one held
+        // past `max_wait` goes to the retry topic unrun (limits.rs).
+        let Some(limits) = &self.settings.limits else {
+            return self
+                .admitted(msg, &envelope, &job_id, run, route, timeout)
+                .await;
+        };
+        match self.hold(limits, &envelope, timeout).await {
+            Hold::Stopped => false,
+            Hold::Later { limit, retry_in } => {
+                self.held_back(msg, &envelope, &job_id, attempt, &limit, retry_in)
+                    .await
+            }
+            Hold::Admitted(slots) => {
+                let durable = self
+                    .admitted(msg, &envelope, &job_id, run, route, timeout)
+                    .await;
+                self.release(&envelope.fire_id, slots).await;
+                durable
+            }
+        }
+    }
+
+    /// The rest of an attempt, once the breaker and the global limits let it through: the
+    /// app's local rate limit, the breaker's admission, the run slot, the lease, the handler
+    /// and the outcome.
+    async fn admitted(
+        &self,
+        msg: &OwnedMessage,
+        envelope: &Envelope,
+        job_id: &JobId,
+        run: Run<'_>,
+        route: Option<&Route>,
+        timeout: Duration,
+    ) -> bool {
+        let attempt = run.attempt;
+        let breaker = route.and_then(|r| r.breaker.as_deref());
         if let Some(limiter) = route.and_then(|r| r.rate_limit.as_deref()) {
             tokio::select! {
                 _ = self.cancel.cancelled() => return false,
@@ -217,7 +260,7 @@ impl Executor {
             Some(Admission::Run(permit)) => Some(permit),
             Some(Admission::Reject { retry_in }) => {
                 return self
-                    .circuit_open(msg, &envelope, &job_id, attempt, breaker, retry_in)
+                    .circuit_open(msg, envelope, job_id, attempt, breaker, retry_in)
                     .await;
             }
         };
@@ -267,7 +310,7 @@ impl Executor {
         let result = match route.and_then(|r| r.handler.clone()) {
             None => Err(Failed::NoHandler),
             Some(handler) => {
-                let job = Job::new(&envelope, attempt, traceparent, timeout);
+                let job = Job::new(envelope, attempt, traceparent, timeout);
                 match tokio::time::timeout(timeout, handler.handle(job)).await {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(err)) => Err(Failed::Handler(err)),
@@ -313,7 +356,7 @@ impl Executor {
             let delay = retry::delay(&policy, next_attempt, unit(&envelope.fire_id, attempt));
             let retry_at = Utc::now() + delay;
             let ok = self
-                .schedule_retry(msg, &job_id, next_attempt, retry_at, &message)
+                .schedule_retry(msg, job_id, next_attempt, retry_at, &message)
                 .await;
             if ok {
                 self.metrics.retries.inc();
@@ -342,7 +385,7 @@ impl Executor {
 
     /// Produces the retry record of `msg` asking for `attempt` at `retry_at`, and waits for
     /// the ack.
-    async fn schedule_retry(
+    pub(crate) async fn schedule_retry(
         &self,
         msg: &OwnedMessage,
         job_id: &JobId,
@@ -468,7 +511,7 @@ impl Executor {
     }
 
     /// Runs a store call until it succeeds, or the drain deadline.
-    async fn store_call<T, F, Fut>(&self, mut call: F) -> Option<T>
+    pub(crate) async fn store_call<T, F, Fut>(&self, mut call: F) -> Option<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, store::Error>>,
@@ -523,7 +566,7 @@ fn attempt_of(msg: &OwnedMessage, envelope: Option<&Envelope>) -> u32 {
 }
 
 /// A number in `[0, 1)` for the backoff jitter, different per fire, attempt and instant.
-fn unit(fire_id: &str, attempt: u32) -> f64 {
+pub(crate) fn unit(fire_id: &str, attempt: u32) -> f64 {
     let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
     let seed = format!("{fire_id}|{attempt}|{nanos}");
     (xxhash_rust::xxh3::xxh3_64(seed.as_bytes()) >> 11) as f64 / (1u64 << 53) as f64

@@ -9,6 +9,7 @@ mod execute;
 mod forward;
 mod handler;
 mod http;
+mod limits;
 mod metrics;
 mod offsets;
 mod rate_limit;

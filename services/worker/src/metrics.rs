@@ -31,6 +31,14 @@ pub struct AppLabel {
     pub app: String,
 }
 
+/// Label of a global limit: `app:<app>`, `tenant:<tenant>` (`tenant:*` for the default
+/// tenant rate), `concurrency:<key name>`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabel {
+    /// The limit.
+    pub limit: String,
+}
+
 /// Every metric of the service. Cheap to clone.
 #[derive(Clone)]
 pub struct Metrics {
@@ -64,6 +72,11 @@ pub struct Metrics {
     pub circuit_rejections: Family<AppLabel, Counter>,
     /// Seconds jobs waited for their app's rate limit.
     pub rate_limited_seconds: Family<AppLabel, WaitCounter>,
+    /// Seconds jobs waited for a global limit, by the limit.
+    pub limit_waited_seconds: Family<LimitLabel, WaitCounter>,
+    /// Jobs handed to the retry topic unrun because a global limit held them past
+    /// `global_limits.max_wait`, by the limit.
+    pub limit_deferred: Family<LimitLabel, Counter>,
 }
 
 impl Metrics {
@@ -89,6 +102,8 @@ impl Metrics {
             circuit_state: Family::default(),
             circuit_rejections: Family::default(),
             rate_limited_seconds: Family::default(),
+            limit_waited_seconds: Family::default(),
+            limit_deferred: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("sked_worker");
         r.register(
@@ -162,6 +177,16 @@ impl Metrics {
             "Seconds jobs waited for their app's rate limit",
             m.rate_limited_seconds.clone(),
         );
+        r.register(
+            "limit_waited_seconds",
+            "Seconds jobs waited for a global limit (global_limits), by the limit",
+            m.limit_waited_seconds.clone(),
+        );
+        r.register(
+            "limit_deferred",
+            "Jobs handed to the retry topic unrun because a global limit held them past global_limits.max_wait",
+            m.limit_deferred.clone(),
+        );
         m
     }
 
@@ -177,6 +202,13 @@ impl Metrics {
     pub fn app(app: &str) -> AppLabel {
         AppLabel {
             app: app.to_owned(),
+        }
+    }
+
+    /// The series of a global limit.
+    pub fn limit(limit: &str) -> LimitLabel {
+        LimitLabel {
+            limit: limit.to_owned(),
         }
     }
 

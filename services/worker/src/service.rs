@@ -26,6 +26,7 @@ use crate::{
     forward::KafkaHandler,
     handler::{Handler, Handlers},
     http::HttpHandler,
+    limits::Limits,
     metrics::Metrics,
     rate_limit::RateLimiter,
 };
@@ -134,6 +135,7 @@ pub async fn start_with(
 ) -> anyhow::Result<Running> {
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
+    let stall = kafka::stall::Metrics::new(&mut registry);
     let producer = Base::producer(&config, SERVICE)?;
     // Routes first: a misconfigured app stops the worker before it binds or consumes.
     let routes = routes(&config, &handlers, &producer, &metrics)?;
@@ -149,6 +151,23 @@ pub async fn start_with(
         .subscribe(&names)
         .with_context(|| format!("cannot subscribe to {topics:?}"))?;
     info!(topics = ?topics, group = %config.worker.group_id, "worker consuming");
+    if config.global_limits.any() {
+        info!(
+            app_rates = config.global_limits.apps.len(),
+            tenant_rates = config.global_limits.tenants.len()
+                + usize::from(config.global_limits.default_tenant.is_some()),
+            concurrency_keys = config.global_limits.concurrency.len(),
+            "global limits on (shared through redis)"
+        );
+    }
+    let rejoin = base.spawn_stall_watch(
+        &config,
+        &config.worker.group_id,
+        topics.clone(),
+        consumer.context().assigned(),
+        stall,
+        cancel.clone(),
+    );
 
     let max_in_flight = config.worker.max_in_flight.max(1);
     let hard_stop = CancellationToken::new();
@@ -161,6 +180,7 @@ pub async fn start_with(
             lease_grace: config.worker.lease_grace.get(),
             retry_topic: config.topics.retry.clone(),
             dlq_topic: config.topics.dlq.clone(),
+            limits: Limits::from_options(&config.global_limits),
         },
         metrics: metrics.clone(),
         readiness: base.readiness.clone(),
@@ -170,6 +190,8 @@ pub async fn start_with(
     });
     let worker = WorkerConsumer {
         consumer,
+        topics: topics.clone(),
+        rejoin,
         executor,
         settings: consumer::Settings {
             max_in_flight,

@@ -35,13 +35,16 @@ struct Args {
     phases: String,
     /// `--encrypt on`: payload encryption at rest (ingest).
     encrypt: bool,
+    /// `--limits on`: a global start rate and a concurrency key on every job (worker), set so
+    /// that they never bind: what they cost.
+    limits: bool,
 }
 
 fn parse_args() -> Result<(String, Args), String> {
     let mut it = std::env::args().skip(1);
     let cmd = it
         .next()
-        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] [--encrypt on|off] | scheduler [--seconds S] [--herd N] [--drain N] [--drain-kind once|cron] | worker [--requests N] [--seconds S] | replay [--requests N] | operate [--requests N] | rest [--requests N] [--set auth.enabled=false]")?;
+        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] [--encrypt on|off] | scheduler [--seconds S] [--herd N] [--drain N] [--drain-kind once|cron] | worker [--requests N] [--seconds S] [--limits on|off] | replay [--requests N] | operate [--requests N] | rest [--requests N] [--set auth.enabled=false]")?;
     let mut args = Args {
         requests: 200_000,
         rate: None,
@@ -53,6 +56,7 @@ fn parse_args() -> Result<(String, Args), String> {
         sets: Vec::new(),
         phases: "steady,herd,drain".to_owned(),
         encrypt: false,
+        limits: false,
     };
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -71,6 +75,8 @@ fn parse_args() -> Result<(String, Args), String> {
             "--set" => args.sets.push(value.clone()),
             "--encrypt" if ["on", "off"].contains(&value.as_str()) => args.encrypt = value == "on",
             "--encrypt" => return Err(format!("--encrypt: `{value}`: on or off")),
+            "--limits" if ["on", "off"].contains(&value.as_str()) => args.limits = value == "on",
+            "--limits" => return Err(format!("--limits: `{value}`: on or off")),
             "--phases" => args.phases = value.clone(),
             other => return Err(format!("unknown flag {other}")),
         }
@@ -609,6 +615,12 @@ async fn worker(args: Args) {
         format!("worker.group_id={ns}-worker"),
         "worker.max_in_flight=1024".to_owned(),
     ];
+    if args.limits {
+        // Active on every job, never binding: 1,000,000 starts/s for the app, and a
+        // concurrency key of 1,000 per value over 1,000 values (the payload's `n`).
+        sets.push("global_limits.apps.bench={ per_second = 1000000.0, burst = 1000 }".to_owned());
+        sets.push(r#"global_limits.concurrency.customer={ field = "n", max = 1000 }"#.to_owned());
+    }
     sets.extend(args.sets.iter().cloned());
     let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
     let config = test_config(&ns, &sets);
@@ -616,8 +628,13 @@ async fn worker(args: Args) {
     topic_config.topics.partitions = args.partitions;
     create_topics(&topic_config, args.partitions).await;
     println!(
-        "worker benchmark: {} partitions, worker in-process (max_in_flight 1024), no-op custom handler",
-        args.partitions
+        "worker benchmark: {} partitions, worker in-process (max_in_flight 1024), no-op custom handler, global limits {}",
+        args.partitions,
+        if args.limits {
+            "on (a start rate and a concurrency key per job, never binding)"
+        } else {
+            "off"
+        }
     );
 
     // Phase 1: a backlog of fires already on the due topic, executed as fast as possible.
@@ -632,7 +649,8 @@ async fn worker(args: Args) {
     let mut acks = Vec::with_capacity(n);
     for i in 0..n {
         let id = format!("w-{i}");
-        let (value, headers) = sked_e2e::worker::fire(&id, "bench", now, r#"{"n":1}"#, 1);
+        let payload = format!(r#"{{"n":{}}}"#, i % 1000);
+        let (value, headers) = sked_e2e::worker::fire(&id, "bench", now, &payload, 1);
         let mut h = rdkafka::message::OwnedHeaders::new();
         for (k, v) in &headers {
             h = h.insert(rdkafka::message::Header {

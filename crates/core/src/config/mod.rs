@@ -4,6 +4,7 @@
 mod args;
 mod auth;
 mod duration;
+mod global_limits;
 mod loader;
 mod options;
 mod secret;
@@ -14,6 +15,7 @@ pub use auth::{
     check_token_hash, token_hash,
 };
 pub use duration::HumanDuration;
+pub use global_limits::{ConcurrencyOptions, GlobalLimitsOptions, GlobalRateOptions};
 pub use loader::{Error, Layers, Source, load};
 pub use options::*;
 pub use secret::{KeyMaterial, REDACTED, Secret};

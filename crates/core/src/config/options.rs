@@ -46,6 +46,9 @@ pub struct Config {
     /// Submission quotas per tenant and app.
     #[serde(default)]
     pub quotas: super::QuotasOptions,
+    /// Execution limits shared by every worker (start rates, concurrency keys).
+    #[serde(default)]
+    pub global_limits: super::GlobalLimitsOptions,
     /// Encryption of job payloads at rest in Redis.
     pub encryption: EncryptionOptions,
 }
@@ -161,6 +164,10 @@ pub struct KafkaOptions {
     pub brokers: String,
     /// `client.id` prefix; the service name is appended.
     pub client_id: String,
+    /// A partition of a consumed topic with lag whose group's committed offset has not moved
+    /// for this long is reported stalled (kafka/stall.rs); `0s` turns the check off.
+    #[serde(default = "default_stall_after")]
+    pub stall_after: HumanDuration,
     /// Any librdkafka property, passed through unchanged.
     pub rdkafka: BTreeMap<String, String>,
     /// librdkafka properties whose value is read from a file (a mounted Secret), e.g.
@@ -170,6 +177,10 @@ pub struct KafkaOptions {
     /// The values read from `rdkafka_files` when the configuration loaded.
     #[serde(skip)]
     pub rdkafka_secrets: BTreeMap<String, Secret>,
+}
+
+fn default_stall_after() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(120))
 }
 
 impl KafkaOptions {
@@ -668,6 +679,7 @@ impl Config {
         }
         self.auth.validate(&mut problems);
         self.quotas.validate(&mut problems);
+        self.global_limits.validate(&mut problems);
         problems
     }
 

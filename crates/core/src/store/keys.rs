@@ -133,6 +133,18 @@ impl Keys {
         format!("{}:{{q:{name}}}:{second}", self.prefix)
     }
 
+    /// The start-rate state of a global limit (`a:<app>`, `t:<tenant>`): the GCRA theoretical
+    /// arrival time, in epoch microseconds. One hash tag per limit.
+    pub fn rate_limit(&self, name: &str) -> String {
+        format!("{}:{{rl:{name}}}", self.prefix)
+    }
+
+    /// The running jobs of one value of a concurrency key (sorted set: fire id by lease end
+    /// ms). One hash tag per value; `value` is [`crate::store::limits::key_value`]'s.
+    pub fn concurrency(&self, key: &str, value: &str) -> String {
+        format!("{}:{{cc:{key}:{value}}}", self.prefix)
+    }
+
     /// The shard's creation index: every listed job (not the internal one-shots of retries,
     /// triggers and backfills) while its record lives, by the epoch ms it was first stored.
     pub fn created(&self, shard: Shard) -> String {

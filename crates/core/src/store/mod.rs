@@ -45,6 +45,7 @@ mod conn;
 pub mod describe;
 pub mod fires;
 mod keys;
+pub mod limits;
 pub mod list;
 pub mod pause;
 mod quota;
