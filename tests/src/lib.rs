@@ -351,10 +351,16 @@ pub struct Proc {
 impl Proc {
     /// Starts `binary(name)` with `--set` flags.
     pub fn start(name: &str, sets: &[String]) -> Self {
+        Self::start_with_env(name, sets, &[])
+    }
+
+    /// Starts `binary(name)` with `--set` flags and extra environment variables.
+    pub fn start_with_env(name: &str, sets: &[String], env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(binary(name));
         for s in sets {
             cmd.arg("--set").arg(s);
         }
+        cmd.envs(env.iter().copied());
         let child = cmd
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

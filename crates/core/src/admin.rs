@@ -172,20 +172,20 @@ pub fn standard_readiness() -> Readiness {
     readiness
 }
 
-/// Binds the admin listener on `addr` (`admin.listen_addr`) and serves it as the task `admin`
-/// of `tasks` until `cancel`. Returns the bound address (port 0 picks one).
+/// Binds the admin listener on `addr` (`admin.listen_addr`) and serves it as the lingering
+/// task `admin` of `tasks`: until every other task has ended, the end of the drain. Returns
+/// the bound address (port 0 picks one).
 pub async fn serve(
     addr: SocketAddr,
     registry: Registry,
     readiness: Readiness,
     tasks: &mut crate::runtime::Tasks,
-    cancel: &CancellationToken,
 ) -> anyhow::Result<SocketAddr> {
     let admin = Admin::bind(addr, Arc::new(registry), readiness)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on admin.listen_addr {addr}: {e}"))?;
     let bound = admin.local_addr()?;
-    let cancel = cancel.clone();
-    tasks.spawn("admin", async move { Ok(admin.run(cancel).await?) });
+    // Up to the end of the drain, so that /readyz answers 503 (not_draining) all through it.
+    tasks.spawn_lingering("admin", |stop| async move { Ok(admin.run(stop).await?) });
     Ok(bound)
 }

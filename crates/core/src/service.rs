@@ -77,13 +77,12 @@ impl Base {
         cancel: &CancellationToken,
     ) -> anyhow::Result<Self> {
         let readiness = admin::standard_readiness();
-        let mut tasks = Tasks::default();
+        let mut tasks = Tasks::supervised(cancel.clone(), readiness.clone());
         let admin_addr = admin::serve(
             config.admin.listen_addr,
             registry,
             readiness.clone(),
             &mut tasks,
-            cancel,
         )
         .await?;
         info!(%admin_addr, "{service} listening");
@@ -122,6 +121,34 @@ impl Base {
             cancel,
         );
         self.tasks.spawn("probe", probe);
+    }
+
+    /// Starts the stall watch of the consumer group `group` over `topics` as the task
+    /// `stall-watch` (kafka/stall.rs): `assigned` is the group consumer's
+    /// [`kafka::Context::assigned`], `metrics` were registered before [`Base::start`]. The
+    /// returned handle is notified when the consumer should leave and rejoin its group.
+    pub fn spawn_stall_watch(
+        &mut self,
+        config: &Config,
+        group: &str,
+        topics: Vec<String>,
+        assigned: kafka::stall::Assigned,
+        metrics: kafka::stall::Metrics,
+        cancel: CancellationToken,
+    ) -> std::sync::Arc<tokio::sync::Notify> {
+        let rejoin = std::sync::Arc::new(tokio::sync::Notify::new());
+        let watch = kafka::stall::Watch {
+            group: group.to_owned(),
+            topics,
+            stall_after: config.kafka.stall_after.get(),
+            assigned,
+            rejoin: rejoin.clone(),
+            readiness: self.readiness.clone(),
+            metrics,
+        };
+        self.tasks
+            .spawn("stall-watch", watch.run(config.kafka.clone(), cancel));
+        rejoin
     }
 
     /// The end of every drain, once `cancel` fired: waits until every task has stopped, then

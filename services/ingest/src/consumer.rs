@@ -64,6 +64,10 @@ pub struct Settings {
 /// The running consumer.
 pub struct IngestConsumer {
     pub(crate) consumer: StreamConsumer<Context>,
+    /// The subscribed topics.
+    pub(crate) topics: Vec<String>,
+    /// Notified by the stall watch: leave and rejoin the group (between batches).
+    pub(crate) rejoin: std::sync::Arc<tokio::sync::Notify>,
     pub(crate) producer: FutureProducer,
     pub(crate) store: Store,
     pub(crate) settings: Settings,
@@ -105,15 +109,24 @@ impl IngestConsumer {
                     continue;
                 }
             };
+            // Between batches only: a batch cut short would lose its place in the partition.
+            let rejoin = tokio::select! {
+                biased;
+                _ = self.rejoin.notified() => true,
+                _ = std::future::ready(()) => false,
+            };
             if let Some(tpl) = self.process(&batch, &hard_stop).await? {
                 self.commit(
                     &tpl,
-                    if cancel.is_cancelled() {
+                    if cancel.is_cancelled() || rejoin {
                         CommitMode::Sync
                     } else {
                         CommitMode::Async
                     },
                 );
+            }
+            if rejoin {
+                sked_core::kafka::stall::rejoin(&self.consumer, &self.topics);
             }
         }
         info!("ingest consumer drained");

@@ -69,6 +69,7 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
     let gate = sked_core::auth::Gate::new(&config, http::rules, producer.clone(), &mut registry)
         .await
         .context("cannot set up API auth")?;
+    let stall = kafka::stall::Metrics::new(&mut registry);
     let mut base = Base::start(&config, SERVICE, registry, producer, &cancel).await?;
     let quotas = crate::quota::Quotas::new(&config.quotas, base.store.clone(), &metrics);
     if let Some(refresh) = gate.refresh_task(cancel.clone()) {
@@ -84,6 +85,15 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
     consumer
         .subscribe(&topics)
         .with_context(|| format!("cannot subscribe to {}", topics.join(", ")))?;
+    let topics: Vec<String> = topics.into_iter().map(str::to_owned).collect();
+    let rejoin = base.spawn_stall_watch(
+        &config,
+        &config.ingest.group_id,
+        topics.clone(),
+        consumer.context().assigned(),
+        stall,
+        cancel.clone(),
+    );
 
     let limits = Arc::new(Limits {
         max_bytes: config.limits.max_request_bytes,
@@ -113,6 +123,8 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
 
     let ingest = IngestConsumer {
         consumer,
+        topics,
+        rejoin,
         producer: base.producer.clone(),
         store: base.store.clone(),
         settings: Settings {

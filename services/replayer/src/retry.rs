@@ -173,6 +173,10 @@ pub fn retry_job_id(fire_id: &str, attempt: u32) -> JobId {
 /// The running retry drain.
 pub struct RetryDrain {
     pub(crate) consumer: StreamConsumer<Context>,
+    /// The retry topic.
+    pub(crate) topic: String,
+    /// Notified by the stall watch: leave and rejoin the group (between batches).
+    pub(crate) rejoin: std::sync::Arc<tokio::sync::Notify>,
     pub(crate) producer: FutureProducer,
     pub(crate) store: Store,
     pub(crate) dlq_topic: String,
@@ -209,8 +213,14 @@ impl RetryDrain {
                     continue;
                 }
             };
+            // Between batches only: a batch cut short would lose its place in the partition.
+            let rejoin = tokio::select! {
+                biased;
+                _ = self.rejoin.notified() => true,
+                _ = std::future::ready(()) => false,
+            };
             if let Some(tpl) = self.process(&batch, &hard_stop).await? {
-                let mode = if cancel.is_cancelled() {
+                let mode = if cancel.is_cancelled() || rejoin {
                     CommitMode::Sync
                 } else {
                     CommitMode::Async
@@ -219,6 +229,9 @@ impl RetryDrain {
                     self.metrics.commit_errors.inc();
                     warn!(error = %err, "offset commit failed; retries will be redelivered and deduplicated");
                 }
+            }
+            if rejoin {
+                sked_core::kafka::stall::rejoin(&self.consumer, std::slice::from_ref(&self.topic));
             }
         }
         info!("retry drain stopped");

@@ -72,6 +72,7 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
     let gate = sked_core::auth::Gate::new(&config, http::rules, producer.clone(), &mut registry)
         .await
         .context("cannot set up API auth")?;
+    let stall = kafka::stall::Metrics::new(&mut registry);
     let mut base = Base::start(&config, SERVICE, registry, producer, &cancel).await?;
     if let Some(refresh) = gate.refresh_task(cancel.clone()) {
         base.tasks.spawn("jwks", refresh);
@@ -84,6 +85,14 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
     consumer
         .subscribe(&[config.topics.retry.as_str()])
         .with_context(|| format!("cannot subscribe to {}", config.topics.retry))?;
+    let rejoin = base.spawn_stall_watch(
+        &config,
+        &config.replayer.group_id,
+        vec![config.topics.retry.clone()],
+        consumer.context().assigned(),
+        stall,
+        cancel.clone(),
+    );
 
     let scanner = Scanner::new(config.kafka.clone());
     let replays = Replays::new(
@@ -115,6 +124,8 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
 
     let drain = RetryDrain {
         consumer,
+        topic: config.topics.retry.clone(),
+        rejoin,
         producer: base.producer.clone(),
         store: base.store.clone(),
         dlq_topic: config.topics.dlq.clone(),

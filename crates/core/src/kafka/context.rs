@@ -14,6 +14,7 @@ use tracing::{info, warn};
 pub struct Context {
     consumer: &'static str,
     commit_errors: Counter,
+    assigned: super::stall::Assigned,
 }
 
 impl Context {
@@ -22,7 +23,13 @@ impl Context {
         Self {
             consumer,
             commit_errors,
+            assigned: super::stall::Assigned::default(),
         }
+    }
+
+    /// The partitions this consumer holds, kept on every rebalance (for the stall watch).
+    pub fn assigned(&self) -> super::stall::Assigned {
+        self.assigned.clone()
     }
 }
 
@@ -33,9 +40,11 @@ impl ConsumerContext for Context {
         let consumer = self.consumer;
         match rebalance {
             Rebalance::Assign(tpl) => {
+                self.assigned.assign(tpl);
                 info!(consumer, partitions = tpl.count(), "partitions assigned")
             }
             Rebalance::Revoke(tpl) => {
+                self.assigned.revoke(tpl);
                 info!(consumer, partitions = tpl.count(), "partitions revoked")
             }
             Rebalance::Error(err) => warn!(consumer, error = %err, "rebalance failed"),

@@ -5,6 +5,7 @@ mod client;
 pub mod context;
 pub mod dlq;
 pub mod headers;
+pub mod stall;
 pub mod topics;
 
 pub use client::{consumer_config, producer_config};
