@@ -700,12 +700,13 @@ def metric_names() -> set[str]:
         text = f.read_text()
         prefix = re.search(r'sub_registry_with_prefix\("([a-z_]+)"\)', text).group(1)
         fields = {}
-        for field, kind in re.findall(r"pub (\w+): (?:Family<\w+, )?(Counter|Gauge|Histogram)", text):
+        for field, kind in re.findall(r"pub (\w+): (?:Family<\w+, )?(Counter|WaitCounter|Gauge|Histogram)", text):
             fields[field] = kind
         for metric, field in re.findall(r'r\.register\(\s*"(\w+)",\s*"[^"]*",\s*m\.(\w+)\.clone\(\)', text):
             kind = fields.get(field)
             full = f"{prefix}_{metric}"
-            names.add(full + "_total" if kind == "Counter" else full)
+            # WaitCounter is a float Counter (worker rate_limit.rs): exposed with _total too.
+            names.add(full + "_total" if kind in ("Counter", "WaitCounter") else full)
     assert len(names) > 20, names
     return names
 
