@@ -51,13 +51,19 @@ pub struct Base {
 }
 
 impl Base {
-    /// The service's Kafka producer (`kafka.*`). Creating it does not connect, so a bad
-    /// setting stops the service before it binds; a service builds what needs the producer
-    /// (the worker's routes) between this and [`Base::start`].
+    /// The service's Kafka producer (`kafka.*`), sending records of up to
+    /// `limits.max_request_bytes` + [`kafka::size::HEADER_ROOM`] unless `kafka.rdkafka` sets
+    /// `message.max.bytes`. Creating it does not connect, so a bad setting stops the service
+    /// before it binds; a service builds what needs the producer (the worker's routes)
+    /// between this and [`Base::start`].
     pub fn producer(config: &Config, service: &str) -> anyhow::Result<FutureProducer> {
-        kafka::producer_config(&config.kafka, service)
-            .create()
-            .context("cannot create kafka producer")
+        kafka::producer_config(
+            &config.kafka,
+            service,
+            kafka::size::wanted(config.limits.max_request_bytes),
+        )
+        .create()
+        .context("cannot create kafka producer")
     }
 
     /// Starts what every service shares, in this order:
