@@ -66,6 +66,40 @@ impl Base {
         .context("cannot create kafka producer")
     }
 
+    /// The service's dead-letter sender to `topics.dlq`, counting in `counters`, and the
+    /// start-up check of record sizes: a warning when `kafka.rdkafka` sets a
+    /// `message.max.bytes` too small for a largest request; then, in the background, the
+    /// `max.message.bytes` of `topics.dlq` and of `also` (the other topics the service
+    /// produces to) is read from the brokers, a warning logged for each one that is too
+    /// small, and the sender fits letters to the DLQ topic's limit. Brokers that cannot
+    /// answer are logged and skipped.
+    pub fn dlq_sender(
+        &self,
+        config: &Config,
+        counters: kafka::dlq::Counters,
+        also: &[String],
+    ) -> kafka::dlq::Sender {
+        let limit = kafka::size::MessageLimit::of(&config.kafka, config.limits.max_request_bytes);
+        limit.warn_if_too_small();
+        let sender = kafka::dlq::Sender::new(
+            self.producer.clone(),
+            config.topics.dlq.clone(),
+            &limit,
+            counters,
+        );
+        let mut topics = vec![config.topics.dlq.clone()];
+        topics.extend(also.iter().filter(|t| **t != config.topics.dlq).cloned());
+        let (options, dlq, needed) = (config.kafka.clone(), sender.clone(), limit.wanted);
+        // Detached: a diagnostic of at most 15 s that nothing waits for.
+        tokio::spawn(async move {
+            let limits = kafka::size::check_topics(&options, &topics, needed).await;
+            if let Some((_, bytes)) = limits.iter().find(|(t, _)| t == dlq.topic()) {
+                dlq.lower_limit(*bytes);
+            }
+        });
+        sender
+    }
+
     /// Starts what every service shares, in this order:
     /// 1. `/healthz`, `/readyz` and `/metrics` (from `registry`) are served on
     ///    `admin.listen_addr` as the task `admin` until `cancel`, with every readiness check
