@@ -139,6 +139,18 @@ pub fn producer() -> FutureProducer {
         .expect("create producer")
 }
 
+/// [`producer`] for records of up to 10 MB (librdkafka's default `message.max.bytes` is
+/// 1,000,000): poison-pill tests publish requests over sked's own limit.
+pub fn large_producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("linger.ms", "1")
+        .set("batch.num.messages", "1")
+        .set("message.max.bytes", "10000000")
+        .create()
+        .expect("create producer")
+}
+
 /// Produces one record and waits for the ack. `value = None` is a tombstone.
 pub async fn produce(
     producer: &FutureProducer,

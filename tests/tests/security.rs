@@ -122,9 +122,13 @@ fn kafka_sets(extra: &[&str]) -> Vec<String> {
 /// Builds a producer and a consumer from sked's own client configuration.
 fn create_clients(sets: &[String]) -> Result<(), String> {
     let config = config(sets);
-    sked_core::kafka::producer_config(&config.kafka, "security-test")
-        .create::<BaseProducer>()
-        .map_err(|e| format!("producer: {e}"))?;
+    sked_core::kafka::producer_config(
+        &config.kafka,
+        "security-test",
+        sked_core::kafka::size::wanted(config.limits.max_request_bytes),
+    )
+    .create::<BaseProducer>()
+    .map_err(|e| format!("producer: {e}"))?;
     sked_core::kafka::consumer_config(&config.kafka, "security-test", "security-test")
         .create::<BaseConsumer>()
         .map_err(|e| format!("consumer: {e}"))?;

@@ -143,9 +143,13 @@ async fn publish(args: &crate::args::PublishArgs) -> Result<String, Error> {
     use rdkafka::producer::{FutureProducer, FutureRecord};
     let config = load_config(&args.config)?;
     let body = request::body(&args.request, std::io::stdin().lock())?;
-    let producer: FutureProducer = sked_core::kafka::producer_config(&config.kafka, "cli")
-        .create()
-        .map_err(|e| Error::new(exit::CONFIG, format!("invalid kafka settings: {e}")))?;
+    let producer: FutureProducer = sked_core::kafka::producer_config(
+        &config.kafka,
+        "cli",
+        sked_core::kafka::size::wanted(config.limits.max_request_bytes),
+    )
+    .create()
+    .map_err(|e| Error::new(exit::CONFIG, format!("invalid kafka settings: {e}")))?;
     let key = args.key.clone().or_else(|| args.request.id.clone());
     let topic = &config.topics.ingest;
     let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).payload(&body);

@@ -7,6 +7,8 @@
 #[cfg(feature = "server")]
 pub mod admin;
 #[cfg(feature = "server")]
+pub mod api_errors;
+#[cfg(feature = "server")]
 pub mod auth;
 #[cfg(feature = "kafka")]
 pub mod config;

@@ -51,13 +51,53 @@ pub struct Base {
 }
 
 impl Base {
-    /// The service's Kafka producer (`kafka.*`). Creating it does not connect, so a bad
-    /// setting stops the service before it binds; a service builds what needs the producer
-    /// (the worker's routes) between this and [`Base::start`].
+    /// The service's Kafka producer (`kafka.*`), sending records of up to
+    /// `limits.max_request_bytes` + [`kafka::size::HEADER_ROOM`] unless `kafka.rdkafka` sets
+    /// `message.max.bytes`. Creating it does not connect, so a bad setting stops the service
+    /// before it binds; a service builds what needs the producer (the worker's routes)
+    /// between this and [`Base::start`].
     pub fn producer(config: &Config, service: &str) -> anyhow::Result<FutureProducer> {
-        kafka::producer_config(&config.kafka, service)
-            .create()
-            .context("cannot create kafka producer")
+        kafka::producer_config(
+            &config.kafka,
+            service,
+            kafka::size::wanted(config.limits.max_request_bytes),
+        )
+        .create()
+        .context("cannot create kafka producer")
+    }
+
+    /// The service's dead-letter sender to `topics.dlq`, counting in `counters`, and the
+    /// start-up check of record sizes: a warning when `kafka.rdkafka` sets a
+    /// `message.max.bytes` too small for a largest request; then, in the background, the
+    /// `max.message.bytes` of `topics.dlq` and of `also` (the other topics the service
+    /// produces to) is read from the brokers, a warning logged for each one that is too
+    /// small, and the sender fits letters to the DLQ topic's limit. Brokers that cannot
+    /// answer are logged and skipped.
+    pub fn dlq_sender(
+        &self,
+        config: &Config,
+        counters: kafka::dlq::Counters,
+        also: &[String],
+    ) -> kafka::dlq::Sender {
+        let limit = kafka::size::MessageLimit::of(&config.kafka, config.limits.max_request_bytes);
+        limit.warn_if_too_small();
+        let sender = kafka::dlq::Sender::new(
+            self.producer.clone(),
+            config.topics.dlq.clone(),
+            &limit,
+            counters,
+        );
+        let mut topics = vec![config.topics.dlq.clone()];
+        topics.extend(also.iter().filter(|t| **t != config.topics.dlq).cloned());
+        let (options, dlq, needed) = (config.kafka.clone(), sender.clone(), limit.wanted);
+        // Detached: a diagnostic of at most 15 s that nothing waits for.
+        tokio::spawn(async move {
+            let limits = kafka::size::check_topics(&options, &topics, needed).await;
+            if let Some((_, bytes)) = limits.iter().find(|(t, _)| t == dlq.topic()) {
+                dlq.lower_limit(*bytes);
+            }
+        });
+        sender
     }
 
     /// Starts what every service shares, in this order:

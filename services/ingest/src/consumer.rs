@@ -6,13 +6,21 @@
 //! 2. decide each record (job, cancel, or dead letter) and write every job and cancel of the
 //!    batch to Redis in one call; transient Redis errors are retried with backoff while
 //!    `/readyz` reports not ready, and nothing is committed meanwhile;
-//! 3. produce the batch's dead letters and wait until Kafka acknowledged every one (retrying);
-//! 4. commit, per partition, the offset after the batch's last record. Every record of the
-//!    batch is durable by then, so no offset passes an unfinished record.
+//! 3. produce the batch's dead letters and wait for Kafka's answers: a letter too large for
+//!    the producer or the broker is cut to fit, one that cannot be written at any size is
+//!    dropped and counted ([`dlq::Sender`]); one that Kafka does not acknowledge for another
+//!    reason is parked ([`dlq::Backlog`]) and retried with backoff between batches, holding
+//!    back the commit of its own partition only;
+//! 4. commit, per partition, the offset after the batch's last record, or for a partition
+//!    with a parked letter the offset of that letter's record (its later position is committed
+//!    once the letter is acknowledged). No offset passes an unfinished record, and one bad
+//!    record never stops the other partitions. With [`dlq::MAX_PARKED`] letters parked the
+//!    loop stops reading until one is acknowledged.
 //!
 //! **draining** (first SIGTERM): stop reading, finish the batch in flight within
-//! `ingest.drain_timeout`, commit synchronously, return. A batch cut short by the deadline is
-//! not committed and is redelivered to the next owner, where Redis deduplicates it.
+//! `ingest.drain_timeout`, try the parked letters once more, commit synchronously, return. A
+//! batch cut short by the deadline is not committed and is redelivered to the next owner,
+//! where Redis deduplicates it; so are the records of letters still parked.
 
 use std::time::Duration;
 
@@ -20,16 +28,15 @@ use chrono::Utc;
 use rdkafka::{
     TopicPartitionList,
     consumer::{CommitMode, Consumer as _, StreamConsumer},
-    error::{KafkaError, KafkaResult},
+    error::KafkaError,
     message::{BorrowedMessage, Message},
-    producer::{FutureProducer, FutureRecord},
 };
 use sked_core::{
     admin::Readiness,
     config::IngestOptions,
     kafka::Context,
     kafka::batch,
-    kafka::dlq::{self, Failure, Stage},
+    kafka::dlq::{self, Backlog, Failure, Origin, Stage},
     reason::Reason,
     request::{self, Limits},
     runtime::{self, Backoff},
@@ -53,8 +60,6 @@ pub struct Settings {
     pub batch_linger: Duration,
     /// Bound on the drain after cancel.
     pub drain_timeout: Duration,
-    /// Dead-letter topic.
-    pub dlq_topic: String,
     /// Request limits.
     pub limits: Limits,
     /// Tenants by topic.
@@ -68,7 +73,8 @@ pub struct IngestConsumer {
     pub(crate) topics: Vec<String>,
     /// Notified by the stall watch: leave and rejoin the group (between batches).
     pub(crate) rejoin: std::sync::Arc<tokio::sync::Notify>,
-    pub(crate) producer: FutureProducer,
+    /// Produces dead letters to `topics.dlq`.
+    pub(crate) dlq: dlq::Sender,
     pub(crate) store: Store,
     pub(crate) settings: Settings,
     pub(crate) metrics: Metrics,
@@ -90,17 +96,24 @@ impl IngestConsumer {
         // Fires `ingest.drain_timeout` after `cancel`: retries give up, the batch is abandoned.
         let hard_stop = runtime::deadline_after(&cancel, self.settings.drain_timeout);
         let mut backoff = Backoff::new(Duration::from_secs(5));
+        let mut backlog = Backlog::new(self.metrics.dlq_parked.clone());
         loop {
-            let batch = tokio::select! {
+            let retry_at = backlog.next_retry();
+            // Only the wait for a batch's first record is cancelled; `batch::fill` is not.
+            let first = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
-                batch = self.next_batch() => batch,
+                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
+                    self.retry_parked(&mut backlog, false, CommitMode::Async).await?;
+                    continue;
+                }
+                first = self.consumer.recv(), if !backlog.is_full() => first,
             };
-            let batch = match batch {
-                Ok(batch) => {
+            let first = match first {
+                Ok(first) => {
                     self.readiness.set("kafka", true);
                     backoff.reset();
-                    batch
+                    first
                 }
                 Err(err) => {
                     self.readiness.set("kafka", false);
@@ -109,13 +122,22 @@ impl IngestConsumer {
                     continue;
                 }
             };
-            // Between batches only: a batch cut short would lose its place in the partition.
-            let rejoin = tokio::select! {
-                biased;
-                _ = self.rejoin.notified() => true,
-                _ = std::future::ready(()) => false,
-            };
-            if let Some(tpl) = self.process(&batch, &hard_stop).await? {
+            let batch = batch::fill(
+                &self.consumer,
+                first,
+                self.settings.batch_max,
+                self.settings.batch_linger,
+            )
+            .await;
+            // Between batches only, and with no dead letter waiting for its ack: a batch cut
+            // short would lose its place in the partition.
+            let rejoin = backlog.is_empty()
+                && tokio::select! {
+                    biased;
+                    _ = self.rejoin.notified() => true,
+                    _ = std::future::ready(()) => false,
+                };
+            if let Some(tpl) = self.process(&batch, &mut backlog, &hard_stop).await? {
                 self.commit(
                     &tpl,
                     if cancel.is_cancelled() || rejoin {
@@ -128,18 +150,54 @@ impl IngestConsumer {
             if rejoin {
                 sked_core::kafka::stall::rejoin(&self.consumer, &self.topics);
             }
+            if backlog.is_full() {
+                warn!(
+                    parked = backlog.len(),
+                    "too many dead letters unacknowledged: reading paused until some are"
+                );
+            }
+        }
+        if !backlog.is_empty() {
+            tokio::select! {
+                _ = hard_stop.cancelled() => {}
+                r = self.retry_parked(&mut backlog, true, CommitMode::Sync) => r?,
+            }
+            if !backlog.is_empty() {
+                warn!(
+                    parked = backlog.len(),
+                    "dead letters still unacknowledged at shutdown; their records go to the next owner again"
+                );
+            }
         }
         info!("ingest consumer drained");
         Ok(())
     }
 
-    async fn next_batch(&self) -> KafkaResult<Vec<BorrowedMessage<'_>>> {
-        batch::next(
-            &self.consumer,
-            self.settings.batch_max,
-            self.settings.batch_linger,
-        )
-        .await
+    /// Retries the parked dead letters that are due (all of them with `all`) and commits the
+    /// positions they release.
+    async fn retry_parked(
+        &self,
+        backlog: &mut Backlog,
+        all: bool,
+        mode: CommitMode,
+    ) -> anyhow::Result<()> {
+        self.forget_revoked(backlog);
+        let released = backlog.retry(&self.dlq, all).await?;
+        if released.count() > 0 {
+            self.commit(&released, mode);
+        }
+        Ok(())
+    }
+
+    /// Forgets the parked letters of partitions this consumer no longer owns.
+    fn forget_revoked(&self, backlog: &mut Backlog) {
+        if backlog.is_empty() {
+            return;
+        }
+        if let Ok(assignment) = self.consumer.assignment() {
+            backlog
+                .retain(|topic, partition| assignment.find_partition(topic, partition).is_some());
+        }
     }
 
     /// Makes a batch durable. Returns the offsets to commit, or `None` when the drain deadline
@@ -147,6 +205,7 @@ impl IngestConsumer {
     async fn process(
         &self,
         batch: &[BorrowedMessage<'_>],
+        backlog: &mut Backlog,
         hard_stop: &CancellationToken,
     ) -> anyhow::Result<Option<TopicPartitionList>> {
         let started = Instant::now();
@@ -211,14 +270,16 @@ impl IngestConsumer {
         }
 
         rejects.sort_by_key(|(i, _)| *i);
-        if !self
-            .dead_letter(batch, &ops, &op_msg, &rejects, hard_stop)
-            .await
-        {
-            return Ok(None);
+        let letters = self.letters(batch, &ops, &op_msg, &rejects);
+        if !letters.is_empty() {
+            tokio::select! {
+                _ = hard_stop.cancelled() => return Ok(None),
+                _ = backlog.deliver(&self.dlq, letters) => {}
+            }
         }
 
-        let tpl = batch::positions_after(batch)?;
+        self.forget_revoked(backlog);
+        let tpl = backlog.hold(&batch::positions_after(batch)?)?;
         self.metrics
             .batch_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -344,21 +405,16 @@ impl IngestConsumer {
         Some(out)
     }
 
-    /// Produces one dead letter per rejected record and waits for every ack. Returns false
-    /// when `hard_stop` came first.
-    async fn dead_letter(
+    /// The dead letter of every rejected record, with the record's origin.
+    fn letters(
         &self,
         batch: &[BorrowedMessage<'_>],
         ops: &[Op],
         op_msg: &[usize],
         rejects: &[(usize, request::Error)],
-        hard_stop: &CancellationToken,
-    ) -> bool {
-        if rejects.is_empty() {
-            return true;
-        }
+    ) -> Vec<(Origin, dlq::Record)> {
         let now = Utc::now();
-        let mut pending: Vec<dlq::Record> = rejects
+        rejects
             .iter()
             .map(|(i, err)| {
                 self.metrics.rejected(err.reason);
@@ -378,7 +434,7 @@ impl IngestConsumer {
                 );
                 // The tenant of a request that could not be parsed: its topic's, if any.
                 let topic_tenant = self.settings.tenants.tenant_of_topic(msg.topic());
-                dlq::record(
+                let letter = dlq::record(
                     msg,
                     &Failure {
                         stage: Stage::Ingest,
@@ -390,44 +446,10 @@ impl IngestConsumer {
                         app: spec.map(|s| s.1),
                         tenant: spec.and_then(|s| s.2).or(topic_tenant.as_deref()),
                     },
-                )
+                );
+                (Origin::of(msg), letter)
             })
-            .collect();
-        let mut backoff = Backoff::new(Duration::from_secs(5));
-        loop {
-            let sends = pending.iter().map(|r| {
-                let mut record: FutureRecord<'_, [u8], [u8]> =
-                    FutureRecord::to(&self.settings.dlq_topic).headers(r.headers.clone());
-                if let Some(key) = &r.key {
-                    record = record.key(key.as_slice());
-                }
-                if let Some(payload) = &r.payload {
-                    record = record.payload(payload.as_slice());
-                }
-                self.producer.send(record, Duration::from_secs(30))
-            });
-            let results = futures::future::join_all(sends).await;
-            let failed: Vec<dlq::Record> = pending
-                .into_iter()
-                .zip(results)
-                .filter_map(|(record, result)| match result {
-                    Ok(_) => None,
-                    Err((err, _)) => {
-                        self.metrics.dlq_errors.inc();
-                        warn!(error = %err, topic = %self.settings.dlq_topic, "dead letter not acknowledged, retrying");
-                        Some(record)
-                    }
-                })
-                .collect();
-            if failed.is_empty() {
-                return true;
-            }
-            pending = failed;
-            tokio::select! {
-                _ = hard_stop.cancelled() => return false,
-                _ = tokio::time::sleep(backoff.next_delay()) => {}
-            }
-        }
+            .collect()
     }
 
     fn commit(&self, tpl: &TopicPartitionList, mode: CommitMode) {

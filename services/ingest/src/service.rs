@@ -121,17 +121,17 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
             .context("rest api failed")
     });
 
+    let dlq = base.dlq_sender(&config, metrics.dlq_counters(), &[]);
     let ingest = IngestConsumer {
         consumer,
         topics,
         rejoin,
-        producer: base.producer.clone(),
+        dlq,
         store: base.store.clone(),
         settings: Settings {
             batch_max: config.ingest.batch_max,
             batch_linger: config.ingest.batch_linger.get(),
             drain_timeout: config.ingest.drain_timeout.get(),
-            dlq_topic: config.topics.dlq.clone(),
             limits: (*limits).clone(),
             tenants: config.ingest.clone(),
         },

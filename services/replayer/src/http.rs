@@ -10,14 +10,18 @@
 //!
 //! `since` / `until` are RFC 3339 or epoch ms, on `error-timestamp` (`until` exclusive);
 //! `error` is a case-insensitive substring of `error-message`. Errors are
-//! `{"error": {"code", "message"}}`: 400 `invalid_field`, 404 `not_found`, 503 `unavailable`
-//! (Kafka or Redis), 500 `internal` (no internals in the body).
+//! `{"error": {"code", "message"}}`: 400 `invalid_field`, 404 `not_found`, 413
+//! `payload_too_large` (a body over [`BODY_LIMIT_BYTES`]), 503 `unavailable` (Kafka or
+//! Redis), 500 `internal` (no internals in the body); the answers axum gives by itself have
+//! the same shape ([`sked_core::api_errors`]).
 
 use std::sync::Arc;
 
 use axum::{
     Extension, Json, Router,
-    extract::{Path, Query, State, rejection::JsonRejection, rejection::QueryRejection},
+    extract::{
+        DefaultBodyLimit, Path, Query, State, rejection::JsonRejection, rejection::QueryRejection,
+    },
     http::{Method, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -61,6 +65,12 @@ pub fn rules(method: &Method, route: &str) -> Option<Rule> {
     })
 }
 
+/// Largest request body: a replay request is filters and a few numbers.
+pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+
+/// The body size limit, as the 413 message names it.
+const BODY_LIMIT: &str = "the size limit of the DLQ API (64 KiB)";
+
 /// The router of the DLQ API, every route behind `gate` (auth, scopes, audit).
 pub fn router(api: Api, gate: Gate) -> Router {
     Router::new()
@@ -83,6 +93,11 @@ pub fn router(api: Api, gate: Gate) -> Router {
                 "this endpoint does not take that method",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            BODY_LIMIT,
+            sked_core::api_errors::json_errors,
+        ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .with_state(api)
 }
 
@@ -119,6 +134,21 @@ impl ApiError {
 
     fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_field", message)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    /// A body over the limit is 413 `payload_too_large`; any other bad body 400.
+    fn from(err: JsonRejection) -> Self {
+        if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request body is over {BODY_LIMIT}"),
+            )
+        } else {
+            Self::invalid(err.body_text())
+        }
     }
 }
 
@@ -270,7 +300,7 @@ async fn start_replay(
     who: Extension<Arc<Principal>>,
     body: Result<Json<replay::Request>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(mut req) = body.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let Json(mut req) = body?;
     req.tenant = confine(caller(&who), req.tenant.take())?;
     let dry_run = req.dry_run;
     let selector = serde_json::to_value(req.filter()).ok();

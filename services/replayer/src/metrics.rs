@@ -2,7 +2,7 @@
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
@@ -36,8 +36,14 @@ pub struct Metrics {
     pub replay_seconds: Histogram,
     /// Failed attempts to write a batch of retries to Redis (each retried).
     pub store_errors: Counter,
-    /// Failed attempts to produce a dead letter (each retried).
+    /// Failed attempts to produce a dead letter (each retried, or cut when too large).
     pub dlq_errors: Counter,
+    /// Dead letters produced cut to fit the size limit.
+    pub dlq_truncated: Counter,
+    /// Dead letters that could not be written at any size, dropped.
+    pub dlq_dropped: Counter,
+    /// Dead letters of the retry drain not acknowledged yet, parked and retried.
+    pub dlq_parked: Gauge,
     /// Offset commits that failed (the records are redelivered and deduplicated).
     pub commit_errors: Counter,
 }
@@ -55,6 +61,9 @@ impl Metrics {
             ]),
             store_errors: Counter::default(),
             dlq_errors: Counter::default(),
+            dlq_truncated: Counter::default(),
+            dlq_dropped: Counter::default(),
+            dlq_parked: Gauge::default(),
             commit_errors: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("sked_replayer");
@@ -90,8 +99,23 @@ impl Metrics {
         );
         r.register(
             "dlq_errors",
-            "Failed dead-letter produces, each retried",
+            "Failed dead-letter produces, each retried (or cut, when too large)",
             m.dlq_errors.clone(),
+        );
+        r.register(
+            "dlq_truncated",
+            "Dead letters produced cut to fit the size limit",
+            m.dlq_truncated.clone(),
+        );
+        r.register(
+            "dlq_dropped",
+            "Dead letters that could not be written at any size, dropped",
+            m.dlq_dropped.clone(),
+        );
+        r.register(
+            "dlq_parked_letters",
+            "Dead letters of the retry drain not acknowledged yet, retried; each holds back its partition's commit",
+            m.dlq_parked.clone(),
         );
         r.register(
             "commit_errors",
@@ -99,6 +123,15 @@ impl Metrics {
             m.commit_errors.clone(),
         );
         m
+    }
+
+    /// The dead-letter counters, for [`sked_core::kafka::dlq::Sender`].
+    pub fn dlq_counters(&self) -> sked_core::kafka::dlq::Counters {
+        sked_core::kafka::dlq::Counters {
+            truncated: self.dlq_truncated.clone(),
+            dropped: self.dlq_dropped.clone(),
+            errors: self.dlq_errors.clone(),
+        }
     }
 
     /// Counts one retry store outcome.

@@ -13,13 +13,16 @@
 //!    transient errors with backoff (readiness `redis` off meanwhile, nothing committed). The
 //!    write is idempotent: a redelivered record is a duplicate of the job it created;
 //! 3. produce a dead letter (stage `execute`) for every record that cannot be decoded and wait
-//!    for Kafka's ack: a bad record never blocks its partition;
-//! 4. commit, per partition, the offset after the batch's last record; every record of the
-//!    batch is durable by then.
+//!    for Kafka's answer, as ingest does: a letter too large is cut to fit, one that cannot be
+//!    written at any size is dropped and counted ([`dlq::Sender`]), one Kafka does not
+//!    acknowledge is parked and retried between batches ([`dlq::Backlog`]), holding back the
+//!    commit of its own partition only. A bad record never blocks the others;
+//! 4. commit, per partition, the offset after the batch's last record (for a partition with a
+//!    parked letter: that letter's record); every record before it is durable by then.
 //!
 //! **draining** (cancel): stop reading, finish the batch in flight within
-//! `replayer.drain_timeout`, commit synchronously, return. A batch cut short is not committed
-//! and is redelivered, where Redis deduplicates it.
+//! `replayer.drain_timeout`, try the parked letters once more, commit synchronously, return.
+//! A batch cut short is not committed and is redelivered, where Redis deduplicates it.
 
 use std::time::Duration;
 
@@ -27,9 +30,7 @@ use chrono::{DateTime, Utc};
 use rdkafka::{
     TopicPartitionList,
     consumer::{CommitMode, Consumer as _, StreamConsumer},
-    error::KafkaResult,
     message::{BorrowedMessage, Headers, Message},
-    producer::{FutureProducer, FutureRecord},
 };
 use sked_core::{
     admin::Readiness,
@@ -38,7 +39,7 @@ use sked_core::{
     kafka::Context,
     kafka::batch,
     kafka::{
-        dlq::{self, Failure, Stage},
+        dlq::{self, Backlog, Failure, Origin, Stage},
         headers as h,
     },
     reason::Reason,
@@ -48,6 +49,7 @@ use sked_core::{
     store::{Applied, Op, Store},
     trace,
 };
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -177,9 +179,9 @@ pub struct RetryDrain {
     pub(crate) topic: String,
     /// Notified by the stall watch: leave and rejoin the group (between batches).
     pub(crate) rejoin: std::sync::Arc<tokio::sync::Notify>,
-    pub(crate) producer: FutureProducer,
+    /// Produces dead letters to `topics.dlq`.
+    pub(crate) dlq: dlq::Sender,
     pub(crate) store: Store,
-    pub(crate) dlq_topic: String,
     pub(crate) drain_timeout: Duration,
     pub(crate) metrics: Metrics,
     pub(crate) readiness: Readiness,
@@ -195,16 +197,23 @@ impl RetryDrain {
     pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let hard_stop = runtime::deadline_after(&cancel, self.drain_timeout);
         let mut backoff = Backoff::new(Duration::from_secs(5));
+        let mut backlog = Backlog::new(self.metrics.dlq_parked.clone());
         loop {
-            let batch = tokio::select! {
+            let retry_at = backlog.next_retry();
+            // Only the wait for a batch's first record is cancelled; `batch::fill` is not.
+            let first = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
-                batch = self.next_batch() => batch,
+                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
+                    self.retry_parked(&mut backlog, false, CommitMode::Async).await?;
+                    continue;
+                }
+                first = self.consumer.recv(), if !backlog.is_full() => first,
             };
-            let batch = match batch {
-                Ok(batch) => {
+            let first = match first {
+                Ok(first) => {
                     backoff.reset();
-                    batch
+                    first
                 }
                 Err(err) => {
                     self.readiness.set("kafka", false);
@@ -213,33 +222,75 @@ impl RetryDrain {
                     continue;
                 }
             };
-            // Between batches only: a batch cut short would lose its place in the partition.
-            let rejoin = tokio::select! {
-                biased;
-                _ = self.rejoin.notified() => true,
-                _ = std::future::ready(()) => false,
-            };
-            if let Some(tpl) = self.process(&batch, &hard_stop).await? {
+            let batch = batch::fill(&self.consumer, first, BATCH_MAX, BATCH_LINGER).await;
+            // Between batches only, and with no dead letter waiting for its ack: a batch cut
+            // short would lose its place in the partition.
+            let rejoin = backlog.is_empty()
+                && tokio::select! {
+                    biased;
+                    _ = self.rejoin.notified() => true,
+                    _ = std::future::ready(()) => false,
+                };
+            if let Some(tpl) = self.process(&batch, &mut backlog, &hard_stop).await? {
                 let mode = if cancel.is_cancelled() || rejoin {
                     CommitMode::Sync
                 } else {
                     CommitMode::Async
                 };
-                if let Err(err) = self.consumer.commit(&tpl, mode) {
-                    self.metrics.commit_errors.inc();
-                    warn!(error = %err, "offset commit failed; retries will be redelivered and deduplicated");
-                }
+                self.commit(&tpl, mode);
             }
             if rejoin {
                 sked_core::kafka::stall::rejoin(&self.consumer, std::slice::from_ref(&self.topic));
+            }
+        }
+        if !backlog.is_empty() {
+            tokio::select! {
+                _ = hard_stop.cancelled() => {}
+                r = self.retry_parked(&mut backlog, true, CommitMode::Sync) => r?,
+            }
+            if !backlog.is_empty() {
+                warn!(
+                    parked = backlog.len(),
+                    "dead letters still unacknowledged at shutdown; their records go to the next owner again"
+                );
             }
         }
         info!("retry drain stopped");
         Ok(())
     }
 
-    async fn next_batch(&self) -> KafkaResult<Vec<BorrowedMessage<'_>>> {
-        batch::next(&self.consumer, BATCH_MAX, BATCH_LINGER).await
+    fn commit(&self, tpl: &TopicPartitionList, mode: CommitMode) {
+        if let Err(err) = self.consumer.commit(tpl, mode) {
+            self.metrics.commit_errors.inc();
+            warn!(error = %err, "offset commit failed; retries will be redelivered and deduplicated");
+        }
+    }
+
+    /// Retries the parked dead letters that are due (all of them with `all`) and commits the
+    /// positions they release.
+    async fn retry_parked(
+        &self,
+        backlog: &mut Backlog,
+        all: bool,
+        mode: CommitMode,
+    ) -> anyhow::Result<()> {
+        self.forget_revoked(backlog);
+        let released = backlog.retry(&self.dlq, all).await?;
+        if released.count() > 0 {
+            self.commit(&released, mode);
+        }
+        Ok(())
+    }
+
+    /// Forgets the parked letters of partitions this consumer no longer owns.
+    fn forget_revoked(&self, backlog: &mut Backlog) {
+        if backlog.is_empty() {
+            return;
+        }
+        if let Ok(assignment) = self.consumer.assignment() {
+            backlog
+                .retain(|topic, partition| assignment.find_partition(topic, partition).is_some());
+        }
     }
 
     /// Makes a batch durable; returns the offsets to commit, or `None` when the drain deadline
@@ -247,6 +298,7 @@ impl RetryDrain {
     async fn process(
         &self,
         batch: &[BorrowedMessage<'_>],
+        backlog: &mut Backlog,
         hard_stop: &CancellationToken,
     ) -> anyhow::Result<Option<TopicPartitionList>> {
         self.metrics.retries_received.inc_by(batch.len() as u64);
@@ -296,11 +348,15 @@ impl RetryDrain {
                 });
             }
         }
-        if !self.dead_letter(batch, &rejects, hard_stop).await {
-            return Ok(None);
+        let letters = self.letters(batch, &rejects);
+        if !letters.is_empty() {
+            tokio::select! {
+                _ = hard_stop.cancelled() => return Ok(None),
+                _ = backlog.deliver(&self.dlq, letters) => {}
+            }
         }
-        let tpl = batch::positions_after(batch)?;
-        Ok(Some(tpl))
+        self.forget_revoked(backlog);
+        Ok(Some(backlog.hold(&batch::positions_after(batch)?)?))
     }
 
     /// Writes the ops, retrying until they succeed or `hard_stop`. The ops come from decoded
@@ -329,19 +385,14 @@ impl RetryDrain {
         }
     }
 
-    /// Produces a dead letter per rejected record and waits for every ack. False when
-    /// `hard_stop` came first.
-    async fn dead_letter(
+    /// The dead letter of every rejected record, with the record's origin.
+    fn letters(
         &self,
         batch: &[BorrowedMessage<'_>],
         rejects: &[(usize, request::Error)],
-        hard_stop: &CancellationToken,
-    ) -> bool {
-        if rejects.is_empty() {
-            return true;
-        }
+    ) -> Vec<(Origin, dlq::Record)> {
         let now = Utc::now();
-        let mut pending: Vec<dlq::Record> = rejects
+        rejects
             .iter()
             .map(|(i, err)| {
                 let msg = &batch[*i];
@@ -362,7 +413,7 @@ impl RetryDrain {
                             .and_then(|v| std::str::from_utf8(v).ok())
                     })
                 };
-                dlq::record(
+                let letter = dlq::record(
                     msg,
                     &Failure {
                         stage: Stage::Execute,
@@ -376,44 +427,10 @@ impl RetryDrain {
                         job_id: header(h::SKED_JOB_ID),
                         tenant: None,
                     },
-                )
+                );
+                (Origin::of(msg), letter)
             })
-            .collect();
-        let mut backoff = Backoff::new(Duration::from_secs(5));
-        loop {
-            let sends = pending.iter().map(|r| {
-                let mut record: FutureRecord<'_, [u8], [u8]> =
-                    FutureRecord::to(&self.dlq_topic).headers(r.headers.clone());
-                if let Some(key) = &r.key {
-                    record = record.key(key.as_slice());
-                }
-                if let Some(payload) = &r.payload {
-                    record = record.payload(payload.as_slice());
-                }
-                self.producer.send(record, Duration::from_secs(30))
-            });
-            let results = futures::future::join_all(sends).await;
-            let failed: Vec<dlq::Record> = pending
-                .into_iter()
-                .zip(results)
-                .filter_map(|(record, result)| match result {
-                    Ok(_) => None,
-                    Err((err, _)) => {
-                        self.metrics.dlq_errors.inc();
-                        warn!(error = %err, topic = %self.dlq_topic, "dead letter not acknowledged, retrying");
-                        Some(record)
-                    }
-                })
-                .collect();
-            if failed.is_empty() {
-                return true;
-            }
-            pending = failed;
-            tokio::select! {
-                _ = hard_stop.cancelled() => return false,
-                _ = tokio::time::sleep(backoff.next_delay()) => {}
-            }
-        }
+            .collect()
     }
 }
 

@@ -122,13 +122,13 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
     });
     base.tasks.spawn("replays", replays.clone().sweep());
 
+    let dlq = base.dlq_sender(&config, metrics.dlq_counters(), &[]);
     let drain = RetryDrain {
         consumer,
         topic: config.topics.retry.clone(),
         rejoin,
-        producer: base.producer.clone(),
+        dlq,
         store: base.store.clone(),
-        dlq_topic: config.topics.dlq.clone(),
         drain_timeout: config.replayer.drain_timeout.get(),
         metrics,
         readiness: base.readiness.clone(),

@@ -13,17 +13,21 @@
 //! 4. run the app's handler, bounded by the job's timeout (job, else app, else
 //!    `worker.default_timeout`);
 //! 5. success: mark the fire done. Transient failure with attempts left: produce the retry
-//!    record and wait for Kafka's ack. Otherwise: produce one dead letter and wait for the
-//!    ack. Then record the run state;
+//!    record and wait for Kafka's ack (a retry record too large to produce is dead-lettered
+//!    instead, `retry_too_large`). Otherwise: produce one dead letter and wait for the ack
+//!    (a letter too large is cut to fit, one that cannot be written at any size is dropped
+//!    and counted: [`dlq::Sender`]). Then record the run state;
 //! 6. report whether the record's effect is durable, so its offset may be committed.
 //!
 //! Redis and Kafka failures are retried with backoff until they succeed or the drain
-//! deadline passes; an abandoned record is not committed and is redelivered.
+//! deadline passes; an abandoned record is not committed and is redelivered. A size error is
+//! never retried as is.
 
 use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use rdkafka::{
+    error::KafkaError,
     message::{Message, OwnedMessage},
     producer::{FutureProducer, FutureRecord},
 };
@@ -31,7 +35,7 @@ use sked_core::{
     admin::Readiness,
     envelope::Envelope,
     job::JobId,
-    kafka::{dlq, headers as h},
+    kafka::{dlq, headers as h, size},
     request::RetryPolicy,
     retry,
     runtime::Backoff,
@@ -85,16 +89,28 @@ pub struct Settings {
     pub lease_grace: Duration,
     /// Retry topic.
     pub retry_topic: String,
-    /// DLQ topic.
-    pub dlq_topic: String,
     /// `[global_limits]` (`None`: none configured).
     pub limits: Option<Limits>,
+}
+
+/// How producing a retry record ended.
+#[derive(Debug)]
+pub(crate) enum Produced {
+    /// Kafka acknowledged it.
+    Acked,
+    /// Larger than the producer or the topic accepts: retrying it as is cannot succeed.
+    TooLarge(KafkaError),
+    /// The drain deadline passed first.
+    Stopped,
 }
 
 /// Runs records. Shared by every record task.
 pub struct Executor {
     pub(crate) store: Store,
+    /// Produces retry records.
     pub(crate) producer: FutureProducer,
+    /// Produces dead letters to `topics.dlq`.
+    pub(crate) dlq: dlq::Sender,
     pub(crate) settings: Settings,
     pub(crate) metrics: Metrics,
     pub(crate) readiness: Readiness,
@@ -355,14 +371,31 @@ impl Executor {
             let next_attempt = attempt + 1;
             let delay = retry::delay(&policy, next_attempt, unit(&envelope.fire_id, attempt));
             let retry_at = Utc::now() + delay;
-            let ok = self
+            match self
                 .schedule_retry(msg, job_id, next_attempt, retry_at, &message)
-                .await;
-            if ok {
-                self.metrics.retries.inc();
-                info!(sked.job.id = %job_id, sked.fire.id = %envelope.fire_id, attempt, next_attempt, delay_ms = delay.as_millis() as u64, error = %message, "job failed, retry scheduled");
+                .await
+            {
+                Produced::Acked => {
+                    self.metrics.retries.inc();
+                    info!(sked.job.id = %job_id, sked.fire.id = %envelope.fire_id, attempt, next_attempt, delay_ms = delay.as_millis() as u64, error = %message, "job failed, retry scheduled");
+                    (RunState::Retrying, true)
+                }
+                Produced::TooLarge(err) => {
+                    let why = too_large(&self.settings.retry_topic, &err, &message);
+                    let ok = self
+                        .dead_letter(
+                            msg,
+                            Reason::RetryTooLarge,
+                            &why,
+                            attempt,
+                            Some(&envelope.app),
+                            Some(job_id.as_str()),
+                        )
+                        .await;
+                    (RunState::Dead, ok)
+                }
+                Produced::Stopped => (RunState::Retrying, false),
             }
-            (RunState::Retrying, ok)
         } else {
             let ok = self
                 .dead_letter(
@@ -392,7 +425,7 @@ impl Executor {
         attempt: u32,
         retry_at: DateTime<Utc>,
         last_error: &str,
-    ) -> bool {
+    ) -> Produced {
         let mut record = records::retry(
             msg,
             &Retry {
@@ -424,21 +457,38 @@ impl Executor {
             .min(CIRCUIT_JITTER_MAX);
         let jitter = spread.mul_f64(unit(&envelope.fire_id, attempt));
         let retry_at = Utc::now() + retry_in + jitter;
-        let ok = self
+        match self
             .schedule_retry(msg, job_id, attempt, retry_at, CIRCUIT_OPEN)
-            .await;
-        if ok {
-            self.metrics
-                .circuit_rejections
-                .get_or_create(&Metrics::app(&envelope.app))
-                .inc();
-            debug!(sked.job.id = %job_id, sked.fire.id = %envelope.fire_id, attempt, retry_in_ms = (retry_in + jitter).as_millis() as u64, "circuit open, job handed to the retry topic unrun");
+            .await
+        {
+            Produced::Acked => {
+                self.metrics
+                    .circuit_rejections
+                    .get_or_create(&Metrics::app(&envelope.app))
+                    .inc();
+                debug!(sked.job.id = %job_id, sked.fire.id = %envelope.fire_id, attempt, retry_in_ms = (retry_in + jitter).as_millis() as u64, "circuit open, job handed to the retry topic unrun");
+                true
+            }
+            Produced::TooLarge(err) => {
+                let why = too_large(&self.settings.retry_topic, &err, CIRCUIT_OPEN);
+                self.dead_letter(
+                    msg,
+                    Reason::RetryTooLarge,
+                    &why,
+                    attempt.saturating_sub(1),
+                    Some(&envelope.app),
+                    Some(job_id.as_str()),
+                )
+                .await
+            }
+            Produced::Stopped => false,
         }
-        ok
     }
 
-    /// Produces one dead letter and waits for the ack.
-    async fn dead_letter(
+    /// Produces one dead letter and waits for the ack, retrying errors that may pass until the
+    /// drain deadline; true when it is durable (acknowledged, or dropped by the sender because
+    /// it cannot be written at any size: then the record is finished too).
+    pub(crate) async fn dead_letter(
         &self,
         msg: &OwnedMessage,
         reason: Reason,
@@ -464,24 +514,41 @@ impl Executor {
             },
         );
         attempt_context(&mut record);
-        let ok = self.produce(&self.settings.dlq_topic, &record).await;
-        if ok {
-            self.metrics.dead_lettered(reason);
-            let reason: &'static str = reason.into();
-            warn!(
-                sked.job.id = job_id.unwrap_or_default(),
-                reason,
-                attempts,
-                error = message,
-                messaging.kafka.offset = msg.offset(),
-                "job dead-lettered"
-            );
+        let mut backoff = Backoff::new(Duration::from_secs(5));
+        loop {
+            let sent = tokio::select! {
+                _ = self.hard_stop.cancelled() => return false,
+                sent = self.dlq.send(&record) => sent,
+            };
+            match sent {
+                dlq::Sent::Acked { .. } => break,
+                // Logged and counted by the sender; the record is finished.
+                dlq::Sent::Dropped => return true,
+                dlq::Sent::Failed(err) => {
+                    warn!(messaging.destination.name = self.dlq.topic(), error = %err, "dead letter not acknowledged, retrying");
+                }
+            }
+            tokio::select! {
+                _ = self.hard_stop.cancelled() => return false,
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            }
         }
-        ok
+        self.metrics.dead_lettered(reason);
+        let reason: &'static str = reason.into();
+        warn!(
+            sked.job.id = job_id.unwrap_or_default(),
+            reason,
+            attempts,
+            error = message,
+            messaging.kafka.offset = msg.offset(),
+            "job dead-lettered"
+        );
+        true
     }
 
-    /// Produces `record` to `topic` until Kafka acknowledges it, or the drain deadline.
-    async fn produce(&self, topic: &str, record: &Outgoing) -> bool {
+    /// Produces `record` to `topic` until Kafka acknowledges it, it proves too large, or the
+    /// drain deadline.
+    async fn produce(&self, topic: &str, record: &Outgoing) -> Produced {
         let mut backoff = Backoff::new(Duration::from_secs(5));
         loop {
             let mut out: FutureRecord<'_, [u8], [u8]> =
@@ -493,18 +560,22 @@ impl Executor {
                 out = out.payload(payload.as_slice());
             }
             let sent = tokio::select! {
-                _ = self.hard_stop.cancelled() => return false,
+                _ = self.hard_stop.cancelled() => return Produced::Stopped,
                 sent = self.producer.send(out, Duration::from_secs(10)) => sent,
             };
             match sent {
-                Ok(_) => return true,
+                Ok(_) => return Produced::Acked,
                 Err((err, _)) => {
                     self.metrics.produce_errors.inc();
+                    if size::is_size_error(&err) {
+                        warn!(messaging.destination.name = topic, error = %err, "record too large to produce");
+                        return Produced::TooLarge(err);
+                    }
                     warn!(messaging.destination.name = topic, error = %err, "produce failed, retrying");
                 }
             }
             tokio::select! {
-                _ = self.hard_stop.cancelled() => return false,
+                _ = self.hard_stop.cancelled() => return Produced::Stopped,
                 _ = tokio::time::sleep(backoff.next_delay()) => {}
             }
         }
@@ -541,6 +612,13 @@ impl Executor {
             }
         }
     }
+}
+
+/// The `error-message` of a fire dead-lettered because its retry record is too large.
+pub(crate) fn too_large(retry_topic: &str, err: &KafkaError, last_error: &str) -> String {
+    format!(
+        "retry record too large for {retry_topic} ({err}); dead-lettered instead of retried; last error: {last_error}"
+    )
 }
 
 /// Points the record's `traceparent` at the current attempt span, when it is exported: the

@@ -60,8 +60,12 @@ pub struct Metrics {
     pub duplicates_skipped: Counter,
     /// Failed Redis calls (each retried).
     pub store_errors: Counter,
-    /// Failed retry / dead-letter produces (each retried).
+    /// Failed retry / dead-letter produces (each retried, or cut when too large).
     pub produce_errors: Counter,
+    /// Dead letters produced cut to fit the size limit.
+    pub dlq_truncated: Counter,
+    /// Dead letters that could not be written at any size, dropped.
+    pub dlq_dropped: Counter,
     /// Offset commits that failed (records are redelivered and deduplicated).
     pub commit_errors: Counter,
     /// Times the partitions were paused because `worker.max_in_flight` was reached.
@@ -97,6 +101,8 @@ impl Metrics {
             duplicates_skipped: Counter::default(),
             store_errors: Counter::default(),
             produce_errors: Counter::default(),
+            dlq_truncated: Counter::default(),
+            dlq_dropped: Counter::default(),
             commit_errors: Counter::default(),
             pauses: Counter::default(),
             circuit_state: Family::default(),
@@ -149,8 +155,18 @@ impl Metrics {
         );
         r.register(
             "produce_errors",
-            "Failed retry or dead-letter produces, each retried",
+            "Failed retry or dead-letter produces, each retried (or cut, when too large)",
             m.produce_errors.clone(),
+        );
+        r.register(
+            "dlq_truncated",
+            "Dead letters produced cut to fit the size limit",
+            m.dlq_truncated.clone(),
+        );
+        r.register(
+            "dlq_dropped",
+            "Dead letters that could not be written at any size, dropped",
+            m.dlq_dropped.clone(),
         );
         r.register(
             "commit_errors",
@@ -209,6 +225,16 @@ impl Metrics {
     pub fn limit(limit: &str) -> LimitLabel {
         LimitLabel {
             limit: limit.to_owned(),
+        }
+    }
+
+    /// The dead-letter counters, for [`sked_core::kafka::dlq::Sender`] (its failed produces
+    /// count in `produce_errors`).
+    pub fn dlq_counters(&self) -> sked_core::kafka::dlq::Counters {
+        sked_core::kafka::dlq::Counters {
+            truncated: self.dlq_truncated.clone(),
+            dropped: self.dlq_dropped.clone(),
+            errors: self.produce_errors.clone(),
         }
     }
 

@@ -33,6 +33,10 @@ pub enum Reason {
     PermanentError,
     /// The last attempt the retry policy allows timed out.
     Timeout,
+    /// The fire should be retried, but its retry record is larger than the producer or the
+    /// retry topic accepts (`message.max.bytes`, `max.message.bytes`): dead-lettered instead,
+    /// so it cannot be retried forever.
+    RetryTooLarge,
 }
 
 /// An owned record, ready to produce (the same shape as a dead letter).
@@ -226,7 +230,8 @@ mod tests {
                 "no_handler",
                 "handler_failed",
                 "permanent_error",
-                "timeout"
+                "timeout",
+                "retry_too_large"
             ]
         );
     }

@@ -171,15 +171,20 @@ pub async fn start_with(
 
     let max_in_flight = config.worker.max_in_flight.max(1);
     let hard_stop = CancellationToken::new();
+    let dlq = base.dlq_sender(
+        &config,
+        metrics.dlq_counters(),
+        std::slice::from_ref(&config.topics.retry),
+    );
     let executor = Arc::new(Executor {
         store: base.store.clone(),
         producer: base.producer.clone(),
+        dlq,
         settings: execute::Settings {
             routes,
             default_timeout: config.worker.default_timeout.get(),
             lease_grace: config.worker.lease_grace.get(),
             retry_topic: config.topics.retry.clone(),
-            dlq_topic: config.topics.dlq.clone(),
             limits: Limits::from_options(&config.global_limits),
         },
         metrics: metrics.clone(),

@@ -19,6 +19,18 @@ pub async fn next<'a, C: ConsumerContext + 'static>(
     linger: Duration,
 ) -> KafkaResult<Vec<BorrowedMessage<'a>>> {
     let first = consumer.recv().await?;
+    Ok(fill(consumer, first, max, linger).await)
+}
+
+/// The batch that starts with `first`: what arrives within `linger`, up to `max` records. A
+/// consumer that waits for `first` itself (in a `select!` with other work: `recv` may be
+/// cancelled, this may not, or the records it took would be lost) builds the batch with this.
+pub async fn fill<'a, C: ConsumerContext + 'static>(
+    consumer: &'a StreamConsumer<C>,
+    first: BorrowedMessage<'a>,
+    max: usize,
+    linger: Duration,
+) -> Vec<BorrowedMessage<'a>> {
     let mut batch = Vec::with_capacity(max.min(4096));
     batch.push(first);
     let deadline = Instant::now() + linger;
@@ -32,7 +44,7 @@ pub async fn next<'a, C: ConsumerContext + 'static>(
             Err(_) => break,
         }
     }
-    Ok(batch)
+    batch
 }
 
 /// The positions to commit once every record of `batch` is durable: per partition, the offset

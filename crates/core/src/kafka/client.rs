@@ -38,14 +38,25 @@ pub fn consumer_config(options: &KafkaOptions, service: &str, group: &str) -> Cl
     config
 }
 
-/// An idempotent producer that waits for all in-sync replicas.
-pub fn producer_config(options: &KafkaOptions, service: &str) -> ClientConfig {
+/// An idempotent producer that waits for all in-sync replicas and sends records of up to
+/// `max_message_bytes` (`message.max.bytes`; [`super::size::wanted`] of
+/// `limits.max_request_bytes`, so a dead letter of a largest request fits), unless
+/// `kafka.rdkafka` says otherwise.
+pub fn producer_config(
+    options: &KafkaOptions,
+    service: &str,
+    max_message_bytes: usize,
+) -> ClientConfig {
     let mut config = base(options, service);
     config
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "2")
-        .set("message.timeout.ms", "30000");
+        .set("message.timeout.ms", "30000")
+        .set(
+            super::size::MESSAGE_MAX_BYTES,
+            max_message_bytes.to_string(),
+        );
     pass_through(&mut config, options);
     config
 }

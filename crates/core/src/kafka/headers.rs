@@ -46,3 +46,11 @@ pub const LAST_ERROR: &str = "last-error";
 pub const SKED_REPLAY_COUNT: &str = "sked-replay-count";
 /// When a dead letter was last replayed, epoch ms.
 pub const SKED_REPLAYED_AT: &str = "sked-replayed-at";
+/// `true` on a dead letter that was cut to fit the size limit (`kafka::dlq::fit`).
+pub const SKED_TRUNCATED: &str = "sked-truncated";
+/// Length in bytes of the original value of a cut dead letter.
+pub const SKED_ORIGINAL_BYTES: &str = "sked-original-bytes";
+/// SHA-256 of the original value of a cut dead letter, lowercase hex.
+pub const SKED_ORIGINAL_SHA256: &str = "sked-original-sha256";
+/// How many of the original record's own headers a cut dead letter left out.
+pub const SKED_HEADERS_DROPPED: &str = "sked-original-headers-dropped";

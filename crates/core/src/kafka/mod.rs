@@ -1,10 +1,12 @@
-//! Kafka adapters: client configuration, header names, dead-letter records and topic bootstrap.
+//! Kafka adapters: client configuration, record sizes, header names, dead letters and topic
+//! bootstrap.
 
 pub mod batch;
 mod client;
 pub mod context;
 pub mod dlq;
 pub mod headers;
+pub mod size;
 pub mod stall;
 pub mod topics;
 

@@ -31,7 +31,7 @@ use axum::{
     Json, Router,
     extract::DefaultBodyLimit,
     http::{Method, StatusCode, header},
-    middleware::{self, Next},
+    middleware,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -103,7 +103,8 @@ pub fn rules(method: &Method, route: &str) -> Option<Rule> {
 pub fn router(api: Api, gate: Gate) -> Router {
     // Let bodies a little over the limit through, so the request parser answers
     // `payload_too_large` with its message; larger ones get axum's 413, which
-    // `json_errors` turns into the JSON shape.
+    // `json_errors` turns into the JSON shape. It is the outer layer but one, so it sees
+    // every answer: routes, the gate's and the fallbacks'.
     let body_limit = api.limits.max_bytes.saturating_add(1024);
     Router::new()
         .route("/v1/jobs", post(jobs::submit).get(jobs::list))
@@ -145,46 +146,16 @@ pub fn router(api: Api, gate: Gate) -> Router {
                 "this endpoint does not take that method",
             )
         })
-        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(
+            BODY_LIMIT,
+            sked_core::api_errors::json_errors,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(api)
 }
 
-/// Gives every error that axum answers itself (a body over the limit, a bad header, an
-/// unsupported media type) the JSON error shape.
-async fn json_errors(req: axum::extract::Request, next: Next) -> Response {
-    let response = next.run(req).await;
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
-        return response;
-    }
-    let (code, message) = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            Reason::PayloadTooLarge.to_string(),
-            "request body is over the size limit (`limits.max_request_bytes`)".to_owned(),
-        ),
-        s if s.is_server_error() => ("internal".to_owned(), "internal error".to_owned()),
-        s => (
-            "bad_request".to_owned(),
-            format!(
-                "the request was refused: {}",
-                s.canonical_reason().unwrap_or("bad request").to_lowercase()
-            ),
-        ),
-    };
-    let mut out = ApiError::new(status, code, message).into_response();
-    for (name, value) in response.headers() {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            out.headers_mut().insert(name.clone(), value.clone());
-        }
-    }
-    out
-}
+/// The body size limit, as the 413 message names it.
+const BODY_LIMIT: &str = "the size limit (`limits.max_request_bytes`)";
 
 /// An error answer.
 #[derive(Debug)]

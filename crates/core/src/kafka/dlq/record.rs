@@ -1,10 +1,10 @@
-//! Dead-letter records: the original bytes and key, every original header, and the header set
-//! of ARCHITECTURE.md.
+//! Dead-letter records as built: the original bytes and key, every original header, and the
+//! header set of ARCHITECTURE.md. [`super::fit`] cuts one that is too large to produce.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 
-use super::headers as h;
+use crate::kafka::headers as h;
 
 /// Where the failure happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::IntoStaticStr)]
@@ -44,7 +44,7 @@ pub struct Failure<'a> {
 pub struct Record {
     /// Original key.
     pub key: Option<Vec<u8>>,
-    /// Original value, unchanged.
+    /// Original value, unchanged (cut by [`super::fit`] when the letter is too large).
     pub payload: Option<Vec<u8>>,
     /// Original headers followed by sked's.
     pub headers: OwnedHeaders,
