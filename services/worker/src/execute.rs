@@ -95,7 +95,7 @@ pub struct Settings {
 
 /// How producing a retry record ended.
 #[derive(Debug)]
-pub(crate) enum Produced {
+enum Produced {
     /// Kafka acknowledged it.
     Acked,
     /// Larger than the producer or the topic accepts: retrying it as is cannot succeed.
@@ -418,7 +418,7 @@ impl Executor {
 
     /// Produces the retry record of `msg` asking for `attempt` at `retry_at`, and waits for
     /// the ack.
-    pub(crate) async fn schedule_retry(
+    async fn schedule_retry(
         &self,
         msg: &OwnedMessage,
         job_id: &JobId,
@@ -457,20 +457,38 @@ impl Executor {
             .min(CIRCUIT_JITTER_MAX);
         let jitter = spread.mul_f64(unit(&envelope.fire_id, attempt));
         let retry_at = Utc::now() + retry_in + jitter;
+        let handed = self
+            .hand_on_unrun(msg, envelope, job_id, attempt, retry_at, CIRCUIT_OPEN)
+            .await;
+        if handed == Some(true) {
+            self.metrics
+                .circuit_rejections
+                .get_or_create(&Metrics::app(&envelope.app))
+                .inc();
+            debug!(sked.job.id = %job_id, sked.fire.id = %envelope.fire_id, attempt, retry_in_ms = (retry_in + jitter).as_millis() as u64, "circuit open, job handed to the retry topic unrun");
+        }
+        handed.is_some()
+    }
+
+    /// Hands a job that did not run (open circuit, global limit) to the retry topic with the
+    /// same attempt, due at `retry_at`. `Some(true)`: handed on; `Some(false)`: too large to
+    /// hand on, dead-lettered `retry_too_large` instead; `None`: not durable (drain deadline).
+    pub(crate) async fn hand_on_unrun(
+        &self,
+        msg: &OwnedMessage,
+        envelope: &Envelope,
+        job_id: &JobId,
+        attempt: u32,
+        retry_at: DateTime<Utc>,
+        last_error: &str,
+    ) -> Option<bool> {
         match self
-            .schedule_retry(msg, job_id, attempt, retry_at, CIRCUIT_OPEN)
+            .schedule_retry(msg, job_id, attempt, retry_at, last_error)
             .await
         {
-            Produced::Acked => {
-                self.metrics
-                    .circuit_rejections
-                    .get_or_create(&Metrics::app(&envelope.app))
-                    .inc();
-                debug!(sked.job.id = %job_id, sked.fire.id = %envelope.fire_id, attempt, retry_in_ms = (retry_in + jitter).as_millis() as u64, "circuit open, job handed to the retry topic unrun");
-                true
-            }
+            Produced::Acked => Some(true),
             Produced::TooLarge(err) => {
-                let why = too_large(&self.settings.retry_topic, &err, CIRCUIT_OPEN);
+                let why = too_large(&self.settings.retry_topic, &err, last_error);
                 self.dead_letter(
                     msg,
                     Reason::RetryTooLarge,
@@ -480,15 +498,16 @@ impl Executor {
                     Some(job_id.as_str()),
                 )
                 .await
+                .then_some(false)
             }
-            Produced::Stopped => false,
+            Produced::Stopped => None,
         }
     }
 
     /// Produces one dead letter and waits for the ack, retrying errors that may pass until the
     /// drain deadline; true when it is durable (acknowledged, or dropped by the sender because
     /// it cannot be written at any size: then the record is finished too).
-    pub(crate) async fn dead_letter(
+    async fn dead_letter(
         &self,
         msg: &OwnedMessage,
         reason: Reason,
@@ -615,7 +634,7 @@ impl Executor {
 }
 
 /// The `error-message` of a fire dead-lettered because its retry record is too large.
-pub(crate) fn too_large(retry_topic: &str, err: &KafkaError, last_error: &str) -> String {
+fn too_large(retry_topic: &str, err: &KafkaError, last_error: &str) -> String {
     format!(
         "retry record too large for {retry_topic} ({err}); dead-lettered instead of retried; last error: {last_error}"
     )

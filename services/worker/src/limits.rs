@@ -31,11 +31,7 @@ use sked_core::{
 use tokio::time::Instant;
 use tracing::debug;
 
-use crate::{
-    execute::{Executor, Produced, too_large},
-    metrics::Metrics,
-    records::Reason,
-};
+use crate::{execute::Executor, metrics::Metrics};
 
 /// `last-error` of a record handed to the retry topic because a global limit held it.
 pub const LIMIT_HELD: &str = "held by global limit";
@@ -361,33 +357,17 @@ impl Executor {
         let retry_in = base + base.mul_f64(0.5 * crate::execute::unit(&envelope.fire_id, attempt));
         let retry_at = Utc::now() + retry_in;
         let why = format!("{LIMIT_HELD} {limit}");
-        match self
-            .schedule_retry(msg, job_id, attempt, retry_at, &why)
-            .await
-        {
-            Produced::Acked => {
-                self.metrics
-                    .limit_deferred
-                    .get_or_create(&Metrics::limit(limit))
-                    .inc();
-                debug!(sked.job.id = %job_id, sked.fire.id = %envelope.fire_id, attempt, limit, retry_in_ms = retry_in.as_millis() as u64, "held by a global limit, job handed to the retry topic unrun");
-                true
-            }
-            // As for an open circuit: a record too large to hand on is dead-lettered.
-            Produced::TooLarge(err) => {
-                let why = too_large(&self.settings.retry_topic, &err, &why);
-                self.dead_letter(
-                    msg,
-                    Reason::RetryTooLarge,
-                    &why,
-                    attempt.saturating_sub(1),
-                    Some(&envelope.app),
-                    Some(job_id.as_str()),
-                )
-                .await
-            }
-            Produced::Stopped => false,
+        let handed = self
+            .hand_on_unrun(msg, envelope, job_id, attempt, retry_at, &why)
+            .await;
+        if handed == Some(true) {
+            self.metrics
+                .limit_deferred
+                .get_or_create(&Metrics::limit(limit))
+                .inc();
+            debug!(sked.job.id = %job_id, sked.fire.id = %envelope.fire_id, attempt, limit, retry_in_ms = retry_in.as_millis() as u64, "held by a global limit, job handed to the retry topic unrun");
         }
+        handed.is_some()
     }
 }
 
