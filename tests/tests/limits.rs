@@ -252,13 +252,42 @@ async fn a_slot_held_by_a_worker_killed_9_comes_back_when_its_lease_ends() {
     let config = test_config(&ns, &doomed_extra);
     create_topics(&config, 1).await;
     create_single_partition_topics(&config, &[&doomed_topic, &survivor_topic]).await;
+    // The survivor runs in a group of its own, already joined when the slot is lost: the
+    // wait it sees is the slot's, not a rebalance's (a first mutation run showed a join delay
+    // of about the lease that hid a slot granted at once).
+    let p = producer();
+    let survivor_group = format!("worker.group_id={ns}-survivor");
+    let survivor = Worker::start(worker_config(
+        &ns,
+        &[
+            &format!("apps.web.url={url}"),
+            key,
+            "global_limits.max_wait=30s",
+            &survivor_topics,
+            &survivor_group,
+        ],
+    ))
+    .await;
+    let (value, headers) = labelled("warm-up", None);
+    produce_all(
+        &p,
+        &survivor_topic,
+        vec![("warm-up".into(), value, headers)],
+    )
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "the survivor consuming",
+        || async { (!endpoint.calls_for("warm-up").is_empty()).then_some(()) },
+    )
+    .await;
+
     let mut doomed = Proc::start(
         "sked-worker",
         &process_sets(&ns, &url, "doomed", &doomed_extra),
     );
     let store = Store::connect(&config.redis).await.expect("store");
 
-    let p = producer();
     let (value, headers) = labelled("held-1", Some("c1"));
     produce_all(&p, &doomed_topic, vec![("held-1".into(), value, headers)]).await;
     eventually(Duration::from_secs(30), "the first job running", || async {
@@ -274,16 +303,6 @@ async fn a_slot_held_by_a_worker_killed_9_comes_back_when_its_lease_ends() {
     let lease_end = holders[0].1;
     doomed.kill9();
 
-    let survivor = Worker::start(worker_config(
-        &ns,
-        &[
-            &format!("apps.web.url={url}"),
-            key,
-            "global_limits.max_wait=30s",
-            &survivor_topics,
-        ],
-    ))
-    .await;
     let (value, headers) = labelled("held-2", Some("c1"));
     produce_all(&p, &survivor_topic, vec![("held-2".into(), value, headers)]).await;
     let second = eventually(
