@@ -122,6 +122,7 @@ async fn every_api_needs_a_token_with_the_scope() {
             Some(json!({"cron": "0 * * * *"})),
         ),
         (M::GET, format!("{api}/v1/openapi.json"), None),
+        (M::GET, format!("{api}/v1/whoami"), None),
         (M::GET, format!("{dlq}/v1/dlq"), None),
         (M::GET, format!("{dlq}/v1/dlq/stats"), None),
         (M::GET, format!("{dlq}/v1/dlq/0/0"), None),
@@ -200,6 +201,36 @@ async fn every_api_needs_a_token_with_the_scope() {
     ] {
         let (status, body, _) = call(Some(token), M::GET, &url, None).await;
         assert_eq!(status, StatusCode::OK, "{url}: {body}");
+    }
+    // Who a token is: any valid token may ask, whatever its scopes (the console signs in so).
+    for (token, actor, scopes, tenants) in [
+        (OPS, "ops", json!(["ops:write"]), Value::Null),
+        (
+            READER,
+            "reader",
+            json!(["jobs:read", "dlq:read"]),
+            Value::Null,
+        ),
+        (
+            ACME,
+            "acme",
+            json!([
+                "jobs:read",
+                "jobs:write",
+                "ops:write",
+                "dlq:read",
+                "dlq:replay"
+            ]),
+            json!(["acme"]),
+        ),
+    ] {
+        let (status, body, _) = call(Some(token), M::GET, &format!("{api}/v1/whoami"), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["actor"], actor);
+        assert_eq!(body["via"], "token");
+        assert_eq!(body["scopes"], scopes, "{body}");
+        assert_eq!(body["tenants"], tenants, "{body}");
+        assert!(!body.to_string().contains(token), "never the token");
     }
     // The admin port is open.
     let health = http_as(None)

@@ -27,6 +27,21 @@ pub struct Stats {
     pub quotas: Vec<QuotaUsage>,
 }
 
+/// Answer of `GET /v1/whoami`: who the bearer token is and what it may do (the console's
+/// roles follow `scopes`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Whoami {
+    /// The token's name, `jwt:<sub>`, or `anonymous` when auth is off.
+    pub actor: String,
+    /// How it was authenticated: `token`, `jwt` or `open`.
+    pub via: String,
+    /// Its scopes (`admin` implies every other).
+    pub scopes: Vec<String>,
+    /// The tenants it acts for; absent: every tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenants: Option<Vec<String>>,
+}
+
 /// One quota and its use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct QuotaUsage {

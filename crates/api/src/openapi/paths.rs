@@ -266,6 +266,13 @@ fn list_pauses() {}
 fn stats() {}
 
 #[utoipa::path(
+    get, path = "/v1/whoami", tag = "stats",
+    summary = "Who the bearer token is: its name, scopes and tenants (any valid token may ask)",
+    responses((status = 200, description = "The caller", body = stats::Whoami), Always)
+)]
+fn whoami() {}
+
+#[utoipa::path(
     post, path = "/v1/schedules/preview", tag = "stats",
     summary = "The next fire times of a cron expression or interval",
     request_body(content = stats::PreviewRequest, content_type = "application/json"),

@@ -26,8 +26,8 @@ use crate::config::Scope;
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
-    /// The scope a caller must have.
-    pub scope: Scope,
+    /// The scope a caller must have; `None`: any authenticated caller (`GET /v1/whoami`).
+    pub scope: Option<Scope>,
     /// The action's name in audit records (`jobs.cancel`).
     pub action: &'static str,
     /// Whether the call changes something (and is audited).
@@ -38,7 +38,7 @@ impl Rule {
     /// A call that only reads.
     pub const fn read(scope: Scope, action: &'static str) -> Self {
         Self {
-            scope,
+            scope: Some(scope),
             action,
             mutates: false,
         }
@@ -47,9 +47,18 @@ impl Rule {
     /// A call that changes something.
     pub const fn write(scope: Scope, action: &'static str) -> Self {
         Self {
-            scope,
+            scope: Some(scope),
             action,
             mutates: true,
+        }
+    }
+
+    /// A read that any authenticated caller may make, whatever its scopes.
+    pub const fn any(action: &'static str) -> Self {
+        Self {
+            scope: None,
+            action,
+            mutates: false,
         }
     }
 }
@@ -112,11 +121,11 @@ pub async fn gate(State(gate): State<Gate>, mut req: Request, next: Next) -> Res
             return response;
         }
     };
-    if !principal.allows(rule.scope) {
+    if let Some(scope) = rule.scope.filter(|s| !principal.allows(*s)) {
         let response = refusal(
             StatusCode::FORBIDDEN,
             "forbidden",
-            format!("this call needs the `{}` scope", rule.scope),
+            format!("this call needs the `{scope}` scope"),
         );
         audit(&gate, Some(&principal), &rule, &method, &path, &response);
         return response;
@@ -145,7 +154,7 @@ fn audit(
         ts: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
         actor: principal.map_or("unauthenticated", |p| p.actor.as_str()),
         via: principal.map_or("none", |p| p.via.as_ref()),
-        scope: rule.scope.as_str(),
+        scope: rule.scope.map_or("any", Scope::as_str),
         tenants: principal.and_then(Auditor::tenants),
         action: rule.action,
         method: method.as_str(),

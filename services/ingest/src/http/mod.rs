@@ -89,6 +89,7 @@ pub fn rules(method: &Method, route: &str) -> Option<Rule> {
         ("/v1/operations/{id}/cancel", _) => Rule::write(OpsWrite, "operations.cancel"),
         ("/v1/pauses", _) => Rule::read(JobsRead, "pauses.list"),
         ("/v1/stats", _) => Rule::read(JobsRead, "stats"),
+        ("/v1/whoami", _) => Rule::any("whoami"),
         ("/v1/schedules/preview", _) => Rule::read(JobsRead, "schedules.preview"),
         ("/v1/calendars", _) => Rule::read(JobsRead, "calendars.list"),
         ("/v1/calendars/{name}", _) if get => Rule::read(JobsRead, "calendars.get"),
@@ -126,6 +127,7 @@ pub fn router(api: Api, gate: Gate) -> Router {
         .route("/v1/operations/{id}/cancel", post(ops::cancel))
         .route("/v1/pauses", get(scopes::pauses))
         .route("/v1/stats", get(scopes::stats))
+        .route("/v1/whoami", get(scopes::whoami))
         .route("/v1/schedules/preview", post(preview::preview))
         .route("/v1/calendars", get(calendars::list))
         .route(

@@ -10,7 +10,7 @@ use axum::{
 };
 use sked_api::{
     jobs::{PauseList, PauseRequest, PauseScope, ScopePause, ScopeResponse},
-    stats::Stats,
+    stats::{Stats, Whoami},
 };
 use sked_core::store::pause::Scope;
 
@@ -132,6 +132,17 @@ pub async fn pauses(State(api): State<Api>, Caller(who): Caller) -> Answer {
         })
         .collect();
     Ok(ok(StatusCode::OK, &PauseList { pauses }))
+}
+
+/// `GET /v1/whoami`: any valid token may ask who it is.
+pub async fn whoami(Caller(who): Caller) -> Answer {
+    let body = Whoami {
+        actor: who.actor.clone(),
+        via: who.via.as_ref().to_owned(),
+        scopes: who.scopes().map(|s| s.as_str().to_owned()).collect(),
+        tenants: who.tenants().map(|t| t.iter().cloned().collect()),
+    };
+    Ok(ok(StatusCode::OK, &body))
 }
 
 /// `GET /v1/stats`.
