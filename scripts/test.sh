@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: starts Redis and the Kafka-protocol broker when they are not already
-# running (installing them on a fresh machine), builds the workspace once, runs every test.
+# running (installing them on a fresh machine), installs the browser of the console's tests
+# (Debian's chromium and chromium-driver), builds the workspace once, runs every test.
 #
 #   scripts/test.sh [extra nextest/cargo-test filter arguments]
 set -euo pipefail
@@ -8,6 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/build-deps.sh
 scripts/dev-stack.sh up
+scripts/browser-deps.sh
 
 echo "test: building the workspace (binaries and tests)"
 cargo build --workspace --bins --locked

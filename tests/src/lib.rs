@@ -6,6 +6,7 @@
 
 pub mod bench_operate;
 pub mod cluster;
+pub mod console;
 pub mod ingest;
 pub mod replayer;
 pub mod scheduler;

@@ -51,6 +51,88 @@ pub struct Config {
     pub global_limits: super::GlobalLimitsOptions,
     /// Encryption of job payloads at rest in Redis.
     pub encryption: EncryptionOptions,
+    /// The web console (`sked-console`).
+    #[serde(default)]
+    pub console: ConsoleOptions,
+}
+
+/// `[console]`: the web console, a service of its own that calls the public APIs with the
+/// signed-in user's token (docs/console.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleOptions {
+    /// `host:port` to listen on.
+    pub listen_addr: SocketAddr,
+    /// Base URL of the REST API (the ingest service's `http.listen_addr`).
+    pub api_url: String,
+    /// Base URL of the DLQ API (the replayer's `replayer.listen_addr`).
+    pub dlq_api_url: String,
+    /// The path the console is served under behind an ingress (`/sked`); empty: `/`.
+    pub path_prefix: String,
+    /// Mark the session cookie `Secure` (sent over HTTPS only). Off only for plain-HTTP
+    /// access from another host; browsers treat `localhost` as secure either way.
+    pub secure_cookie: bool,
+    /// A session unused this long is signed out.
+    pub session_idle: super::HumanDuration,
+    /// A session is signed out this long after sign-in, used or not.
+    pub session_max: super::HumanDuration,
+    /// How often open pages refresh their live parts (0s: never).
+    pub refresh: super::HumanDuration,
+}
+
+impl Default for ConsoleOptions {
+    fn default() -> Self {
+        use std::time::Duration;
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 8090)),
+            api_url: "http://127.0.0.1:8080".into(),
+            dlq_api_url: "http://127.0.0.1:8081".into(),
+            path_prefix: String::new(),
+            secure_cookie: true,
+            session_idle: Duration::from_secs(30 * 60).into(),
+            session_max: Duration::from_secs(12 * 3600).into(),
+            refresh: Duration::from_secs(2).into(),
+        }
+    }
+}
+
+impl ConsoleOptions {
+    fn validate(&self, check: &mut impl FnMut(bool, &str, &str)) {
+        for (key, url) in [
+            ("console.api_url", &self.api_url),
+            ("console.dlq_api_url", &self.dlq_api_url),
+        ] {
+            check(
+                url.starts_with("http://") || url.starts_with("https://"),
+                key,
+                "must be an http:// or https:// URL",
+            );
+        }
+        let p = &self.path_prefix;
+        check(
+            p.is_empty()
+                || (p.starts_with('/')
+                    && !p.ends_with('/')
+                    && p[1..].split('/').all(|seg| {
+                        !seg.is_empty()
+                            && seg
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+                    })),
+            "console.path_prefix",
+            "must be empty or a path such as `/sked` (a leading `/`, no trailing `/`, segments of letters, digits and `-_.~`)",
+        );
+        check(
+            !self.session_idle.0.is_zero() && self.session_idle.0 <= self.session_max.0,
+            "console.session_idle",
+            "must be more than 0s and at most `console.session_max`",
+        );
+        check(
+            self.session_max.0 <= std::time::Duration::from_secs(7 * 86400),
+            "console.session_max",
+            "must be at most 7d",
+        );
+    }
 }
 
 /// `[encryption]`: AES-256-GCM encryption of job payloads in Redis (store/seal.rs,
@@ -522,6 +604,7 @@ impl Config {
                 ),
             }
         }
+        self.console.validate(&mut check);
         for (name, calendar) in &self.calendars {
             if let Err(why) = crate::schedule::check_calendar_name(name) {
                 check(false, &format!("calendars.{name}"), &why);
