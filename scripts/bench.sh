@@ -5,6 +5,7 @@
 #   scripts/bench.sh scheduler [--seconds S] [--herd N] [--drain N] [--drain-kind once|cron] [--partitions P]
 #   scripts/bench.sh worker [--requests N] [--seconds S] [--partitions P]
 #   scripts/bench.sh operate [--requests N]   (listing, stats, bulk cancel, bytes per job)
+#   scripts/bench.sh console [--requests N]   (the console's server time per page)
 #   scripts/bench.sh rest [--requests N] [--set auth.enabled=false]   (POST /v1/jobs, auth on or off)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -32,12 +32,13 @@ pub async fn used_memory(url: &str) -> u64 {
         .expect("used_memory in INFO")
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+/// The `q` quantile of sorted samples.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
 }
 
 /// Times `n` calls of `GET {path}`; prints p50 / p99 / max in ms.
-async fn time_get(api: &str, name: &str, path: &str, n: usize) {
+pub async fn time_get(api: &str, name: &str, path: &str, n: usize) {
     let client = http();
     let mut ms = Vec::with_capacity(n);
     for _ in 0..n {
@@ -77,8 +78,27 @@ async fn cursor_after(api: &str, filter: &str, pages: usize) -> String {
     cursor
 }
 
+/// A private Redis holding the benchmark's pending jobs, and the configuration that reads it.
+pub struct Loaded {
+    /// The Redis (stopped on drop).
+    pub redis: PrivateRedis,
+    /// Test configuration on it (key prefix `sked`).
+    pub config: sked_core::config::Config,
+}
+
 /// Runs the benchmark with `jobs` pending jobs.
 pub async fn run(jobs: usize) {
+    let Loaded {
+        redis: _redis,
+        config,
+    } = load(jobs).await;
+    let ingest = Ingest::start(config.clone()).await;
+    run_api(&ingest).await;
+    ingest.stop().await;
+}
+
+/// Stores `jobs` pending jobs into a new private Redis; prints the time and bytes per job.
+pub async fn load(jobs: usize) -> Loaded {
     let redis = PrivateRedis::start_with(false);
     let url = redis.url();
     let ns = unique("bench-op");
@@ -117,8 +137,11 @@ pub async fn run(jobs: usize) {
         "redis memory                       {:.0} bytes per pending job, indexes included (used_memory delta / jobs)",
         (after - before) as f64 / jobs as f64
     );
+    Loaded { redis, config }
+}
 
-    let ingest = Ingest::start(config.clone()).await;
+/// Bench body of [`run`], after the load.
+async fn run_api(ingest: &Ingest) {
     let api = ingest.api();
     let n = 200;
     time_get(&api, "first page, unfiltered", "/v1/jobs?limit=100", n).await;
@@ -207,5 +230,4 @@ pub async fn run(jobs: usize) {
         n as f64 / own,
         n as f64 / secs
     );
-    ingest.stop().await;
 }

@@ -136,9 +136,17 @@ impl Browser {
             .is_empty()
     }
 
-    /// The text of the element matching `css`.
+    /// The text of the element matching `css`. Found again when the page's live refresh
+    /// replaced it in between (a stale element).
     pub async fn text(&self, css: &str) -> String {
-        self.find(css).await.text().await.expect("element text")
+        let mut last = None;
+        for _ in 0..5 {
+            match self.find(css).await.text().await {
+                Ok(text) => return text,
+                Err(e) => last = Some(e),
+            }
+        }
+        panic!("text of `{css}`: {last:?}")
     }
 
     /// Types `value` into the field matching `css` (cleared first).
@@ -166,7 +174,14 @@ impl Browser {
             )
             .await
             .expect("turn prompts off");
-        self.find(css).await.click().await.expect("click");
+        let mut last = None;
+        for _ in 0..5 {
+            match self.find(css).await.click().await {
+                Ok(()) => return,
+                Err(e) => last = Some(e),
+            }
+        }
+        panic!("click `{css}`: {last:?}")
     }
 
     /// The current path and query.

@@ -4,6 +4,7 @@
 //! The broker and Redis must be up (`scripts/dev-stack.sh up`, which `scripts/test.sh` runs).
 //! A missing service fails the test: nothing here skips.
 
+pub mod bench_console;
 pub mod bench_operate;
 pub mod cluster;
 pub mod console;

@@ -184,6 +184,22 @@ async fn an_operator_finds_pauses_triggers_bulk_cancels_and_replays_in_a_browser
         "{table}"
     );
     b.screenshot("jobs").await;
+    // The same page on a phone, in the dark theme (the toggle, as a user would).
+    b.client.set_window_size(390, 844).await.unwrap();
+    b.click("[data-theme-toggle]").await;
+    assert_eq!(
+        b.client
+            .execute(
+                "return document.documentElement.getAttribute('data-theme')",
+                vec![]
+            )
+            .await
+            .unwrap(),
+        "dark"
+    );
+    b.screenshot("jobs-phone-dark").await;
+    b.click("[data-theme-toggle]").await;
+    b.client.set_window_size(1280, 900).await.unwrap();
     b.click("a[href='/sked/jobs/once-1']").await;
     let payload = b.text("[data-test=payload]").await;
     assert!(payload.contains("\"hello\": \"console\""), "{payload}");
@@ -241,8 +257,13 @@ async fn an_operator_finds_pauses_triggers_bulk_cancels_and_replays_in_a_browser
     b.click("[data-test=bulk-link]").await;
     b.select("#op-action", "cancel").await;
     b.click("[data-test=dry-run]").await;
-    assert_eq!(b.text("[data-test=estimate]").await, "30");
     assert_eq!(b.text("[data-test=selector]").await, "label=batch=b1");
+    // The count comes in the background; the page refreshes itself until it is there.
+    b.until_text("[data-test=op-state]", Duration::from_secs(30), |t| {
+        t == "succeeded"
+    })
+    .await;
+    assert_eq!(b.text("[data-test=estimate]").await, "30");
     b.screenshot("bulk-dry-run").await;
     b.click("[data-test=run-for-real]").await;
     b.until_text("[data-test=op-state]", Duration::from_secs(30), |t| {

@@ -58,11 +58,11 @@
         try { localStorage.setItem("sked-theme", next); } catch (e) { /* storage off */ }
       });
     });
-    document.querySelectorAll("[data-confirm]").forEach(function (b) {
-      b.addEventListener("click", function (ev) {
-        if (document.body.hasAttribute("data-no-confirm")) return;
-        if (!window.confirm(b.getAttribute("data-confirm"))) ev.preventDefault();
-      });
+    // Delegated, so buttons that a live refresh brings in ask too.
+    document.addEventListener("click", function (ev) {
+      var b = ev.target.closest ? ev.target.closest("[data-confirm]") : null;
+      if (!b || document.body.hasAttribute("data-no-confirm")) return;
+      if (!window.confirm(b.getAttribute("data-confirm"))) ev.preventDefault();
     });
     var every = parseInt(document.body.getAttribute("data-refresh") || "0", 10);
     if (every > 0) setInterval(refresh, every);

@@ -10,6 +10,9 @@
 //!
 //! `sked-bench operate [--requests N]`: the operating API at N pending jobs (default for this
 //! mode: pass `--requests 1000000`); see `sked_e2e::bench_operate`.
+//!
+//! `sked-bench console [--requests N]`: the console's server time per page at N pending jobs;
+//! see `sked_e2e::bench_console`.
 
 use std::time::{Duration, Instant};
 
@@ -44,7 +47,7 @@ fn parse_args() -> Result<(String, Args), String> {
     let mut it = std::env::args().skip(1);
     let cmd = it
         .next()
-        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] [--encrypt on|off] | scheduler [--seconds S] [--herd N] [--drain N] [--drain-kind once|cron] | worker [--requests N] [--seconds S] [--limits on|off] | replay [--requests N] | operate [--requests N] | rest [--requests N] [--set auth.enabled=false]")?;
+        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] [--encrypt on|off] | scheduler [--seconds S] [--herd N] [--drain N] [--drain-kind once|cron] | worker [--requests N] [--seconds S] [--limits on|off] | replay [--requests N] | operate [--requests N] | console [--requests N] | rest [--requests N] [--set auth.enabled=false]")?;
     let mut args = Args {
         requests: 200_000,
         rate: None,
@@ -99,6 +102,7 @@ async fn main() {
         "worker" => worker(args).await,
         "replay" => replay(args).await,
         "operate" => sked_e2e::bench_operate::run(args.requests).await,
+        "console" => sked_e2e::bench_console::run(args.requests).await,
         "rest" => rest(args).await,
         other => {
             eprintln!("sked-bench: unknown benchmark {other}");

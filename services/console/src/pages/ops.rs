@@ -10,7 +10,7 @@ use axum::{
 };
 use maud::{Markup, html};
 use sked_api::{
-    ops::{Operation, OperationAction, OperationList, OperationRequest},
+    ops::{Operation, OperationAction, OperationList, OperationRequest, OperationState},
     query::Selector,
 };
 
@@ -282,16 +282,17 @@ pub async fn detail(
             }
             h2 { "History" }
             ol { @for e in &op.history { li { (time(&e.at)) " " strong { (e.state.as_str()) } " " (e.message) } } }
-        }
-        @if write && op.dry_run {
-            form method="post" action=(app.href("/ops")) {
-                (csrf(&s))
-                (hidden_selector(&op))
-                input type="hidden" name="action" value=(op.action.as_str());
-                @if let Some(r) = op.rate { input type="hidden" name="rate" value=(r); }
-                @if let Some(o) = &op.offset { input type="hidden" name="offset" value=(o); }
-                button.danger type="submit" name="mode" value="run" data-test="run-for-real" data-confirm=(format!("{} {} jobs?", op.action.as_str(), op.estimate)) {
-                    "Run it: " (op.action.as_str()) " " (op.estimate) " jobs"
+            // Offered once the count is in (a dry run counts in the background).
+            @if write && op.dry_run && op.state == OperationState::Succeeded {
+                form method="post" action=(app.href("/ops")) {
+                    (csrf(&s))
+                    (hidden_selector(&op))
+                    input type="hidden" name="action" value=(op.action.as_str());
+                    @if let Some(r) = op.rate { input type="hidden" name="rate" value=(r); }
+                    @if let Some(o) = &op.offset { input type="hidden" name="offset" value=(o); }
+                    button.danger type="submit" name="mode" value="run" data-test="run-for-real" data-confirm=(format!("{} {} jobs?", op.action.as_str(), op.estimate)) {
+                        "Run it: " (op.action.as_str()) " " (op.estimate) " jobs"
+                    }
                 }
             }
         }

@@ -44,12 +44,12 @@ pub async fn show(State(app): State<App>, Signed(s): Signed) -> Response {
             div.warnings {
                 @if let Some(Ok(d)) = &dlq && d.counts.total > 0 {
                     p.warning role="status" data-test="warning-dlq" {
-                        (d.counts.total) " dead letters wait for an operator: "
+                        (d.counts.total) @if d.counts.total == 1 { " dead letter waits" } @else { " dead letters wait" } " for an operator: "
                         a href=(app.href("/dlq")) { "inspect and replay" }
                     }
                 }
                 @if let Ok(p) = &pauses && !p.pauses.is_empty() {
-                    p.warning role="status" { (p.pauses.len()) " apps or tenants are paused (below)." }
+                    p.warning role="status" { (p.pauses.len()) @if p.pauses.len() == 1 { " app or tenant is" } @else { " apps or tenants are" } " paused (below)." }
                 }
             }
             div.cards {
