@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# sked's main job, locally: Redis and the broker up, topics created, all four services and a
-# small app endpoint running, sample requests published over Kafka and REST, and their effect
+# sked's main job, locally: Redis and the broker up, topics created, all four services, the
+# console and a small app endpoint running, sample requests published over Kafka and REST, and their effect
 # shown: a job that runs on time, one that fails once and succeeds on its retry, one that keeps
 # failing, lands in the DLQ and is replayed once the app is fixed.
 set -euo pipefail
@@ -28,6 +28,8 @@ export SKED_APPS__SMS__URL=http://127.0.0.1:18090/sms
 export SKED_APPS__FLAKY__URL=http://127.0.0.1:18090/flaky
 export SKED_APPS__BROKEN__URL=http://127.0.0.1:18090/broken
 export SKED_API_URL=http://127.0.0.1:18080 SKED_REPLAYER_URL=http://127.0.0.1:18081
+export SKED_CONSOLE__LISTEN_ADDR=127.0.0.1:18070
+export SKED_CONSOLE__API_URL=$SKED_API_URL SKED_CONSOLE__DLQ_API_URL=$SKED_REPLAYER_URL
 sked() { "$BIN/sked" "$@"; }
 
 step "auth: a token for the demo (auth is on, as by default)"
@@ -58,7 +60,8 @@ start ingest 19464
 start scheduler 19465
 start worker 19466
 start replayer 19467
-for port in 19464 19465 19466 19467; do
+start console 19468
+for port in 19464 19465 19466 19467 19468; do
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 done
 curl -s http://127.0.0.1:19464/readyz; echo
@@ -120,6 +123,14 @@ sked ops create --action cancel --selector "label=batch=$RUN" --dry-run --wait
 sked ops create --action cancel --selector "label=batch=$RUN" --yes --wait
 sked job ls --state cancelled --label "batch=$RUN"
 sked ops ls
+
+step "the console: sign in with the demo token, list the demo's cancelled jobs"
+echo "open http://127.0.0.1:18070 and sign in with the token in .dev-stack/demo-token.txt"
+jar=.dev-stack/demo-console.cookies
+curl -s -o /dev/null -c "$jar" --data-urlencode "token=$SKED_TOKEN" -d next=/ http://127.0.0.1:18070/login
+curl -s -b "$jar" "http://127.0.0.1:18070/jobs?state=cancelled&label=batch%3D$RUN" \
+  | grep -o "data-job=\"[^\"]*\"" | sed 's/^/console lists /'
+rm -f "$jar"
 
 step "metrics (excerpt)"
 curl -s http://127.0.0.1:19465/metrics | grep -E '^sked_scheduler_(fired_total|early_fires_total)' || true
