@@ -444,6 +444,7 @@ async fn console_answers_carry_security_headers_and_refuse_forged_or_foreign_pos
     );
     assert!(!csp.contains("unsafe-inline"), "{csp}");
     assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["referrer-policy"], "same-origin");
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert_eq!(h["cache-control"], "no-store");
     let html = resp.text().await.unwrap();

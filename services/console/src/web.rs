@@ -81,7 +81,7 @@ async fn headers(req: Request, next: Next) -> Response {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         "cross-origin-opener-policy",
@@ -211,14 +211,9 @@ impl Fields {
     }
 }
 
-/// The checks of every mutating request: the session's CSRF token in the form, and, when the
-/// browser says where the request comes from, the same origin. `Some`: the refusal.
-pub fn check_post(
-    app: &App,
-    session: &Session,
-    headers: &HeaderMap,
-    form: &Fields,
-) -> Option<Response> {
+/// Whether the browser says a request comes from another site: `Sec-Fetch-Site` other than
+/// same-origin, or an `Origin` that is not this host.
+pub fn foreign(headers: &HeaderMap) -> bool {
     let cross_site = headers
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
@@ -227,16 +222,26 @@ pub fn check_post(
         headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
         headers.get(header::HOST).and_then(|v| v.to_str().ok()),
     ) {
-        (Some(origin), Some(host)) => {
-            origin != "null"
-                && origin
-                    .split_once("://")
-                    .is_none_or(|(_, authority)| authority != host)
-        }
+        // `null`: a sandboxed frame, or a page whose referrer policy hides its origin (this
+        // console's is `same-origin`, so its own forms send their origin).
+        (Some(origin), Some(host)) => origin
+            .split_once("://")
+            .is_none_or(|(_, authority)| authority != host),
         _ => false,
     };
+    cross_site || foreign_origin
+}
+
+/// The checks of every mutating request: the session's CSRF token in the form, and, when the
+/// browser says where the request comes from, the same origin. `Some`: the refusal.
+pub fn check_post(
+    app: &App,
+    session: &Session,
+    headers: &HeaderMap,
+    form: &Fields,
+) -> Option<Response> {
     let token_ok = form.get("_csrf").is_some_and(|t| session.csrf_ok(t));
-    if cross_site || foreign_origin || !token_ok {
+    if foreign(headers) || !token_ok {
         return Some(pages::failure(
             app,
             Some(session),

@@ -833,3 +833,74 @@ pub async fn preview(State(app): State<App>, Signed(s): Signed, RawQuery(q): Raw
         layout(&app, Some(&s), Nav::Schedules, "Schedule preview", body),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn filters_become_api_parameters() {
+        let f = Fields::parse(
+            b"label=team%3Dgrowth+region%3Deu,tier%3D1&due_after=2026-12-01T10%3A00&app=sms&cursor=x&bogus=1",
+        );
+        assert_eq!(
+            filter_pairs(&f),
+            [
+                ("app", "sms"),
+                ("label", "team=growth"),
+                ("label", "region=eu"),
+                ("label", "tier=1"),
+                ("due_after", "2026-12-01T10:00:00Z"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        assert_eq!(time_param("2026-12-01"), "2026-12-01T00:00:00Z");
+        assert_eq!(
+            time_param("2026-12-01T10:00:00+06:00"),
+            "2026-12-01T10:00:00+06:00"
+        );
+        assert_eq!(
+            time_param("soon"),
+            "soon",
+            "left for the API to refuse, naming it"
+        );
+    }
+
+    #[test]
+    fn a_clone_is_a_native_request_of_the_same_schedule() {
+        let cron: Value = serde_json::from_str(
+            r#"{"id":"r1","app":"sms","tenant":"acme","labels":{"t":"a"},"payload":{"n":1},
+                "schedule":{"kind":"cron","expr":"0 9 * * 1-5","tz":"Asia/Dhaka","misfire":"skip"},
+                "first_due":"2026-12-01T03:00:00Z"}"#,
+        )
+        .unwrap();
+        let req: Value = serde_json::from_str(&request_of(&cron, None)).unwrap();
+        assert_eq!(
+            req,
+            json!({"app":"sms","tenant":"acme","labels":{"t":"a"},"payload":{"n":1},
+                   "cron":"0 9 * * 1-5","timezone":"Asia/Dhaka","misfire":"skip"})
+        );
+        let every: Value = serde_json::from_str(
+            r#"{"app":"a","payload":{},"schedule":{"kind":"every","interval_ms":90000}}"#,
+        )
+        .unwrap();
+        let req: Value = serde_json::from_str(&request_of(&every, Some("e1"))).unwrap();
+        assert_eq!(req["every"], "90000ms");
+        assert_eq!(req["id"], "e1", "an update keeps the id");
+        let once: Value = serde_json::from_str(
+            r#"{"app":"a","payload":{},"schedule":{"kind":"once","at":"2026-12-01T00:00:00Z"}}"#,
+        )
+        .unwrap();
+        let clone: Value = serde_json::from_str(&request_of(&once, None)).unwrap();
+        assert_eq!(
+            clone["delay"], "1m",
+            "a clone of a one-shot runs in a minute"
+        );
+        let update: Value = serde_json::from_str(&request_of(&once, Some("o1"))).unwrap();
+        assert_eq!(
+            update["run_at"], "2026-12-01T00:00:00Z",
+            "an update keeps its time"
+        );
+    }
+}

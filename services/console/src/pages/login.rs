@@ -56,11 +56,7 @@ pub async fn form(State(app): State<App>, RawQuery(q): RawQuery) -> Response {
 pub async fn sign_in(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
     let form = Fields::parse(&body);
     let next = safe_next(form.get("next")).to_owned();
-    let cross = headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == "cross-site" || v == "same-site");
-    if cross {
+    if crate::web::foreign(&headers) {
         return render(&app, &next, Some("sign-in must come from this page"), false);
     }
     let Some(token) = form.get("token").map(str::to_owned) else {
@@ -125,4 +121,24 @@ pub async fn sign_out(
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_console_paths_are_followed_after_sign_in() {
+        assert_eq!(safe_next(Some("/jobs?app=x")), "/jobs?app=x");
+        for bad in [
+            "//evil.example/",
+            "https://evil.example/",
+            "/\\evil",
+            "jobs",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }

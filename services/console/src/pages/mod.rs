@@ -48,7 +48,7 @@ pub fn layout(app: &App, session: Option<&Session>, nav: Nav, title: &str, body:
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
+                meta name="referrer" content="same-origin";
                 title { (title) " · sked" }
                 link rel="stylesheet" href=(app.href("/assets/console.css"));
                 script src=(app.href("/assets/console.js")) defer {}
