@@ -42,6 +42,78 @@ pub struct Whoami {
     pub tenants: Option<Vec<String>>,
 }
 
+/// Answer of `GET /v1/cluster`: what the due index and the consumer groups look like now,
+/// refreshed by the ingest service every few seconds (`at`), and the warnings that hold now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Cluster {
+    /// When these figures were read.
+    pub at: DateTime<Utc>,
+    /// The due index.
+    pub due: DueIndex,
+    /// Each service's consumer group: members and lag per partition.
+    pub groups: Vec<GroupLag>,
+    /// What needs an operator now, e.g. "the scheduler is behind by 45 s"; empty when all is
+    /// well.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// The due index over every shard.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DueIndex {
+    /// Jobs in the due index (waiting for a future or a past due time).
+    pub indexed: u64,
+    /// Of those, due now or earlier: what the schedulers have not claimed yet.
+    pub due_now: u64,
+    /// Claimed by a scheduler and being published.
+    pub in_flight: u64,
+    /// The earliest due time in the index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_due_at: Option<DateTime<Utc>>,
+    /// How far behind the schedulers are: now minus the earliest due time, when it has passed
+    /// (0 otherwise).
+    pub behind_ms: i64,
+}
+
+/// One consumer group of sked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GroupLag {
+    /// `ingest`, `worker` or `replayer`.
+    pub service: String,
+    /// The group id.
+    pub group: String,
+    /// Members the broker reports in the group, when it tells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<u32>,
+    /// Records not yet committed, over every partition.
+    pub lag: i64,
+    /// Per partition.
+    #[serde(default)]
+    pub partitions: Vec<PartitionLag>,
+    /// Why the group could not be read, if it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One partition of a group's topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PartitionLag {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The group's committed offset (the low watermark when none).
+    pub committed: i64,
+    /// The high watermark.
+    pub high: i64,
+    /// `high - committed`.
+    pub lag: i64,
+    /// How long the committed offset has not moved while there was lag, in ms (0: moving or
+    /// no lag).
+    #[serde(default)]
+    pub still_ms: i64,
+}
+
 /// One quota and its use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct QuotaUsage {

@@ -110,9 +110,19 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
         ops: operations.clone(),
         calendars: calendars.clone(),
         quotas: quotas.clone(),
+        cluster: crate::cluster::View::default(),
     };
     base.tasks
         .spawn("operations", operations.run(cancel.clone()));
+    base.tasks.spawn(
+        "cluster-view",
+        crate::cluster::run(
+            api.cluster.clone(),
+            config.clone(),
+            base.store.clone(),
+            cancel.clone(),
+        ),
+    );
     let http_cancel = cancel.clone();
     base.tasks.spawn("http", async move {
         axum::serve(http_listener, http::router(api, gate))

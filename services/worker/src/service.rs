@@ -222,14 +222,7 @@ pub async fn start_with(
 
 /// `worker.topics`, or `topics.due` plus every app's own topic.
 pub fn due_topics(config: &Config) -> Vec<String> {
-    if !config.worker.topics.is_empty() {
-        return config.worker.topics.clone();
-    }
-    let mut topics = vec![config.topics.due.clone()];
-    topics.extend(config.apps.values().filter_map(|a| a.topic.clone()));
-    topics.sort();
-    topics.dedup();
-    topics
+    config.worker_topics()
 }
 
 /// The route of every configured app, and of every registered handler's own app name.

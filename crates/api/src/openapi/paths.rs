@@ -273,6 +273,18 @@ fn stats() {}
 fn whoami() {}
 
 #[utoipa::path(
+    get, path = "/v1/cluster", tag = "stats",
+    summary = "The due index and every consumer group's lag, with the warnings that hold now",
+    responses(
+        (status = 200, description = "The figures, read every few seconds", body = stats::Cluster),
+        (status = 403, description = "A token bound to tenants: these figures span every tenant", body = ErrorBody),
+        (status = 503, description = "Not read yet (the service has just started)", body = ErrorBody),
+        Always,
+    )
+)]
+fn cluster() {}
+
+#[utoipa::path(
     post, path = "/v1/schedules/preview", tag = "stats",
     summary = "The next fire times of a cron expression or interval",
     request_body(content = stats::PreviewRequest, content_type = "application/json"),

@@ -544,6 +544,19 @@ pub fn split_urls(list: &str) -> Vec<&str> {
 }
 
 impl Config {
+    /// The topics the workers consume: `worker.topics`, or `topics.due` plus every app's own
+    /// topic.
+    pub fn worker_topics(&self) -> Vec<String> {
+        if !self.worker.topics.is_empty() {
+            return self.worker.topics.clone();
+        }
+        let mut topics = vec![self.topics.due.clone()];
+        topics.extend(self.apps.values().filter_map(|a| a.topic.clone()));
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
     /// The `[calendars.<name>]` tables as a set.
     pub fn calendar_set(&self) -> crate::schedule::Calendars {
         let mut set = crate::schedule::Calendars::new();

@@ -288,8 +288,17 @@ struct Verdict {
     persisting: bool,
 }
 
+/// Members of `group` as the broker reports them (`None`: it did not say).
+pub fn group_members(client: &BaseConsumer, group: &str) -> Option<u32> {
+    let list = client
+        .fetch_group_list(Some(group), Duration::from_secs(5))
+        .ok()?;
+    let g = list.groups().iter().find(|g| g.name() == group)?;
+    u32::try_from(g.members().len()).ok()
+}
+
 /// The committed offset and high watermark of every partition of `topics` for `group`.
-fn read_group(
+pub fn read_group(
     client: &BaseConsumer,
     group: &str,
     topics: &[String],

@@ -754,6 +754,16 @@ impl Store {
         }))
     }
 
+    /// Jobs due at or before `score` (epoch ms), all shards (O(shards × log n)).
+    pub async fn due_by(&self, score: i64) -> Result<u64, Error> {
+        let mut cmds = self.conn.commands();
+        for s in 0..self.keys.shards() {
+            cmds.group().zcount(self.keys.due(Shard(s)), "-inf", score);
+        }
+        let counts: Vec<u64> = from_redis_value(&Value::Array(cmds.query(&self.conn).await?))?;
+        Ok(counts.into_iter().sum())
+    }
+
     /// Number of jobs in the due index, all shards (a gauge; O(shards)).
     pub async fn due_count(&self) -> Result<u64, Error> {
         let mut cmds = self.conn.commands();

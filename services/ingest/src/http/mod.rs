@@ -62,6 +62,8 @@ pub struct Api {
     pub calendars: CalendarCache,
     /// Submission quotas.
     pub quotas: crate::quota::Quotas,
+    /// The figures of `GET /v1/cluster`.
+    pub cluster: crate::cluster::View,
 }
 
 /// What each route needs: its scope, its audit action, whether it mutates.
@@ -90,6 +92,7 @@ pub fn rules(method: &Method, route: &str) -> Option<Rule> {
         ("/v1/pauses", _) => Rule::read(JobsRead, "pauses.list"),
         ("/v1/stats", _) => Rule::read(JobsRead, "stats"),
         ("/v1/whoami", _) => Rule::any("whoami"),
+        ("/v1/cluster", _) => Rule::read(JobsRead, "cluster"),
         ("/v1/schedules/preview", _) => Rule::read(JobsRead, "schedules.preview"),
         ("/v1/calendars", _) => Rule::read(JobsRead, "calendars.list"),
         ("/v1/calendars/{name}", _) if get => Rule::read(JobsRead, "calendars.get"),
@@ -128,6 +131,7 @@ pub fn router(api: Api, gate: Gate) -> Router {
         .route("/v1/pauses", get(scopes::pauses))
         .route("/v1/stats", get(scopes::stats))
         .route("/v1/whoami", get(scopes::whoami))
+        .route("/v1/cluster", get(scopes::cluster))
         .route("/v1/schedules/preview", post(preview::preview))
         .route("/v1/calendars", get(calendars::list))
         .route(

@@ -145,6 +145,26 @@ pub async fn whoami(Caller(who): Caller) -> Answer {
     Ok(ok(StatusCode::OK, &body))
 }
 
+/// `GET /v1/cluster`: the latest figures of [`crate::cluster`]. They span every tenant, so a
+/// token bound to tenants is refused.
+pub async fn cluster(State(api): State<Api>, Caller(who): Caller) -> Answer {
+    if who.tenants().is_some() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the cluster figures span every tenant: this needs a token that is not bound to tenants",
+        ));
+    }
+    match api.cluster.get() {
+        Some(c) => Ok(ok(StatusCode::OK, &c)),
+        None => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the cluster figures are read every 5 s and have not been read yet: retry shortly",
+        )),
+    }
+}
+
 /// `GET /v1/stats`.
 /// A caller confined to tenants gets its tenants' counts only: `pending` and `by_tenant`
 /// (states and apps are counted across tenants, so they are left out).

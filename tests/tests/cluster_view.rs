@@ -1,0 +1,161 @@
+//! `GET /v1/cluster` against the real broker and Redis: the due index over every shard, each
+//! service's consumer group with its lag per partition, and the warnings that hold now (the
+//! schedulers behind, a group without members).
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sked_core::config::token_hash;
+use sked_e2e::{
+    create_topics, eventually, http, http_as, ingest::Ingest, produce, producer, test_config,
+    unique,
+};
+
+const ACME: &str = "acme-cluster-token-5Tq";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_view_shows_the_due_backlog_group_lag_and_warnings() {
+    let ns = unique("cluster-view");
+    let acme = format!("auth.tokens.acme.hash={}", token_hash(ACME));
+    let worker_group = format!("worker.group_id={ns}-worker");
+    let config = test_config(
+        &ns,
+        &[
+            &acme,
+            r#"auth.tokens.acme.scopes=["jobs:read"]"#,
+            r#"auth.tokens.acme.tenants=["acme"]"#,
+            &worker_group,
+            "scheduler.misfire_threshold=30s",
+            "kafka.stall_after=3s",
+        ],
+    );
+    create_topics(&config, 3).await;
+    let ingest = Ingest::start(config.clone()).await;
+    let api = ingest.api();
+    // No scheduler runs: three jobs an hour overdue, one due tomorrow.
+    let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    for i in 0..3 {
+        let resp = http()
+            .post(format!("{api}/v1/jobs"))
+            .json(&json!({"id": format!("late-{i}"), "app": "sms", "run_at": past, "payload": {}}))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+    }
+    let resp = http()
+        .post(format!("{api}/v1/jobs"))
+        .json(&json!({"id": "later", "app": "sms", "delay": "1d", "payload": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+
+    let view: Value = eventually(
+        Duration::from_secs(20),
+        "the figures with the jobs",
+        || async {
+            let resp = http().get(format!("{api}/v1/cluster")).send().await.ok()?;
+            let v: Value = resp.json().await.ok()?;
+            (v["due"]["indexed"] == 4).then_some(v)
+        },
+    )
+    .await;
+    assert_eq!(view["due"]["due_now"], 3, "{view}");
+    assert_eq!(view["due"]["in_flight"], 0);
+    let behind = view["due"]["behind_ms"].as_i64().unwrap();
+    assert!((3_500_000..3_700_000).contains(&behind), "{view}");
+    let warnings: Vec<&str> = view["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("the schedulers are behind")),
+        "{warnings:?}"
+    );
+    let groups = view["groups"].as_array().unwrap();
+    let services: Vec<&str> = groups
+        .iter()
+        .map(|g| g["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(services, ["ingest", "worker", "replayer"]);
+    let worker = &groups[1];
+    assert_eq!(worker["group"], format!("{ns}-worker"));
+    let due_parts: Vec<&Value> = worker["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["topic"] == config.topics.due.as_str())
+        .collect();
+    assert_eq!(due_parts.len(), 3, "{worker}");
+    let ingest_group = &groups[0];
+    assert_eq!(
+        ingest_group["lag"], 0,
+        "REST jobs leave no lag: {ingest_group}"
+    );
+    // tansu 0.6 does not tell a group's members (Apache Kafka does): `members` is absent, and
+    // with it the "no member" warning; the stall warning below still shows a worker missing.
+    assert!(
+        worker["members"].is_null() || worker["members"].is_u64(),
+        "{worker}"
+    );
+
+    // Two fired records that no worker reads: lag on the due topic, then, once the committed
+    // offset has not moved for `kafka.stall_after`, a warning naming the partition.
+    let producer = producer();
+    for _ in 0..2 {
+        produce(
+            &producer,
+            &config.topics.due,
+            Some(1),
+            Some(b"k"),
+            Some(b"{}"),
+            &[],
+        )
+        .await;
+    }
+    let warning = eventually(Duration::from_secs(30), "a stall warning", || async {
+        let v: Value = http()
+            .get(format!("{api}/v1/cluster"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let lag = v["groups"][1]["lag"].as_i64()?;
+        v["warnings"]
+            .as_array()?
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|w| w.contains(&format!("group {ns}-worker has")))
+            .map(|w| (lag, w.to_owned()))
+    })
+    .await;
+    assert_eq!(warning.0, 2, "{warning:?}");
+    assert!(
+        warning.1.starts_with(&format!(
+            "{}/1: group {ns}-worker has 2 records of lag",
+            config.topics.due
+        )),
+        "{warning:?}"
+    );
+
+    // Across tenants: not for a token bound to one.
+    let resp = http_as(Some(ACME))
+        .get(format!("{api}/v1/cluster"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "forbidden");
+    ingest.stop().await;
+}
