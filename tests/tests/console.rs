@@ -164,7 +164,12 @@ async fn an_operator_finds_pauses_triggers_bulk_cancels_and_replays_in_a_browser
     sign_in(&b, &console, TEST_TOKEN).await;
     assert_eq!(b.text("[data-test=actor]").await, "test");
     b.find("[data-test=pending]").await;
+    b.find("[data-test=due-now]").await;
     b.screenshot("overview").await;
+    b.click("nav a[href='/sked/cluster']").await;
+    let partitions = b.text("[data-test=partitions]").await;
+    assert!(partitions.contains(&config.topics.ingest), "{partitions}");
+    b.screenshot("cluster").await;
     assert!(
         !b.source().await.contains(TEST_TOKEN),
         "the token is never in a page"

@@ -43,6 +43,7 @@ pub fn router(app: App) -> Router {
         .route("/ops", get(pages::ops::list).post(pages::ops::create))
         .route("/ops/{id}", get(pages::ops::detail))
         .route("/ops/{id}/cancel", post(pages::ops::cancel))
+        .route("/cluster", get(pages::cluster::show))
         .route("/dlq", get(pages::dlq::list))
         .route("/dlq/replays", post(pages::dlq::replay))
         .route("/dlq/replays/{id}", get(pages::dlq::replay_progress))

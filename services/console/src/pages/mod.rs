@@ -1,6 +1,7 @@
 //! The pages: each module holds its handlers and its markup. Shared here: the layout, the
 //! small pieces every page uses, and the answers for errors.
 
+pub mod cluster;
 pub mod dlq;
 pub mod jobs;
 pub mod login;
@@ -29,6 +30,8 @@ pub enum Nav {
     Ops,
     /// `/dlq`.
     Dlq,
+    /// `/cluster`.
+    Cluster,
     /// Sign-in and errors.
     None,
 }
@@ -41,6 +44,7 @@ pub fn layout(app: &App, session: Option<&Session>, nav: Nav, title: &str, body:
         (Nav::Schedules, "/schedules", "Schedules"),
         (Nav::Ops, "/ops", "Bulk operations"),
         (Nav::Dlq, "/dlq", "Dead letters"),
+        (Nav::Cluster, "/cluster", "Cluster"),
     ];
     html! {
         (DOCTYPE)

@@ -4,7 +4,12 @@
 
 use axum::{extract::State, http::StatusCode, response::Response};
 use maud::html;
-use sked_api::{dlq::DlqStats, jobs::PauseList, ops::OperationList, stats::Stats};
+use sked_api::{
+    dlq::DlqStats,
+    jobs::PauseList,
+    ops::OperationList,
+    stats::{Cluster, Stats},
+};
 
 use super::{Nav, counts, layout, page, time};
 use crate::{App, api::Api, web::Signed};
@@ -12,7 +17,7 @@ use crate::{App, api::Api, web::Signed};
 /// `GET /`.
 pub async fn show(State(app): State<App>, Signed(s): Signed) -> Response {
     let token = s.token();
-    let (stats, pauses, ops, dlq) = tokio::join!(
+    let (stats, pauses, ops, dlq, cluster) = tokio::join!(
         app.api.get::<Stats>(Api::Rest, token, "/v1/stats"),
         app.api.get::<PauseList>(Api::Rest, token, "/v1/pauses"),
         app.api
@@ -24,6 +29,17 @@ pub async fn show(State(app): State<App>, Signed(s): Signed) -> Response {
                         .get::<DlqStats>(Api::Dlq, token, "/v1/dlq/stats")
                         .await,
                 )
+            } else {
+                None
+            }
+        },
+        async {
+            // Figures across every tenant: not for a token bound to tenants.
+            if s.who.tenants.is_none() {
+                app.api
+                    .get::<Cluster>(Api::Rest, token, "/v1/cluster")
+                    .await
+                    .ok()
             } else {
                 None
             }
@@ -52,6 +68,7 @@ pub async fn show(State(app): State<App>, Signed(s): Signed) -> Response {
                     p.warning role="status" { (p.pauses.len()) @if p.pauses.len() == 1 { " app or tenant is" } @else { " apps or tenants are" } " paused (below)." }
                 }
             }
+            @if let Some(c) = &cluster { (super::cluster::summary(c)) }
             div.cards {
                 @match &stats {
                     Ok(st) => {
@@ -117,7 +134,7 @@ pub async fn show(State(app): State<App>, Signed(s): Signed) -> Response {
                 }
             }
         }
-        p.muted { "Rates, firing lateness, consumer lag and cluster members are on each service's " code { "/metrics" } " (Grafana dashboards in " code { "dashboards/" } "); the public API does not serve them yet." }
+        p.muted { "Rates and firing lateness are on each service's " code { "/metrics" } " (Grafana dashboards in " code { "dashboards/" } "); the public API does not serve them yet." }
     };
     page(
         StatusCode::OK,

@@ -1,0 +1,67 @@
+//! `GET /cluster`: the due index and every consumer group with its lag per partition
+//! (`GET /v1/cluster`, refreshed by the ingest service every few seconds).
+
+use axum::{extract::State, http::StatusCode, response::Response};
+use maud::{Markup, html};
+use sked_api::stats::Cluster;
+
+use super::{Nav, failure, layout, millis, page, time, time_opt};
+use crate::{App, api::Api, web::Signed};
+
+/// The warnings and the due index, for the overview too.
+pub fn summary(c: &Cluster) -> Markup {
+    html! {
+        @for w in &c.warnings { p.warning role="status" data-test="cluster-warning" { (w) } }
+        div.cards {
+            div.card { h2 { "Due now" } p.big data-test="due-now" { (c.due.due_now) } p.muted { "not claimed yet" } }
+            div.card { h2 { "Schedulers behind" } p.big { (millis(c.due.behind_ms)) } }
+            div.card { h2 { "In flight" } p.big { (c.due.in_flight) } p.muted { "claimed, being published" } }
+            div.card { h2 { "Due index" } p.big { (c.due.indexed) } p.muted { "earliest " (time_opt(c.due.oldest_due_at.as_ref())) } }
+            @for g in &c.groups {
+                div.card { h2 { (g.service) " lag" } p.big { (g.lag) } p.muted { "group " code { (g.group) } } }
+            }
+        }
+    }
+}
+
+/// `GET /cluster`.
+pub async fn show(State(app): State<App>, Signed(s): Signed) -> Response {
+    let c = match app
+        .api
+        .get::<Cluster>(Api::Rest, s.token(), "/v1/cluster")
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => return failure(&app, Some(&s), &e),
+    };
+    let body = html! {
+        div #cluster-live data-live {
+            p.muted { "Read " (time(&c.at)) " by the ingest service (every 5 s)." }
+            (summary(&c))
+            @for g in &c.groups {
+                h2 { (g.service) ": group " code { (g.group) } }
+                p {
+                    "members: " @match g.members { Some(m) => { (m) } None => { span.muted { "not reported by the broker" } } }
+                    " · lag " (g.lag)
+                }
+                @if let Some(e) = &g.error { p.error { (e) } }
+                table data-test="partitions" {
+                    thead { tr { th scope="col" { "topic" } th scope="col" { "partition" } th scope="col" { "committed" } th scope="col" { "high watermark" } th scope="col" { "lag" } th scope="col" { "not moving for" } } }
+                    tbody {
+                        @for p in &g.partitions {
+                            tr {
+                                td { code { (p.topic) } } td.num { (p.partition) } td.num { (p.committed) } td.num { (p.high) } td.num { (p.lag) }
+                                td.num { @if p.lag > 0 && p.still_ms > 0 { (millis(p.still_ms)) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        p.muted { "Scheduler replicas and their shard leases, and workers' jobs in flight, are on each service's " code { "/metrics" } "; the API does not serve them yet." }
+    };
+    page(
+        StatusCode::OK,
+        layout(&app, Some(&s), Nav::Cluster, "Cluster", body),
+    )
+}
