@@ -621,6 +621,30 @@ def test_dockerfile_shape():
     assert "target" in ignore and ".git" in ignore
 
 
+def shipped_packages() -> dict[str, list[str]]:
+    """Package → binaries of the CLI and of every service (services/*): what the image ships."""
+    out = {}
+    for manifest in [ROOT / "crates" / "cli" / "Cargo.toml", *sorted(ROOT.glob("services/*/Cargo.toml"))]:
+        cargo = tomllib.loads(manifest.read_text())
+        out[cargo["package"]["name"]] = [b["name"] for b in cargo.get("bin", [])]
+    return out
+
+
+def test_dockerfile_builds_and_installs_every_service_binary():
+    text = DOCKERFILE.read_text()
+    packages = re.search(r'^ENV BUILD_PACKAGES="([^"]*)"', text, re.M).group(1).split("-p")
+    built = {p.strip() for p in packages if p.strip()}
+    installed = set(re.search(r"for bin in ([^;]+); do", text).group(1).split())
+    for package, bins in shipped_packages().items():
+        assert package in built, f"docker/Dockerfile BUILD_PACKAGES lacks -p {package}"
+        assert set(bins) <= installed, f"docker/Dockerfile does not install {bins}"
+    run = {Path(svc["command"][0]).name for svc in compose(False)["services"].values()
+           if svc.get("command", [""])[0].startswith("/usr/local/bin/")}
+    run |= {Path(c["command"][0]).name for name in VALUE_SETS
+            for _, spec in pod_specs(name) for c in spec["containers"]}
+    assert run <= installed, f"run by compose or the chart but not in the image: {run - installed}"
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802
         code = 200 if self.path == "/healthz" else 503
