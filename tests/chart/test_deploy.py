@@ -49,6 +49,8 @@ DEFAULTS = ROOT / "crates" / "core" / "src" / "config" / "default.toml"
 CONFIG_DOCS = ROOT / "docs" / "configuration.md"
 BIN_DIR = ROOT / "target" / "debug"
 SERVICES = ["ingest", "scheduler", "worker", "replayer"]
+# The web console: a service too, but it needs neither Kafka nor Redis and has no drain_timeout.
+CONSOLE = "console"
 EXIT_CONFIG = 64
 
 # Oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest schema shipped
@@ -481,15 +483,42 @@ def compose(tracing: bool) -> dict:
     return compose_config(COMPOSE)
 
 
+def port_mapping(port) -> tuple[str, str, str]:
+    """(host ip, published, target) of a port in either form `docker-compose config` prints."""
+    if isinstance(port, dict):
+        return port.get("host_ip", ""), str(port["published"]), str(port["target"])
+    host_ip, published, target = str(port).split("/")[0].split(":")
+    return host_ip, published, target
+
+
 @pytest.mark.parametrize("tracing", [False, True], ids=["base", "tracing"])
 def test_compose_file_is_valid(tracing):
     services = compose(tracing)["services"]
-    expected = {"kafka", "redis", "topics-init", *SERVICES}
+    expected = {"kafka", "redis", "topics-init", *SERVICES, CONSOLE}
     assert expected <= set(services)
     if tracing:
         assert {"otel-collector", "jaeger"} <= set(services)
         for s in SERVICES:
             assert services[s]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
+
+
+def test_compose_console_calls_the_apis_inside_the_network():
+    services = compose(False)["services"]
+    env = services[CONSOLE]["environment"]
+    assert env["SKED_CONSOLE__LISTEN_ADDR"] == "0.0.0.0:8090"
+    # The URLs name the compose services and the ports they listen on.
+    ingest_port = services["ingest"]["environment"]["SKED_HTTP__LISTEN_ADDR"].rsplit(":", 1)[1]
+    replayer_port = services["replayer"]["environment"]["SKED_REPLAYER__LISTEN_ADDR"].rsplit(":", 1)[1]
+    assert env["SKED_CONSOLE__API_URL"] == f"http://ingest:{ingest_port}"
+    assert env["SKED_CONSOLE__DLQ_API_URL"] == f"http://replayer:{replayer_port}"
+    # Secure by default: browsers keep a Secure cookie on http://localhost.
+    assert env["SKED_CONSOLE__SECURE_COOKIE"] == "true"
+    ports = {port_mapping(p) for p in services[CONSOLE]["ports"]}
+    assert ports == {("127.0.0.1", "8090", "8090"), ("127.0.0.1", "9468", "9464")}
+    assert services[CONSOLE]["depends_on"]["ingest"]["condition"] == "service_healthy"
+    # It holds no credential and talks to neither Kafka nor Redis.
+    assert not [k for k in env if k.startswith(("SKED_KAFKA__", "SKED_REDIS__", "SKED_AUTH__"))], env
+    assert "kafka" not in services[CONSOLE]["depends_on"] and "redis" not in services[CONSOLE]["depends_on"]
 
 
 def test_compose_services_are_bounded_healthy_and_local():
@@ -499,8 +528,7 @@ def test_compose_services_are_bounded_healthy_and_local():
         limits = svc.get("deploy", {}).get("resources", {}).get("limits", {})
         assert "memory" in limits and "cpus" in limits, f"{name}: no resource limits"
         for port in svc.get("ports", []):
-            host_ip = port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]
-            assert host_ip == "127.0.0.1", f"{name}: port {port} not bound to 127.0.0.1"
+            assert port_mapping(port)[0] == "127.0.0.1", f"{name}: port {port} not bound to 127.0.0.1"
         if name in SERVICES:
             test = svc["healthcheck"]["test"]
             assert test[:2] == ["CMD", "/usr/local/bin/sked-probe"], f"{name}: {test}"
@@ -510,6 +538,11 @@ def test_compose_services_are_bounded_healthy_and_local():
             assert svc["environment"]["SKED_ADMIN__LISTEN_ADDR"] == "0.0.0.0:9464"
             grace = int(svc["stop_grace_period"].rstrip("s"))
             assert grace > int(drain[name].rstrip("s")), f"{name}: stop_grace_period <= drain_timeout"
+    console = services[CONSOLE]
+    assert console["healthcheck"]["test"][1:3] == ["/usr/local/bin/sked-probe", "http://127.0.0.1:9464/readyz"]
+    assert console["command"] == ["/usr/local/bin/sked-console"]
+    assert console["environment"]["SKED_ADMIN__LISTEN_ADDR"] == "0.0.0.0:9464"
+    assert console["restart"] == "unless-stopped" and "stop_grace_period" in console
     assert services["redis"]["command"][:3] == ["redis-server", "--appendonly", "yes"]
     assert services["topics-init"]["command"] == ["/usr/local/bin/sked", "topics", "create"]
     assert services["topics-init"]["depends_on"]["kafka"]["condition"] == "service_healthy"
@@ -582,7 +615,10 @@ def test_binaries_accept_chart_and_compose_configuration(tmp_path):
             stale.add(binary)
             continue
         dumped = tomllib.loads(out)
-        assert dumped["kafka"]["brokers"] == "kafka:9092", label
+        if binary == "sked-console":
+            assert dumped["console"]["api_url"] == "http://ingest:8080", label
+        else:
+            assert dumped["kafka"]["brokers"] == "kafka:9092", label
         checked += 1
     print(f"binary check: {checked} configurations loaded by target/debug binaries; "
           f"no fresh binary for: {sorted(stale) or 'none'} (the default.toml key check covers those)")
