@@ -75,11 +75,10 @@ def values_for(name: str) -> dict | None:
     return yaml.safe_load((HERE / f"{name}.yaml").read_text())
 
 
-@cache
-def rendered(name: str) -> tuple[tuple[str, dict], ...]:
-    """(template path, document) of every manifest the chart renders for a value set."""
+def render(values: dict | None) -> tuple[tuple[str, dict], ...]:
+    """(template path, document) of every manifest the chart renders for these values."""
     with helm.Chart.load(str(CHART)) as chart:
-        out = chart.render(values_for(name), name="sked", namespace="sked", is_install=True)
+        out = chart.render(values, name="sked", namespace="sked", is_install=True)
     docs = []
     for path, text in sorted(out.items()):
         if path.endswith("NOTES.txt"):
@@ -88,6 +87,12 @@ def rendered(name: str) -> tuple[tuple[str, dict], ...]:
             if doc:
                 docs.append((path, doc))
     return tuple(docs)
+
+
+@cache
+def rendered(name: str) -> tuple[tuple[str, dict], ...]:
+    """render() of a value set."""
+    return render(values_for(name))
 
 
 def kinds(name: str, kind: str) -> list[dict]:
@@ -323,6 +328,19 @@ def test_values_match_schema(name):
         {"config": {"worker": {"drain_timeout": "5m"}}},
         {"worker": {"drainTimeoutSeconds": "30s"}},
         {"metrics": {"service": {"enabled": False}, "serviceMonitor": {"enabled": True}}},
+        {"console": {"enabeld": True}},
+        {"console": {"enabled": "yes"}},
+        {"console": {"pathPrefix": "sked"}},
+        {"console": {"pathPrefix": "/sked/"}},
+        {"console": {"pathPrefix": "/a b"}},
+        {"console": {"apiUrl": "ingest:8080"}},
+        {"console": {"dlqApiUrl": "ftp://replayer:8081"}},
+        {"console": {"secureCookie": "false"}},
+        {"console": {"service": {"port": 0}}},
+        {"console": {"drainSeconds": "20s"}},
+        {"console": {"autoscaling": {"enabled": True}}},
+        {"config": {"console": {"api_url": "http://elsewhere:8080"}}},
+        {"config": {"console": {"listen_addr": "0.0.0.0:1"}}},
     ],
     ids=lambda v: json.dumps(v, separators=(",", ":")),
 )
@@ -399,10 +417,14 @@ def test_probes_and_grace_period_follow_drain_timeout(name):
         assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
         assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
         svc = values[component]
-        drain = svc["drainTimeoutSeconds"]
+        # The console has no drain_timeout key: drainSeconds stands in for it.
+        drain = svc["drainSeconds" if component == CONSOLE else "drainTimeoutSeconds"]
         grace = spec["terminationGracePeriodSeconds"]
         assert grace == svc["preStopSleepSeconds"] + drain + values["terminationGraceMarginSeconds"]
         assert grace > drain
+        if component == CONSOLE:
+            assert "drain_timeout" not in tomllib.loads(config_maps(name)["sked-console-config"])["console"]
+            continue
         toml = tomllib.loads(config_maps(name)["sked-config"])
         assert toml[component]["drain_timeout"] == f"{drain}s"
 
@@ -435,6 +457,8 @@ def test_full_values_use_secrets_hpa_and_servicemonitor():
     (sm,) = kinds(name, "ServiceMonitor")
     assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     for workload, spec in pod_specs(name):
+        if workload == "sked-console":
+            continue  # no Secret at all: test_console_gets_no_secret
         (c,) = spec["containers"]
         refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"] if "valueFrom" in e}
         assert refs["SKED_REDIS__URL"] == {"name": "sked-redis", "key": "url"}, workload
@@ -448,6 +472,8 @@ def test_full_values_use_secrets_hpa_and_servicemonitor():
         assert keys["secret"]["secretName"] == "sked-payload-keys", workload
         assert c["image"].endswith("@sha256:" + "0123456789abcdef" * 4), workload
     for cm, text in config_maps(name).items():
+        if cm == "sked-console-config":
+            continue
         cfg = tomllib.loads(text)
         assert "url" not in cfg["redis"], f"{cm}: the Redis URL comes from the Secret"
         assert cfg["redis"]["cluster"] is True, f"{cm}: redis.cluster from the values"
@@ -460,6 +486,97 @@ def test_full_values_use_secrets_hpa_and_servicemonitor():
             "keys": {"k1": {"file": "/etc/sked/keys/k1"}, "k2": {"file": "/etc/sked/keys/k2"}},
         }, cm
         assert not re.search(r"password\s*=", text), f"{cm}: a secret in the ConfigMap"
+
+
+def console_resources(name: str) -> list[str]:
+    return [f"{d['kind']}/{d['metadata']['name']}" for _, d in rendered(name)
+            if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == CONSOLE
+            or "console" in d["metadata"]["name"]]
+
+
+@pytest.mark.parametrize("name", ["default", "values-minimal"])
+def test_console_is_absent_unless_enabled(name):
+    assert not helm_values(name)["console"]["enabled"]
+    assert not console_resources(name), console_resources(name)
+    for cm, text in config_maps(name).items():
+        assert "console" not in tomllib.loads(text), f"{cm}: console keys with the console off"
+
+
+def test_console_renders_when_enabled():
+    name = "values-full"
+    assert sorted(console_resources(name)) == [
+        "ConfigMap/sked-console-config", "Deployment/sked-console",
+        "PodDisruptionBudget/sked-console", "Service/sked-console", "Service/sked-console-metrics",
+    ]
+    d = deployments(name)[CONSOLE]
+    assert d["spec"]["replicas"] == 1
+    (c,) = d["spec"]["template"]["spec"]["containers"]
+    assert c["command"] == ["/usr/local/bin/sked-console"]
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"admin": 9464, "http": 8090}
+    assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
+    # Same pod hardening as the other services (test_every_pod_is_locked_down checks each field).
+    other = deployments(name)["ingest"]["spec"]["template"]["spec"]
+    assert d["spec"]["template"]["spec"]["securityContext"] == other["securityContext"]
+    assert c["securityContext"] == other["containers"][0]["securityContext"]
+    assert env_of(c)["SKED_CONSOLE__SESSION_MAX"] == "8h"
+    services = {s["metadata"]["name"]: s for s in kinds(name, "Service")}
+    svc = services["sked-console"]
+    assert svc["spec"]["ports"] == [{"name": "http", "port": 8090, "targetPort": "http", "protocol": "TCP"}]
+    assert svc["spec"]["selector"]["app.kubernetes.io/component"] == CONSOLE
+    metrics = services["sked-console-metrics"]
+    assert metrics["metadata"]["labels"]["sked-metrics"] == "true"  # picked up by the ServiceMonitor
+    assert metrics["spec"]["ports"][0]["targetPort"] == "admin"
+    # Sessions live in one process's memory: never autoscaled.
+    assert all(h["spec"]["scaleTargetRef"]["name"] != "sked-console" for h in kinds(name, "HorizontalPodAutoscaler"))
+
+
+@pytest.mark.parametrize("overrides", [{}, {"fullnameOverride": "jobs", "ingest": {"service": {"port": 18080}}}],
+                         ids=["values-full", "renamed"])
+def test_console_calls_the_release_services(overrides):
+    """console.api_url and dlq_api_url name this release's ingest and replayer Services and ports."""
+    docs = [d for _, d in render({**values_for("values-full"), **overrides})]
+    full = overrides.get("fullnameOverride", "sked")
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == f"{full}-console-config"]
+    cfg = tomllib.loads(cm["data"]["sked.toml"])
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    for key, service in (("api_url", f"{full}-ingest"), ("dlq_api_url", f"{full}-replayer")):
+        m = re.fullmatch(r"http://([a-z0-9-]+)\.([a-z0-9-]+)\.svc:(\d+)", cfg["console"][key])
+        assert m, cfg["console"][key]
+        assert (m[1], m[2]) == (service, "sked"), cfg["console"][key]
+        assert int(m[3]) == services[service]["spec"]["ports"][0]["port"], key
+    assert cfg["console"]["listen_addr"] == "0.0.0.0:8090"
+    assert cfg["console"]["path_prefix"] == "/sked"
+    assert cfg["console"]["secure_cookie"] is True
+    assert cfg["console"]["session_idle"] == "1h" and cfg["console"]["refresh"] == "5s"
+    assert cfg["admin"]["listen_addr"] == "0.0.0.0:9464"
+    assert set(cfg) == {"admin", "console", "log"}, "the console reads nothing else"
+
+
+def test_console_gets_no_secret():
+    """values-full has every Secret in use; the console pod mounts and references none of them."""
+    name = "values-full"
+    (spec,) = [spec for workload, spec in pod_specs(name) if workload == "sked-console"]
+    (c,) = spec["containers"]
+    assert not [e["name"] for e in c["env"] if "valueFrom" in e]
+    assert not [v["name"] for v in spec["volumes"] if "secret" in v]
+    assert {m["mountPath"] for m in c["volumeMounts"]} == {"/etc/sked/config", "/tmp"}
+    text = config_maps(name)["sked-console-config"]
+    assert not re.search(r"kafka|redis|encryption|auth|/etc/sked/", text), text
+
+
+def test_console_needs_api_urls_without_ingest_or_replayer():
+    for off, value in (("ingest", "apiUrl"), ("replayer", "dlqApiUrl")):
+        with pytest.raises(helm.HelmError, match=f"console.{value} is required"):
+            render({"console": {"enabled": True}, off: {"enabled": False}})
+    docs = render({
+        "console": {"enabled": True, "apiUrl": "https://api.example/", "dlqApiUrl": "https://dlq.example"},
+        "ingest": {"enabled": False},
+        "replayer": {"enabled": False},
+    })
+    (cm,) = [d for _, d in docs if d["metadata"]["name"] == "sked-console-config"]
+    cfg = tomllib.loads(cm["data"]["sked.toml"])["console"]
+    assert (cfg["api_url"], cfg["dlq_api_url"]) == ("https://api.example/", "https://dlq.example")
 
 
 def test_minimal_values_deploy_only_ingest_and_scheduler():

@@ -59,10 +59,12 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
-{{/* Seconds between SIGTERM and SIGKILL for one service: preStop sleep + drain + margin. */}}
+{{/* Seconds between SIGTERM and SIGKILL for one service: preStop sleep + drain + margin.
+The console has no drain_timeout key: its drain is console.drainSeconds. */}}
 {{- define "sked.gracePeriod" -}}
 {{- $svc := index .root.Values .component -}}
-{{- add (int $svc.preStopSleepSeconds) (int $svc.drainTimeoutSeconds) (int .root.Values.terminationGraceMarginSeconds) -}}
+{{- $drain := ternary $svc.drainSeconds $svc.drainTimeoutSeconds (eq .component "console") -}}
+{{- add (int $svc.preStopSleepSeconds) (int $drain) (int .root.Values.terminationGraceMarginSeconds) -}}
 {{- end -}}
 
 {{/*
@@ -71,6 +73,8 @@ The effective sked configuration as a dict: .Values.config with the chart-manage
 {{- define "sked.configDict" -}}
 {{- $v := .Values -}}
 {{- $cfg := deepCopy ($v.config | default dict) -}}
+{{- /* config.console belongs to the console's own ConfigMap (sked.consoleConfigDict). */ -}}
+{{- $_ := unset $cfg "console" -}}
 {{- $rd := deepCopy ($v.kafka.rdkafka | default dict) -}}
 {{- $_ := set $rd "security.protocol" $v.kafka.securityProtocol -}}
 {{- if hasPrefix "SASL_" $v.kafka.securityProtocol -}}
@@ -172,11 +176,57 @@ The effective sked configuration as a dict: .Values.config with the chart-manage
 {{ include "sked.tomlTable" (dict "path" (list) "table" (include "sked.configDict" . | fromYaml)) }}
 {{- end -}}
 
-{{/* Environment of every sked container: secrets, RUST_LOG, extra env. (dict "root" $ "svc" map) */}}
+{{/*
+The console's configuration as a dict: only what sked-console reads (admin, log, console), so
+its ConfigMap names no Kafka, Redis, auth or encryption setting. The API URLs default to this
+release's ingest and replayer Services.
+*/}}
+{{- define "sked.consoleConfigDict" -}}
+{{- $v := .Values -}}
+{{- $c := $v.console -}}
+{{- $fullname := include "sked.fullname" . -}}
+{{- $api := $c.apiUrl -}}
+{{- if not $api -}}
+{{- if not $v.ingest.enabled -}}
+{{- fail "console.apiUrl is required when ingest.enabled is false (no ingest Service for the console to call)" -}}
+{{- end -}}
+{{- $api = printf "http://%s-ingest.%s.svc:%d" $fullname .Release.Namespace (int $v.ingest.service.port) -}}
+{{- end -}}
+{{- $dlq := $c.dlqApiUrl -}}
+{{- if not $dlq -}}
+{{- if not $v.replayer.enabled -}}
+{{- fail "console.dlqApiUrl is required when replayer.enabled is false (no replayer Service for the console to call)" -}}
+{{- end -}}
+{{- $dlq = printf "http://%s-replayer.%s.svc:%d" $fullname .Release.Namespace (int $v.replayer.service.port) -}}
+{{- end -}}
+{{- $console := deepCopy (dig "console" dict ($v.config | default dict) | default dict) -}}
+{{- $_ := set $console "listen_addr" (printf "0.0.0.0:%d" (int $c.service.port)) -}}
+{{- $_ := set $console "api_url" $api -}}
+{{- $_ := set $console "dlq_api_url" $dlq -}}
+{{- $_ := set $console "path_prefix" $c.pathPrefix -}}
+{{- $_ := set $console "secure_cookie" $c.secureCookie -}}
+{{- $cfg := dict
+  "admin" (dict "listen_addr" (printf "0.0.0.0:%d" (int $v.adminPort)))
+  "console" $console
+-}}
+{{- with (dig "log" dict ($v.config | default dict)) -}}
+{{- $_ := set $cfg "log" (deepCopy .) -}}
+{{- end -}}
+{{- toYaml $cfg -}}
+{{- end -}}
+
+{{- define "sked.consoleConfigToml" -}}
+# Rendered by the sked Helm chart for sked-console from the console values, config.console and config.log.
+{{ include "sked.tomlTable" (dict "path" (list) "table" (include "sked.consoleConfigDict" . | fromYaml)) }}
+{{- end -}}
+
+{{/* Environment of every sked container: secrets, RUST_LOG, extra env.
+(dict "root" $ "svc" map ["noSecrets" true]); noSecrets (the console): RUST_LOG and extra env only. */}}
 {{- define "sked.env" -}}
 {{- $v := .root.Values -}}
 - name: RUST_LOG
   value: {{ $v.logLevel | quote }}
+{{- if not .noSecrets }}
 {{- if $v.redis.existingSecret }}
 - name: SKED_REDIS__URL
   valueFrom:
@@ -203,6 +253,7 @@ The effective sked configuration as a dict: .Values.config with the chart-manage
       name: {{ $v.kafka.tls.existingSecret }}
       key: {{ $v.kafka.tls.keyPasswordKey }}
 {{- end }}
+{{- end }}
 {{- with $v.extraEnv }}
 {{ toYaml . }}
 {{- end }}
@@ -213,7 +264,8 @@ The effective sked configuration as a dict: .Values.config with the chart-manage
 {{- end }}
 {{- end -}}
 
-{{/* Volumes shared by the services and the topics Job: (dict "root" $ "configMap" name). */}}
+{{/* Volumes shared by the services and the topics Job: (dict "root" $ "configMap" name
+["noSecrets" true]); noSecrets (the console): the ConfigMap and /tmp only. */}}
 {{- define "sked.volumes" -}}
 - name: config
   configMap:
@@ -221,6 +273,7 @@ The effective sked configuration as a dict: .Values.config with the chart-manage
 - name: tmp
   emptyDir:
     sizeLimit: 64Mi
+{{- if not .noSecrets }}
 {{- if .root.Values.kafka.tls.existingSecret }}
 - name: kafka-tls
   secret:
@@ -239,27 +292,32 @@ The effective sked configuration as a dict: .Values.config with the chart-manage
     secretName: {{ .root.Values.encryption.existingSecret }}
     defaultMode: 0440
 {{- end }}
+{{- end }}
 {{- end -}}
 
+{{/* Mounts of those volumes: (dict "root" $ ["noSecrets" true]). */}}
 {{- define "sked.volumeMounts" -}}
+{{- $v := .root.Values -}}
 - name: config
   mountPath: /etc/sked/config
   readOnly: true
 - name: tmp
   mountPath: /tmp
-{{- if .Values.kafka.tls.existingSecret }}
+{{- if not .noSecrets }}
+{{- if $v.kafka.tls.existingSecret }}
 - name: kafka-tls
   mountPath: /etc/sked/kafka-tls
   readOnly: true
 {{- end }}
-{{- if .Values.auth.tokensSecret }}
+{{- if $v.auth.tokensSecret }}
 - name: auth-tokens
   mountPath: /etc/sked/auth
   readOnly: true
 {{- end }}
-{{- if .Values.encryption.existingSecret }}
+{{- if $v.encryption.existingSecret }}
 - name: encryption-keys
   mountPath: /etc/sked/keys
   readOnly: true
+{{- end }}
 {{- end }}
 {{- end -}}
