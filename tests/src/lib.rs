@@ -5,6 +5,7 @@
 //! A missing service fails the test: nothing here skips.
 
 pub mod bench_console;
+pub mod bench_dlq;
 pub mod bench_operate;
 pub mod cluster;
 pub mod console;

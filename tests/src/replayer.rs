@@ -53,6 +53,13 @@ pub struct Replayer {
 impl Replayer {
     /// Starts one with `config`.
     pub async fn start(config: Config) -> Self {
+        let replayer = Self::start_unindexed(config).await;
+        replayer.indexed().await;
+        replayer
+    }
+
+    /// Starts one with `config`, not waiting for the DLQ index.
+    pub async fn start_unindexed(config: Config) -> Self {
         let cancel = CancellationToken::new();
         let running = sked_replayer::start(config, cancel.clone())
             .await
@@ -60,6 +67,24 @@ impl Replayer {
         let (http, admin) = (running.http_addr, running.admin_addr);
         let run = crate::InProcess::spawn("replayer", cancel.clone(), running.wait());
         Self { http, admin, run }
+    }
+
+    /// Waits until the DLQ index has read every partition of the DLQ to its end (the API
+    /// answers from the index; letters written before now are in it after this).
+    pub async fn indexed(&self) {
+        let url = format!("{}/v1/dlq/stats", self.api());
+        crate::eventually(Duration::from_secs(30), "dlq index caught up", || async {
+            let body: Value = crate::http()
+                .get(&url)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (body["index"]["caught_up"] == true).then_some(())
+        })
+        .await
     }
 
     /// Cancels and waits for the drain.

@@ -224,10 +224,29 @@ pub struct LetterList {
     pub letters: Vec<Letter>,
     /// Letters that matched.
     pub matched: u64,
-    /// Letters read.
+    /// Index entries examined to answer.
     pub scanned: u64,
     /// The order of `letters`.
     pub order: Order,
+    /// The state of the DLQ index the answer was read from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<IndexState>,
+}
+
+/// The DLQ index (kept in Redis by the replayer from the DLQ topic) at the time of an answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = DlqIndexState)]
+pub struct IndexState {
+    /// Letters in the index.
+    pub letters: u64,
+    /// The indexer reached the end of every partition of the DLQ in its last read (within
+    /// the last 30 s): letters dead-lettered before that are in the index.
+    pub caught_up: bool,
+    /// Letters that left the index at `replayer.index_max_letters` (they are still in the
+    /// topic until its retention ends; `complete` is false once any did).
+    pub evicted: u64,
+    /// `caught_up` and nothing evicted: the answer covers every letter of the topic.
+    pub complete: bool,
 }
 
 /// Counts by app, reason and stage.
@@ -260,8 +279,11 @@ pub struct DlqStats {
     /// The counts of matching letters.
     #[serde(flatten)]
     pub counts: Counts,
-    /// Letters read.
+    /// Index entries examined to answer (0 when the counters answered).
     pub scanned: u64,
+    /// The state of the DLQ index the answer was read from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<IndexState>,
 }
 
 /// `POST /v1/dlq/replays` body: the list filters plus what the replay does.

@@ -163,6 +163,7 @@ impl Modify for BearerAuth {
         dlq::LetterList,
         dlq::Counts,
         dlq::DlqStats,
+        dlq::IndexState,
         dlq::ReplayRequest,
         dlq::ReplaySpec,
         dlq::ReplayProgress,

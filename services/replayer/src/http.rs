@@ -2,9 +2,12 @@
 //!
 //! | call | answer |
 //! |---|---|
-//! | `GET /v1/dlq?app&reason&stage&error&since&until&job_id&limit&order` | `{"letters": [...], "matched", "scanned", "order"}`: matching letters, `order=newest` (default: newest `error-timestamp` first) or `order=offset` (partition, offset); `limit` default 100, at most 10000 |
-//! | `GET /v1/dlq/stats?<filters>` | `{"total", "by_app", "by_reason", "by_stage", "scanned"}` |
+//! | `GET /v1/dlq?app&reason&stage&error&since&until&job_id&limit&order` | `{"letters": [...], "matched", "scanned", "order", "index"}`: matching letters, `order=newest` (default: newest `error-timestamp` first) or `order=offset` (partition, offset); `limit` default 100, at most 10000 |
+//! | `GET /v1/dlq/stats?<filters>` | `{"total", "by_app", "by_reason", "by_stage", "scanned", "index"}` |
 //! | `GET /v1/dlq/{partition}/{offset}` | one letter: summary, `headers` (map), `key`, `value` (`{"text": ...}` or `{"base64": ...}`) |
+//!
+//! List and stats read the DLQ index ([`crate::index`]), not the topic; `index` says how
+//! complete it is. Show finds the letter in the index and reads its record from the topic.
 //! | `POST /v1/dlq/replays` | body: the filters plus `limit`, `dry_run`, `rate`, `target_topic`; starts a replay (202) or counts (dry run, 200); answers its progress |
 //! | `GET /v1/dlq/replays/{id}` | a replay's progress |
 //!
@@ -28,7 +31,7 @@ use axum::{
 };
 use sked_api::{
     ErrorDetail,
-    dlq::{Counts, DEFAULT_LIMIT, DlqStats, LetterList, LetterQuery, MAX_LIMIT},
+    dlq::{DEFAULT_LIMIT, DlqStats, LetterList, LetterQuery, MAX_LIMIT},
 };
 use sked_core::{
     auth::{AuditNote, Confine, Gate, Principal, Rule},
@@ -37,9 +40,10 @@ use sked_core::{
 use tracing::warn;
 
 use crate::{
-    letter::{self, Letter, Matcher, TopN},
+    index::{self, DlqIndex},
+    letter::{self, Matcher},
     replay::{self, Replays},
-    scan::{self, Offsets, Scanner},
+    scan::{self, Scanner},
 };
 
 /// What handlers share.
@@ -51,6 +55,8 @@ pub struct Api {
     pub dlq_topic: String,
     /// Replays.
     pub replays: Replays,
+    /// The DLQ index, which list, stats and show read.
+    pub index: DlqIndex,
 }
 
 /// What each route needs: its scope, its audit action, whether it mutates.
@@ -207,16 +213,22 @@ impl From<replay::Error> for ApiError {
     }
 }
 
-/// Calls `each` on every letter of the DLQ, read to the end now; returns how many were read.
-async fn each_letter(api: &Api, mut each: impl FnMut(Letter)) -> Result<u64, ApiError> {
-    let ends = api.scanner.unbounded(&api.dlq_topic).await?;
-    let mut rx = api.scanner.read(&api.dlq_topic, &Offsets::new(), &ends);
-    let mut scanned = 0;
-    while let Some(msg) = rx.recv().await {
-        scanned += 1;
-        each(letter::of(&msg?));
+impl From<index::Error> for ApiError {
+    fn from(err: index::Error) -> Self {
+        warn!(error = %err, "dlq index read failed");
+        match err {
+            index::Error::Redis(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "redis is unavailable; retry later",
+            ),
+            index::Error::Corrupt(_) => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            ),
+        }
     }
-    Ok(scanned)
 }
 
 async fn list(
@@ -233,19 +245,13 @@ async fn list(
         )));
     }
     let matcher = Matcher::new(query.filter()).map_err(ApiError::invalid)?;
-    let mut top = TopN::new(query.order, limit);
-    let scanned = each_letter(&api, |l| {
-        if matcher.matches(&l) {
-            top.push(l);
-        }
-    })
-    .await?;
-    let matched = top.matched;
+    let (letters, matched, scanned) = api.index.list(&matcher, query.order, limit).await?;
     Ok(Json(LetterList {
-        letters: top.finish(),
+        letters,
         matched,
         scanned,
         order: query.order,
+        index: Some(api.index.state().await?),
     })
     .into_response())
 }
@@ -258,14 +264,13 @@ async fn stats(
     let Query(mut query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     query.tenant = confine(caller(&who), query.tenant.take())?;
     let matcher = Matcher::new(query.filter()).map_err(ApiError::invalid)?;
-    let mut counts = Counts::default();
-    let scanned = each_letter(&api, |l| {
-        if matcher.matches(&l) {
-            counts.add(&l);
-        }
+    let (counts, scanned) = api.index.stats(&matcher).await?;
+    Ok(Json(DlqStats {
+        counts,
+        scanned,
+        index: Some(api.index.state().await?),
     })
-    .await?;
-    Ok(Json(DlqStats { counts, scanned }).into_response())
+    .into_response())
 }
 
 async fn show(
@@ -278,6 +283,21 @@ async fn show(
             "expected /v1/dlq/<partition>/<offset> with whole numbers",
         ));
     };
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no dead letter at {partition}/{offset}"),
+        )
+    };
+    // The index says whether the letter exists and whose it is; only while it has not read
+    // to the end of the topic may a letter it lacks still be there.
+    let indexed = api.index.get(partition, offset).await?;
+    match &indexed {
+        Some(l) if !caller(&who).sees(l.tenant.as_deref()) => return Err(not_found()),
+        None if api.index.state().await?.caught_up => return Err(not_found()),
+        _ => {}
+    }
     let seen =
         |msg: &rdkafka::message::OwnedMessage| caller(&who).sees(letter::of(msg).tenant.as_deref());
     match api

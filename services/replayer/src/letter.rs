@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use rdkafka::message::{Headers, Message, OwnedMessage};
-pub use sked_api::dlq::{Bytes, Filter, Letter, LetterDetail as Detail, Order};
+pub use sked_api::dlq::{Bytes, Filter, Letter, LetterDetail as Detail};
 use sked_core::kafka::headers as h;
 
 /// Header added by a replay: `<replay id>:<dlq partition>:<dlq offset>`.
@@ -129,6 +129,21 @@ impl Matcher {
         &self.filter
     }
 
+    /// `error`, lowercased.
+    pub fn error_lower(&self) -> Option<&str> {
+        self.error_lower.as_deref()
+    }
+
+    /// `since` in epoch milliseconds.
+    pub fn since_ms(&self) -> Option<i64> {
+        self.since_ms
+    }
+
+    /// `until` in epoch milliseconds.
+    pub fn until_ms(&self) -> Option<i64> {
+        self.until_ms
+    }
+
     /// True when `l` passes every filter.
     pub fn matches(&self, l: &Letter) -> bool {
         let eq = |want: &Option<String>, have: &Option<String>| {
@@ -146,52 +161,6 @@ impl Matcher {
             })
             && self.since_ms.is_none_or(|s| l.at_ms() >= s)
             && self.until_ms.is_none_or(|u| l.at_ms() < u)
-    }
-}
-
-/// The first `limit` letters in `order`, holding at most about `2 * limit` at once.
-pub struct TopN {
-    order: Order,
-    limit: usize,
-    items: Vec<Letter>,
-    /// Letters offered, matched or not.
-    pub matched: u64,
-}
-
-impl TopN {
-    /// An empty selection.
-    pub fn new(order: Order, limit: usize) -> Self {
-        Self {
-            order,
-            limit,
-            items: Vec::new(),
-            matched: 0,
-        }
-    }
-
-    /// Offers one matching letter.
-    pub fn push(&mut self, l: Letter) {
-        self.matched += 1;
-        self.items.push(l);
-        if self.items.len() >= self.limit.saturating_mul(2).max(64) {
-            self.trim();
-        }
-    }
-
-    fn trim(&mut self) {
-        match self.order {
-            Order::Newest => self.items.sort_by(|a, b| {
-                (b.at_ms(), b.partition, b.offset).cmp(&(a.at_ms(), a.partition, a.offset))
-            }),
-            Order::Offset => self.items.sort_by_key(|l| (l.partition, l.offset)),
-        }
-        self.items.truncate(self.limit);
-    }
-
-    /// The selection, in order.
-    pub fn finish(mut self) -> Vec<Letter> {
-        self.trim();
-        self.items
     }
 }
 
@@ -245,23 +214,5 @@ mod tests {
             ..Filter::default()
         };
         assert!(Matcher::new(bad).unwrap_err().starts_with("since:"));
-    }
-
-    #[test]
-    fn top_n_keeps_the_newest_in_bounded_memory() {
-        let mut top = TopN::new(Order::Newest, 3);
-        for at in 0..1000 {
-            top.push(letter("a", at, "e"));
-            assert!(top.items.len() <= 64);
-        }
-        let got: Vec<i64> = top.finish().iter().map(|l| l.offset).collect();
-        assert_eq!(got, [999, 998, 997]);
-        let mut top = TopN::new(Order::Offset, 2);
-        for at in (0..10).rev() {
-            top.push(letter("a", at, "e"));
-        }
-        assert_eq!(top.matched, 10);
-        let got: Vec<i64> = top.finish().iter().map(|l| l.offset).collect();
-        assert_eq!(got, [0, 1]);
     }
 }

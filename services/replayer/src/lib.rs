@@ -3,10 +3,12 @@
 //! `sked dlq` commands).
 //!
 //! Modules: [`retry`] (the retry drain), `scan` (reading a topic snapshot), `letter` (a dead
-//! letter and its filters), `replay` (crash-safe replays kept in Redis), `http` (the API),
+//! letter and its filters), `index` (the DLQ index in Redis that the API reads), `replay`
+//! (crash-safe replays kept in Redis), `http` (the API),
 //! `metrics`, `service` (wiring).
 
 mod http;
+mod index;
 mod letter;
 mod metrics;
 pub mod replay;

@@ -46,6 +46,17 @@ pub struct Metrics {
     pub dlq_parked: Gauge,
     /// Offset commits that failed (the records are redelivered and deduplicated).
     pub commit_errors: Counter,
+    /// Dead letters added to the DLQ index.
+    pub dlq_indexed: Counter,
+    /// Dead letters in the DLQ index.
+    pub dlq_index_letters: Gauge,
+    /// 1 while this replayer holds the indexer's lease.
+    pub dlq_index_leader: Gauge,
+    /// 1 when the indexer read every DLQ partition to its end at its last look.
+    pub dlq_index_caught_up: Gauge,
+    /// Letters removed from the DLQ index: `retention` (gone from the topic) or `evicted`
+    /// (over `replayer.index_max_letters`).
+    pub dlq_index_removed: Family<OutcomeLabel, Counter>,
 }
 
 impl Metrics {
@@ -65,6 +76,11 @@ impl Metrics {
             dlq_dropped: Counter::default(),
             dlq_parked: Gauge::default(),
             commit_errors: Counter::default(),
+            dlq_indexed: Counter::default(),
+            dlq_index_letters: Gauge::default(),
+            dlq_index_leader: Gauge::default(),
+            dlq_index_caught_up: Gauge::default(),
+            dlq_index_removed: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("sked_replayer");
         r.register(
@@ -122,7 +138,41 @@ impl Metrics {
             "Failed offset commits",
             m.commit_errors.clone(),
         );
+        r.register(
+            "dlq_indexed_letters",
+            "Dead letters added to the DLQ index",
+            m.dlq_indexed.clone(),
+        );
+        r.register(
+            "dlq_index_letters",
+            "Dead letters in the DLQ index (as of the indexer's last look)",
+            m.dlq_index_letters.clone(),
+        );
+        r.register(
+            "dlq_index_leader",
+            "1 while this replayer is the one that indexes the DLQ",
+            m.dlq_index_leader.clone(),
+        );
+        r.register(
+            "dlq_index_caught_up",
+            "1 when the indexer had read every DLQ partition to its end at its last look",
+            m.dlq_index_caught_up.clone(),
+        );
+        r.register(
+            "dlq_index_removed_letters",
+            "Letters removed from the DLQ index: retention (gone from the topic) or evicted (over replayer.index_max_letters)",
+            m.dlq_index_removed.clone(),
+        );
         m
+    }
+
+    /// Counts `n` letters removed from the DLQ index for `outcome`.
+    pub fn index_removed(&self, outcome: &'static str, n: u64) {
+        if n > 0 {
+            self.dlq_index_removed
+                .get_or_create(&OutcomeLabel { outcome })
+                .inc_by(n);
+        }
     }
 
     /// The dead-letter counters, for [`sked_core::kafka::dlq::Sender`].

@@ -7,9 +7,9 @@
 //! `ListOffsets` call: tansu 0.6 answers that one too low after multi-record batches. A snapshot
 //! is therefore "what the read saw"; callers that need to read it again record the last offset
 //! they saw per partition. Likewise every read starts at the beginning of the partition and
-//! skips records before its start offset (see `read_blocking`). That is linear in the size of
-//! the DLQ per call: fine for thousands to a few million dead letters, not beyond (an index
-//! would be needed then).
+//! skips records before its start offset (see `read_blocking`); only [`Scanner::one`] tries
+//! the record's own offset first. Listing and counting letters read the DLQ index instead
+//! (`crate::index`); replays read the topic this way.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -30,6 +30,9 @@ const CHANNEL: usize = 1024;
 /// A scan with no record and no end of partition for this long fails.
 const STALL: Duration = Duration::from_secs(30);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a fetch at a record's own offset may take before the record is looked for from
+/// the beginning of its partition.
+const DIRECT: Duration = Duration::from_secs(2);
 
 /// A scan failure.
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +157,13 @@ impl Scanner {
         if offset < low {
             return Ok(None);
         }
+        let consumer = self.consumer()?;
+        let topic_owned = topic.to_owned();
+        if let Some(msg) =
+            blocking(move || direct_blocking(&consumer, &topic_owned, partition, offset)).await?
+        {
+            return Ok(Some(msg));
+        }
         let from = Offsets::from([(partition, offset)]);
         let to = Offsets::from([(partition, offset + 1)]);
         let mut rx = self.read(topic, &from, &to);
@@ -173,6 +183,31 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::Task(e.to_string()))?
+}
+
+/// The record at `offset`, fetched at that offset: on Kafka this finds it; on tansu 0.6 a fetch
+/// inside a record batch answers with later batches or nothing (`None`; the caller then reads
+/// from the beginning).
+fn direct_blocking(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<Option<OwnedMessage>, Error> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    consumer.assign(&tpl)?;
+    let until = std::time::Instant::now() + DIRECT;
+    while std::time::Instant::now() < until {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(msg)) if msg.partition() == partition => {
+                return Ok((msg.offset() == offset).then(|| msg.detach()));
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(None),
+            _ => {}
+        }
+    }
+    Ok(None)
 }
 
 fn read_blocking(

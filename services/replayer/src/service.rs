@@ -13,6 +13,7 @@ use tracing::info;
 
 use crate::{
     http::{self, Api},
+    index::{DlqIndex, build::Indexer},
     metrics::Metrics,
     replay::{Replays, Settings},
     retry::RetryDrain,
@@ -108,10 +109,22 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
         metrics.clone(),
         cancel.clone(),
     );
+    let dlq_index = DlqIndex::new(base.store.connection(), &config.redis.key_prefix);
+    let indexer = Indexer {
+        index: dlq_index.clone(),
+        conn: base.store.connection(),
+        kafka: config.kafka.clone(),
+        topic: config.topics.dlq.clone(),
+        max_letters: config.replayer.index_max_letters,
+        scanner: scanner.clone(),
+        metrics: metrics.clone(),
+    };
+    base.tasks.spawn("dlq-index", indexer.run(cancel.clone()));
     let api = Api {
         scanner,
         dlq_topic: config.topics.dlq.clone(),
         replays: replays.clone(),
+        index: dlq_index,
     };
     let http_cancel = cancel.clone();
     base.tasks.spawn("http", async move {

@@ -13,6 +13,9 @@
 //!
 //! `sked-bench console [--requests N]`: the console's server time per page at N pending jobs;
 //! see `sked_e2e::bench_console`.
+//!
+//! `sked-bench dlq [--requests N]`: the DLQ index and API at N dead letters (pass
+//! `--requests 1000000`); see `sked_e2e::bench_dlq`.
 
 use std::time::{Duration, Instant};
 
@@ -47,7 +50,7 @@ fn parse_args() -> Result<(String, Args), String> {
     let mut it = std::env::args().skip(1);
     let cmd = it
         .next()
-        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] [--encrypt on|off] | scheduler [--seconds S] [--herd N] [--drain N] [--drain-kind once|cron] | worker [--requests N] [--seconds S] [--limits on|off] | replay [--requests N] | operate [--requests N] | console [--requests N] | rest [--requests N] [--set auth.enabled=false]")?;
+        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] [--encrypt on|off] | scheduler [--seconds S] [--herd N] [--drain N] [--drain-kind once|cron] | worker [--requests N] [--seconds S] [--limits on|off] | replay [--requests N] | operate [--requests N] | console [--requests N] | dlq [--requests N] | rest [--requests N] [--set auth.enabled=false]")?;
     let mut args = Args {
         requests: 200_000,
         rate: None,
@@ -103,6 +106,7 @@ async fn main() {
         "replay" => replay(args).await,
         "operate" => sked_e2e::bench_operate::run(args.requests).await,
         "console" => sked_e2e::bench_console::run(args.requests).await,
+        "dlq" => sked_e2e::bench_dlq::run(args.requests).await,
         "rest" => rest(args).await,
         other => {
             eprintln!("sked-bench: unknown benchmark {other}");

@@ -65,6 +65,7 @@ fn list_and_stats_json_is_unchanged() {
         matched: 3,
         scanned: 9,
         order: Order::Newest,
+        index: None,
     };
     assert_eq!(
         serde_json::to_string(&list).unwrap(),
@@ -72,7 +73,11 @@ fn list_and_stats_json_is_unchanged() {
     );
     let mut counts = Counts::default();
     counts.add(&letter());
-    let stats = DlqStats { counts, scanned: 4 };
+    let stats = DlqStats {
+        counts,
+        scanned: 4,
+        index: None,
+    };
     assert_eq!(
         serde_json::to_string(&stats).unwrap(),
         r#"{"total":1,"by_app":{"sms":1},"by_reason":{"timeout":1},"by_stage":{"execute":1},"scanned":4}"#

@@ -70,7 +70,8 @@ pub struct ConsoleOptions {
     /// The path the console is served under behind an ingress (`/sked`); empty: `/`.
     pub path_prefix: String,
     /// Mark the session cookie `Secure` (sent over HTTPS only). Off only for plain-HTTP
-    /// access from another host; browsers treat `localhost` as secure either way.
+    /// access from another host, or for Safari on `http://localhost` (Chromium and Firefox
+    /// count `localhost` as secure; Safari does not).
     pub secure_cookie: bool,
     /// A session unused this long is signed out.
     pub session_idle: super::HumanDuration,
@@ -196,6 +197,9 @@ pub struct ReplayerOptions {
     pub replay_rate: u32,
     /// Bound on the drain after SIGTERM.
     pub drain_timeout: HumanDuration,
+    /// Most dead letters the DLQ index holds; past it the oldest leave the index (not the
+    /// topic) and answers say the index is incomplete.
+    pub index_max_letters: u64,
 }
 
 /// `[scheduler]`: the firing loop.
@@ -618,6 +622,11 @@ impl Config {
             }
         }
         self.console.validate(&mut check);
+        check(
+            (1000..=100_000_000).contains(&self.replayer.index_max_letters),
+            "replayer.index_max_letters",
+            "must be between 1000 and 100000000",
+        );
         for (name, calendar) in &self.calendars {
             if let Err(why) = crate::schedule::check_calendar_name(name) {
                 check(false, &format!("calendars.{name}"), &why);

@@ -84,7 +84,12 @@ pub async fn list(State(app): State<App>, Signed(s): Signed, RawQuery(q): RawQue
             div.field.buttons { button type="submit" data-test="filter" { "Search" } }
         }
         div #dlq-live data-live {
-            p data-test="matched" { (letters.matched) " letters match (" (letters.scanned) " read)." }
+            p data-test="matched" {
+                (letters.matched) " letters match."
+                @if letters.index.as_ref().is_some_and(|i| !i.complete) {
+                    " " strong data-test="index-incomplete" { "The DLQ index is not complete: some letters may be missing." }
+                }
+            }
             @if let Ok(st) = &stats {
                 div.columns {
                     (counts("By app", &st.counts.by_app, 8, link("app")))
