@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::{
     PrivateRedis,
-    bench_operate::{time_get, used_memory},
+    bench_operate::{time_get, time_get_with, used_memory},
     create_topics, http, producer,
     replayer::{Failure, Record, Replayer, dlq_headers, produce_all},
     test_config, unique,
@@ -121,28 +121,29 @@ pub async fn run(letters: usize) {
     time_get(&api, "ls --since (newest 10 %)", &path, n).await;
     time_get(&api, "stats (no filter)", "/v1/dlq/stats", n).await;
     time_get(&api, "stats --tenant", "/v1/dlq/stats?tenant=tenant-42", n).await;
-    let few = 10;
-    time_get(
-        &api,
-        "ls --app --reason (exact count)",
-        "/v1/dlq?app=app-7&reason=timeout",
-        few,
-    )
-    .await;
-    time_get(
-        &api,
-        "ls --error (every letter)",
-        "/v1/dlq?error=upstream",
-        few,
-    )
-    .await;
-    time_get(
-        &api,
-        "stats --app (walks the app)",
-        "/v1/dlq/stats?app=app-7",
-        few,
-    )
-    .await;
+    // Queries that walk every candidate: few calls, and no 10 s client timeout.
+    let mut auth = reqwest::header::HeaderMap::new();
+    auth.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {}", crate::TEST_TOKEN))
+            .expect("header"),
+    );
+    let patient = reqwest::Client::builder()
+        .timeout(Duration::from_secs(600))
+        .default_headers(auth)
+        .build()
+        .expect("client");
+    let slow = [
+        (
+            "ls --app --reason (exact count)",
+            "/v1/dlq?app=app-7&reason=timeout",
+        ),
+        ("stats --app (walks the app)", "/v1/dlq/stats?app=app-7"),
+        ("ls --error (walks every letter)", "/v1/dlq?error=upstream"),
+    ];
+    for (name, path) in slow {
+        time_get_with(&patient, &api, name, path, 5).await;
+    }
     let one: Value = http()
         .get(format!("{api}/v1/dlq?job_id=job-4242"))
         .send()

@@ -39,7 +39,11 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 /// Times `n` calls of `GET {path}`; prints p50 / p99 / max in ms.
 pub async fn time_get(api: &str, name: &str, path: &str, n: usize) {
-    let client = http();
+    time_get_with(&http(), api, name, path, n).await;
+}
+
+/// [`time_get`] with `client`.
+pub async fn time_get_with(client: &reqwest::Client, api: &str, name: &str, path: &str, n: usize) {
     let mut ms = Vec::with_capacity(n);
     for _ in 0..n {
         let start = Instant::now();

@@ -73,6 +73,26 @@ impl Scanner {
         Ok(config.create()?)
     }
 
+    /// The partitions of `topic` (metadata only; no offsets asked).
+    pub async fn partitions(&self, topic: &str) -> Result<Vec<i32>, Error> {
+        let consumer = self.consumer()?;
+        let topic = topic.to_owned();
+        blocking(move || {
+            let metadata = consumer.fetch_metadata(Some(&topic), METADATA_TIMEOUT)?;
+            let partitions: Vec<i32> = metadata
+                .topics()
+                .iter()
+                .filter(|t| t.name() == topic && t.error().is_none())
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect();
+            if partitions.is_empty() {
+                return Err(Error::NoTopic(topic));
+            }
+            Ok(partitions)
+        })
+        .await
+    }
+
     /// (low, high) watermarks of every partition of `topic`.
     pub async fn watermarks(&self, topic: &str) -> Result<BTreeMap<i32, (i64, i64)>, Error> {
         let consumer = self.consumer()?;

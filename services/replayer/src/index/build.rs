@@ -68,6 +68,9 @@ pub struct Indexer {
     pub metrics: Metrics,
 }
 
+/// (low, high) watermarks per partition.
+type Marks = BTreeMap<i32, (i64, i64)>;
+
 /// Per partition: where reading stands.
 #[derive(Debug, Default)]
 struct Part {
@@ -167,6 +170,26 @@ impl Indexer {
         let mut batch: Vec<Entry> = Vec::new();
         let mut next: BTreeMap<i32, i64> = BTreeMap::new();
         let mut caught_up = false;
+        // Watermarks are read beside the loop: on a large topic the test broker takes seconds
+        // to answer them, and the loop must go on reading meanwhile.
+        let (marks_tx, mut marks_rx) = tokio::sync::watch::channel(None::<Marks>);
+        let stop = cancel.child_token();
+        let _stop = stop.clone().drop_guard();
+        let (scanner, topic) = (self.scanner.clone(), self.topic.clone());
+        tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                match scanner.watermarks(&topic).await {
+                    Ok(m) => {
+                        let _ = marks_tx.send(Some(m));
+                    }
+                    Err(crate::scan::Error::NoTopic(_)) => {
+                        let _ = marks_tx.send(Some(Marks::new()));
+                    }
+                    Err(e) => warn!(error = %e, topic, "dlq index: reading watermarks failed"),
+                }
+                sleep(MAINTAIN, &stop).await;
+            }
+        });
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return self.flush(&mut batch, &mut next).await,
@@ -178,7 +201,8 @@ impl Indexer {
                 }
                 _ = maintain.tick() => {
                     self.flush(&mut batch, &mut next).await?;
-                    self.maintain(&consumer, &mut parts).await?;
+                    let marks = marks_rx.borrow_and_update().clone();
+                    self.maintain(&consumer, &mut parts, marks).await?;
                 }
                 msg = consumer.recv() => {
                     self.take(&consumer, msg, &mut parts, &mut batch, &mut next)?;
@@ -286,16 +310,16 @@ impl Indexer {
         consumer: &StreamConsumer,
         parts: &mut BTreeMap<i32, Part>,
     ) -> anyhow::Result<()> {
-        let marks = match self.scanner.watermarks(&self.topic).await {
-            Ok(m) => m,
+        let partitions = match self.scanner.partitions(&self.topic).await {
+            Ok(p) => p,
             Err(crate::scan::Error::NoTopic(_)) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        if marks.keys().all(|p| parts.contains_key(p)) {
+        if partitions.iter().all(|p| parts.contains_key(p)) {
             return Ok(());
         }
         let recorded = self.index.next_offsets().await?;
-        for &p in marks.keys() {
+        for &p in &partitions {
             parts.entry(p).or_insert_with(|| {
                 let next = recorded.get(&p).copied().unwrap_or(0);
                 Part {
@@ -324,13 +348,12 @@ impl Indexer {
         &self,
         consumer: &StreamConsumer,
         parts: &mut BTreeMap<i32, Part>,
+        marks: Option<Marks>,
     ) -> anyhow::Result<()> {
         self.assign(consumer, parts).await?;
-        let marks = match self.scanner.watermarks(&self.topic).await {
-            Ok(m) => m,
-            Err(crate::scan::Error::NoTopic(_)) => BTreeMap::new(),
-            Err(e) => return Err(e.into()),
-        };
+        // Watermarks not read yet: nothing to compare with this time.
+        let marks_known = marks.is_some();
+        let marks = marks.unwrap_or_default();
         for (&p, &(low, high)) in &marks {
             let Some(part) = parts.get_mut(&p) else {
                 continue;
@@ -353,11 +376,11 @@ impl Indexer {
         self.evict().await?;
         let gone: BTreeSet<i32> = parts
             .keys()
-            .filter(|p| !marks.contains_key(p))
+            .filter(|p| marks_known && !marks.contains_key(p))
             .copied()
             .collect();
         let read_all = !parts.is_empty() && parts.values().all(|p| p.at_end) && gone.is_empty();
-        let caught_up = read_all || marks.is_empty();
+        let caught_up = read_all || (marks_known && marks.is_empty());
         self.index.beat(caught_up).await?;
         self.metrics.dlq_index_caught_up.set(i64::from(caught_up));
         self.metrics

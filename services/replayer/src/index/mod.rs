@@ -394,10 +394,7 @@ impl DlqIndex {
         }
         let mut conn = self.conn.clone();
         let cards: Vec<u64> = pipe.query_async(&mut conn).await?;
-        Ok(named
-            .into_iter()
-            .zip(cards)
-            .min_by_key(|(_, c)| *c))
+        Ok(named.into_iter().zip(cards).min_by_key(|(_, c)| *c))
     }
 
     /// The first `limit` letters matching `m` in `order`, how many match, and how many entries
