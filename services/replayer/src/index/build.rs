@@ -330,8 +330,14 @@ impl Indexer {
             });
         }
         let mut tpl = TopicPartitionList::new();
-        for (&p, part) in parts.iter() {
-            let at = if part.next > 0 {
+        for (&p, part) in parts.iter_mut() {
+            // Every partition's fetch starts again at `next`: check its first record again.
+            if part.next > 0 && !part.reread && !part.rewinding {
+                part.started_at = Some(part.next);
+            }
+            let at = if part.rewinding {
+                Offset::Beginning
+            } else if part.next > 0 {
                 Offset::Offset(part.next)
             } else {
                 Offset::Beginning
