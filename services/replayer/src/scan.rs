@@ -77,20 +77,7 @@ impl Scanner {
     pub async fn partitions(&self, topic: &str) -> Result<Vec<i32>, Error> {
         let consumer = self.consumer()?;
         let topic = topic.to_owned();
-        blocking(move || {
-            let metadata = consumer.fetch_metadata(Some(&topic), METADATA_TIMEOUT)?;
-            let partitions: Vec<i32> = metadata
-                .topics()
-                .iter()
-                .filter(|t| t.name() == topic && t.error().is_none())
-                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                .collect();
-            if partitions.is_empty() {
-                return Err(Error::NoTopic(topic));
-            }
-            Ok(partitions)
-        })
-        .await
+        blocking(move || partitions_blocking(&consumer, &topic)).await
     }
 
     /// (low, high) watermarks of every partition of `topic`.
@@ -98,18 +85,8 @@ impl Scanner {
         let consumer = self.consumer()?;
         let topic = topic.to_owned();
         blocking(move || {
-            let metadata = consumer.fetch_metadata(Some(&topic), METADATA_TIMEOUT)?;
-            let partitions: Vec<i32> = metadata
-                .topics()
-                .iter()
-                .filter(|t| t.name() == topic && t.error().is_none())
-                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                .collect();
-            if partitions.is_empty() {
-                return Err(Error::NoTopic(topic));
-            }
             let mut out = BTreeMap::new();
-            for p in partitions {
+            for p in partitions_blocking(&consumer, &topic)? {
                 out.insert(p, consumer.fetch_watermarks(&topic, p, METADATA_TIMEOUT)?);
             }
             Ok(out)
@@ -195,6 +172,20 @@ impl Scanner {
         }
         Ok(None)
     }
+}
+
+fn partitions_blocking(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>, Error> {
+    let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(Error::NoTopic(topic.to_owned()));
+    }
+    Ok(partitions)
 }
 
 async fn blocking<T: Send + 'static>(
