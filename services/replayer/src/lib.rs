@@ -8,6 +8,8 @@
 
 mod http;
 mod letter;
+#[cfg(test)]
+mod letter_fuzz;
 mod metrics;
 pub mod replay;
 pub mod retry;
