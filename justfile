@@ -22,6 +22,10 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
+# The fuzz properties with millions of cases, in release mode (docs/reliability.md).
+fuzz *ARGS:
+    scripts/fuzz.sh {{ARGS}}
+
 # Ingest throughput, latency and Redis bytes per pending job.
 bench-ingest *ARGS:
     scripts/bench.sh ingest {{ARGS}}

@@ -399,18 +399,29 @@ pub fn parse(bytes: &[u8], limits: &Limits, origin: &Origin) -> Result<JobSpec, 
 ///
 /// Local forms: `2025-11-03T22:00:00`, `2025-11-03 22:00:00`, `2025-11-03T22:00`,
 /// `2025-11-03 22:00`, and seconds with 1 to 9 fractional digits (`2025-10-28T04:05:03.901939568`).
+///
+/// A leap second (`23:59:60.5Z`, which RFC 3339 allows) is read as the same instant of the next
+/// second (`00:00:00.5Z`): the job record holds epoch milliseconds, which cannot tell them apart.
 pub fn parse_time(s: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
     if let Some(local) = parse_local(s) {
         return Ok(schedule::resolve_local(local, tz));
     }
     DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
+        .map(|t| fold_leap_second(t.with_timezone(&Utc)))
         .map_err(|_| {
             format!(
                 "`{s}` is not an RFC 3339 time (2025-11-03T22:00:00Z, 2025-11-03T22:00:00+06:00) \
                  or a local date-time (2025-11-03T22:00:00, 2025-11-03 22:00:00, 2025-11-03T22:00)"
             )
         })
+}
+
+/// chrono keeps a leap second as nanoseconds past 1e9 of the second before.
+fn fold_leap_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    match t.timestamp_subsec_nanos().checked_sub(1_000_000_000) {
+        Some(nanos) => DateTime::from_timestamp(t.timestamp() + 1, nanos).unwrap_or(t),
+        None => t,
+    }
 }
 
 /// `YYYY-MM-DD[T ]HH:MM[:SS[.f{1,9}]]`, nothing else.
@@ -1428,6 +1439,28 @@ mod tests {
         assert_eq!(
             e.message,
             "field `run_at`: expected a string, found `1795428000000`"
+        );
+    }
+
+    #[test]
+    fn a_leap_second_is_read_as_the_next_second() {
+        // Found by tests/fuzz_request.rs: the job record (epoch ms) gave back another time.
+        let spec = ok(r#"{"app": "sms", "run_at": "2016-12-31T23:59:60.5Z", "payload": 1}"#);
+        assert_eq!(spec.first_due, utc("2017-01-01T00:00:00.5Z"));
+        let spec =
+            ok(r#"{"appName": "sms", "scheduledTime": "2016-12-31T23:59:60Z", "jobData": 1}"#);
+        assert_eq!(spec.first_due, utc("2017-01-01T00:00:00Z"));
+        let spec = ok(r#"{"app": "sms", "every": "1h", "start_at": "2026-06-30T23:59:60+00:00"}"#);
+        assert_eq!(
+            spec.schedule,
+            Schedule::Every {
+                interval_ms: 3_600_000,
+                start_at: Some(utc("2026-07-01T00:00:00Z")),
+                end_at: None,
+                max_runs: None,
+                misfire: Misfire::default(),
+                jitter_ms: None,
+            }
         );
     }
 

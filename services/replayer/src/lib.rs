@@ -10,6 +10,8 @@
 mod http;
 mod index;
 mod letter;
+#[cfg(test)]
+mod letter_fuzz;
 mod metrics;
 pub mod replay;
 pub mod retry;

@@ -500,6 +500,20 @@ mod tests {
     }
 
     #[test]
+    fn a_nul_byte_in_an_rdkafka_property_is_a_problem_naming_the_key() {
+        // Found by tests/fuzz_config.rs: it loaded, and the first Kafka client failed.
+        let err = load(&Layers {
+            sets: vec!["kafka.rdkafka.socket.timeout.ms=6\u{0}0".into()],
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(
+            err.problems,
+            ["`kafka.rdkafka.socket.timeout.ms`: the property name or value contains a NUL byte"]
+        );
+    }
+
+    #[test]
     fn calendars_load_and_their_problems_name_the_key() {
         let sets = |list: &[&str]| Layers {
             sets: list.iter().map(|s| s.to_string()).collect(),

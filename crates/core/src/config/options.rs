@@ -648,24 +648,31 @@ impl Config {
         // librdkafka's own check, here so that a bad property stops the process with the
         // others (exit 64) and without its value: librdkafka's error (and `KafkaError`'s
         // Display) quote the value, which may be a secret (`sasl.pasword = …` with a typo).
+        // A NUL byte (a TOML `\u0000`) cannot reach librdkafka at all: without this it loaded
+        // and the first client failed with "FFI null error", naming no key.
         for (key, value) in self.kafka.properties() {
             let mut probe = rdkafka::ClientConfig::new();
             probe.set(key, value);
-            if let Err(rdkafka::error::KafkaError::ClientConfig(_, desc, _, _)) =
-                probe.create_native_config()
-            {
-                let desc = if value.is_empty() {
+            let desc = match probe.create_native_config() {
+                Err(rdkafka::error::KafkaError::ClientConfig(_, desc, _, _))
+                    if value.is_empty() =>
+                {
                     desc
-                } else {
+                }
+                Err(rdkafka::error::KafkaError::ClientConfig(_, desc, _, _)) => {
                     desc.replace(value, super::REDACTED)
-                };
-                let table = if self.kafka.rdkafka_secrets.contains_key(key) {
-                    "rdkafka_files"
-                } else {
-                    "rdkafka"
-                };
-                check(false, &format!("kafka.{table}.{key}"), &desc);
-            }
+                }
+                Err(rdkafka::error::KafkaError::Nul(_)) => {
+                    "the property name or value contains a NUL byte".to_owned()
+                }
+                _ => continue,
+            };
+            let table = if self.kafka.rdkafka_secrets.contains_key(key) {
+                "rdkafka_files"
+            } else {
+                "rdkafka"
+            };
+            check(false, &format!("kafka.{table}.{key}"), &desc);
         }
         check(
             self.redis.password.is_none() || !urls.iter().any(|u| url_has_password(u)),

@@ -50,6 +50,8 @@ pub mod list;
 pub mod pause;
 mod quota;
 mod record;
+#[cfg(test)]
+mod record_fuzz;
 pub mod runs;
 mod scripts;
 pub mod seal;

@@ -630,6 +630,21 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn retry_jitter_survives_to_the_last_bit() {
+        // Found by record_fuzz: serde_json's default float parser is off by one ulp here,
+        // so the record gave back another jitter than was stored (workspace `float_roundtrip`).
+        let mut s = spec(
+            r#"{"id":"j-1","app":"sms","delay":"5s","retry":{"max_attempts":2}}"#,
+            Utc::now(),
+        );
+        let jitter = 0.992_491_396_967_093_3;
+        s.retry.as_mut().unwrap().jitter = jitter;
+        let raw = round_trip(&s);
+        let (_, back) = decode(&s.id, &raw, &Keyring::none(), Payload::Open).unwrap();
+        assert_eq!(back.retry.unwrap().jitter.to_bits(), f64::to_bits(jitter));
+    }
+
     fn varint_len(bytes: &[u8]) -> usize {
         bytes.iter().position(|b| b & 0x80 == 0).unwrap() + 1
     }
