@@ -744,7 +744,10 @@ async fn quotas_refuse_on_kafka_and_rest_and_every_mutating_call_is_audited() {
         "{admitted} in {windows} windows"
     );
     // The bound above already refuses 20 unless the burst took four seconds or more.
-    assert!(admitted < 20 || windows >= 4, "{admitted} in {windows} windows");
+    assert!(
+        admitted < 20 || windows >= 4,
+        "{admitted} in {windows} windows"
+    );
     let metrics = sked_e2e::admin_metrics(ingest.admin).await;
     assert!(
         metrics.contains(
