@@ -571,3 +571,153 @@ async fn a_late_ack_after_another_scheduler_reclaimed_the_job_changes_nothing() 
         Some(t + 2_000)
     );
 }
+
+/// Issue 10 item 6: a scheduler fires several slots of a recurring job in one claim, then dies
+/// before the ack (the test-only crash point `scheduler.before_ack`, feature `fault-hooks`).
+/// The survivor reclaims the job once those slots are past the misfire threshold. It must fire
+/// the same slots again (same fire ids) and count them, so that the job fires exactly
+/// `max_runs` distinct slots. Before the mend it re-fired only the claimed slot and counted the
+/// others as missed: 8 distinct fire ids for `max_runs` 6.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_runs_holds_when_a_claim_that_fired_several_slots_dies_before_its_ack() {
+    use sked_core::store::{JobState, Store};
+    let ns = unique("max-runs-crash");
+    // Both replicas share the lease and the threshold (the replay assumes a common lease).
+    let shared = ["scheduler.lease=2s", "scheduler.misfire_threshold=5s"];
+    let config = test_config(&ns, &shared);
+    create_topics(&config, 1).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let mut sets = test_sets(&ns);
+    sets.extend(shared.iter().map(|s| (*s).to_owned()));
+    sets.push(format!("admin.listen_addr=127.0.0.1:{port}"));
+    let mut doomed = Proc::start_with_env(
+        "sked-scheduler",
+        &sets,
+        &[("SKED_TEST_CRASH_AT", "scheduler.before_ack")],
+    );
+    sked_e2e::eventually(
+        Duration::from_secs(30),
+        "the doomed scheduler ready",
+        || async {
+            let status = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+                .await
+                .ok()?
+                .status();
+            (status == StatusCode::OK).then_some(())
+        },
+    )
+    .await;
+
+    // Slots every second from a whole second 2.2 s ago: three are due at once, none missed.
+    let start_ms = (Utc::now().timestamp_millis() - 2_200) / 1_000 * 1_000;
+    let start = DateTime::<Utc>::from_timestamp_millis(start_ms).unwrap();
+    let runs = 6;
+    put_jobs(
+        &config,
+        &[(
+            format!(
+                r#"{{"id":"capped","app":"sms","every":"1s","start_at":"{}","max_runs":{runs}}}"#,
+                rfc3339(start)
+            ),
+            None,
+        )],
+        start - chrono::Duration::seconds(1),
+    )
+    .await;
+    let exit = tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = doomed.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the crash point was never reached"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(!exit.success(), "aborted at the crash point: {exit}");
+    let before: Vec<i64> = read_topic(
+        &config.topics.due,
+        1,
+        usize::MAX,
+        Duration::from_secs(5),
+        Duration::ZERO,
+    )
+    .iter()
+    .map(|m| ms(m, "sked-due-at"))
+    .collect();
+    assert!(
+        before.len() >= 2,
+        "the dead claim fired several slots (the case under test): {before:?}"
+    );
+
+    // The survivor claims once the dead claim's later slots are missed (threshold 5 s).
+    let survive_at = start + chrono::Duration::milliseconds(2_000 + 5_500);
+    if let Ok(wait) = (survive_at - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
+    let survivor = Scheduler::start(config.clone()).await;
+    let store = Store::connect(&config.redis).await.unwrap();
+    let job = sked_core::job::JobId::parse("capped").unwrap();
+    sked_e2e::eventually(Duration::from_secs(30), "the job to end", || async {
+        let record = store.get(&job).await.unwrap()?;
+        (record.state == JobState::Dispatched).then_some(())
+    })
+    .await;
+    // Anything a wrong count would still fire is due within a few seconds.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let fired = read_topic(
+        &config.topics.due,
+        1,
+        usize::MAX,
+        Duration::from_secs(5),
+        Duration::ZERO,
+    );
+    let mut slots = BTreeMap::new();
+    for m in &fired {
+        let due = ms(m, "sked-due-at");
+        assert!(ms(m, "sked-fired-at") >= due, "never early");
+        assert_eq!(
+            header(m, "sked-fire-id").unwrap(),
+            format!("capped@{due}"),
+            "the fire id names the slot"
+        );
+        assert_eq!((due - start_ms) % 1_000, 0, "on the grid: {due}");
+        *slots.entry(due).or_insert(0) += 1;
+    }
+    assert_eq!(
+        slots.len(),
+        runs,
+        "exactly max_runs distinct slots; fires per slot: {slots:?}"
+    );
+    for due in &before {
+        assert_eq!(
+            slots[due], 2,
+            "a slot of the dead claim fired again, once: {slots:?}"
+        );
+    }
+    let text = survivor.metrics().await;
+    assert_eq!(
+        metric(&text, "sked_scheduler_reclaimed_total"),
+        1.0,
+        "{text}"
+    );
+    // The expired lease's deadline, kept for the replay, went with the ack.
+    let runs_key = store.keys().runs(store.keys().shard_of(&job));
+    let mut conn = sked_e2e::redis(&sked_e2e::redis_url()).await;
+    let kept: bool = redis::cmd("HEXISTS")
+        .arg(&runs_key)
+        .arg("/capped")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!kept, "no deadline left in {runs_key}");
+    survivor.stop().await;
+}

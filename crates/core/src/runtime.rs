@@ -238,6 +238,20 @@ mod fault {
     }
 }
 
+/// A crash point of the tests (feature `fault-hooks`): when `SKED_TEST_CRASH_AT` names `point`,
+/// the process aborts here, as a kill -9 at the worst moment would end it (no drain, no
+/// flush). Without the feature, it does nothing.
+#[inline]
+pub fn crash_point(point: &str) {
+    #[cfg(feature = "fault-hooks")]
+    if std::env::var("SKED_TEST_CRASH_AT").ok().as_deref() == Some(point) {
+        eprintln!("fault hook: SKED_TEST_CRASH_AT={point}: aborting");
+        std::process::abort();
+    }
+    #[cfg(not(feature = "fault-hooks"))]
+    let _ = point;
+}
+
 /// The whole `main` of a service binary, after flag parsing: loads the configuration (exit
 /// 64 naming every problem), prints it for `--dump-config`, initialises logging and OTLP span
 /// export, runs `run` until SIGTERM/SIGINT, and flushes the spans last.

@@ -32,7 +32,7 @@ use sked_core::{
     kafka::headers as h,
     runtime::Backoff,
     store::{
-        Ack, AckOutcome, ClaimBatch, Index, Store,
+        Ack, AckOutcome, ClaimBatch, Claimed, Index, Store,
         calendars::CalendarCache,
         describe::{FireOrigin, history_entry},
     },
@@ -245,15 +245,16 @@ impl Firing {
                 }
                 _ => Vec::new(),
             };
+            let (now, refire) = self.planned_at(&batch, job);
             let plan = plan::plan(&Input {
                 schedule: &job.spec.schedule,
                 job_id: job.spec.id.as_str(),
                 first_due: job.spec.first_due,
                 claimed_score: job.score,
                 runs_so_far: job.runs,
-                now: fired_at,
+                now,
                 misfire_threshold: self.settings.misfire_threshold,
-                refire: job.refire,
+                refire,
                 calendars: &attached,
             });
             if plan.missed > 0 {
@@ -372,6 +373,10 @@ impl Firing {
             }
         }
         self.metrics.fired.inc_by(fired);
+        if fired > 0 {
+            // Tests: the fires are out and nothing is acknowledged yet.
+            sked_core::runtime::crash_point("scheduler.before_ack");
+        }
         self.hold_unopened(shard, &batch, fired_at).await;
         let acks: Vec<Ack> = acks.into_iter().flatten().collect();
         let outcomes = self.ack(shard, &acks, batch.lease_until).await?;
@@ -384,6 +389,33 @@ impl Firing {
             );
         }
         Ok(())
+    }
+
+    /// The instant a claimed job is planned at, and whether its claimed slot must fire again.
+    ///
+    /// A job is planned at the instant of its claim, so that the claim can be replayed: after
+    /// a lease expired, the claim that had it may have produced every fire of its plan (several
+    /// slots of a recurring job) and died before the ack. When the store kept that lease's
+    /// deadline, the plan is made again at the instant of that claim (`deadline - lease`; the
+    /// replicas share `scheduler.lease`), which produces the same fires under the same fire ids
+    /// and counts them for `max_runs`; its `next` may have passed already, and the job is
+    /// claimed again at once for what is due since. Without it (a one-shot, or a lease that
+    /// expired before the deadline was kept), the claimed slot fires again at the present claim.
+    fn planned_at(&self, batch: &ClaimBatch, job: &Claimed) -> (DateTime<Utc>, bool) {
+        let claimed_at =
+            DateTime::<Utc>::from_timestamp_millis(batch.claimed_at).unwrap_or_else(Utc::now);
+        let Some(deadline) = job.expired_lease.filter(|_| job.refire) else {
+            return (claimed_at, job.refire);
+        };
+        let lease = i64::try_from(self.settings.lease.as_millis()).unwrap_or(i64::MAX / 2);
+        // Never before the claimed score (that claim took it as due) nor after this claim.
+        let then = deadline
+            .saturating_sub(lease)
+            .clamp(job.score, batch.claimed_at.max(job.score));
+        match DateTime::<Utc>::from_timestamp_millis(then) {
+            Some(then) => (then, false),
+            None => (claimed_at, true),
+        }
     }
 
     /// Jobs whose payload is sealed with a key that is not configured: no fire can be built.

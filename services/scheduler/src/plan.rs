@@ -21,10 +21,14 @@
 //!   The job then continues with its first due time that has not passed: lateness never shifts
 //!   the schedule.
 //! - `max_runs` counts fires. When it is reached the job ends; due times beyond it do not fire.
-//! - A slot claimed again after its lease expired (`Input::refire`: the scheduler that had it
-//!   may have produced it, then died or stalled before the ack) is not a misfire: it fires
-//!   again under its own fire id whatever the policy, and counts once, so a later slot never
-//!   stands in for a fire that may be out already and `max_runs` holds.
+//! - A job claimed again after its lease expired (the scheduler that had it may have produced
+//!   its fires, then died or stalled before the ack) is planned again as that claim planned
+//!   it: the firing loop passes the instant of the expired claim as `now` (see
+//!   `Firing::planned_at`), so the same slots fire again under the same fire ids and count
+//!   once each, and `max_runs` holds even when that claim fired several slots. When that
+//!   instant is not known (`Input::refire`), the claimed slot is not a misfire: it fires again
+//!   under its own fire id whatever the policy, and counts once, so a later slot never stands
+//!   in for a fire that may be out already.
 //!
 //! A slot of a recurring job on a day that one of its calendars excludes (see
 //! [`sked_core::schedule::Calendar`]) does not fire and is counted as *excluded* (not as missed

@@ -81,7 +81,8 @@ impl Store {
                 .key(self.keys.done(*shard))
                 .key(self.keys.counts(*shard))
                 .key(self.keys.notes(*shard))
-                .key(self.keys.created(*shard));
+                .key(self.keys.created(*shard))
+                .key(self.keys.runs(*shard));
             inv.arg(self.ttl_ms)
                 .arg(&channel)
                 .arg(shard.index())

@@ -234,6 +234,10 @@ pub struct Claimed {
     /// Claimed again after an expired lease: the claimed slot may be out already, so it fires
     /// again (same fire id) whatever the misfire policy.
     pub refire: bool,
+    /// For a recurring job claimed after an expired lease: that lease's deadline (epoch ms),
+    /// from which the scheduler rebuilds the instant of the claim that expired and replays its
+    /// plan. `None` when not known (a one-shot, or a lease that expired before this was kept).
+    pub expired_lease: Option<i64>,
 }
 
 /// One claim of one shard.
@@ -243,6 +247,8 @@ pub struct ClaimBatch {
     pub reclaimed: u64,
     /// Due jobs moved to the held set because their app or tenant is paused.
     pub held: u64,
+    /// The instant (epoch ms) of the claim: it took the jobs due at or before it.
+    pub claimed_at: i64,
     /// The lease deadline (epoch ms) of the claimed jobs; acks name it.
     pub lease_until: i64,
     /// The claimed jobs, earliest first.
@@ -502,6 +508,7 @@ impl Store {
         let lease_until = now_ms.saturating_add(lease_ms);
         if expired.is_empty() && candidates.is_empty() {
             return Ok(ClaimBatch {
+                claimed_at: now_ms,
                 lease_until,
                 ..Default::default()
             });
@@ -543,6 +550,7 @@ impl Store {
         let mut batch = ClaimBatch {
             reclaimed,
             held,
+            claimed_at: now_ms,
             lease_until,
             ..Default::default()
         };
@@ -566,13 +574,21 @@ impl Store {
         if !stale.is_empty() {
             self.reindex(&stale).await?;
         }
-        while let (Some(id), Some(score), Some(record), Some(runs)) =
-            (items.next(), items.next(), items.next(), items.next())
-        {
+        while let (Some(id), Some(score), Some(record), Some(runs), Some(expired)) = (
+            items.next(),
+            items.next(),
+            items.next(),
+            items.next(),
+            items.next(),
+        ) {
             let id: String = redis::from_redis_value(&id)?;
             let score_raw: String = redis::from_redis_value(&score)?;
             let record: Vec<u8> = redis::from_redis_value(&record)?;
             let runs: u64 = redis::from_redis_value(&runs).unwrap_or(0);
+            let expired_lease = redis::from_redis_value::<String>(&expired)
+                .ok()
+                .and_then(|v| v.parse::<f64>().ok())
+                .map(|v| v as i64);
             let score = score_raw.parse::<f64>().map(|f| f as i64);
             let job = match JobId::parse(&id) {
                 Ok(job) => job,
@@ -589,6 +605,7 @@ impl Store {
                     score_raw,
                     runs,
                     refire: record::reclaimed(&record),
+                    expired_lease,
                 }),
                 (Err(DecodeError::UnknownKey(key_id)), _) => {
                     match record::decode(&job, &record, &self.keyring, Payload::Skip) {

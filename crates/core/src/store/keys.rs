@@ -93,7 +93,9 @@ impl Keys {
         format!("{}:{}:inflight", self.prefix, shard.tag())
     }
 
-    /// The shard's fire counters of recurring jobs (hash: job id → fires so far).
+    /// The shard's fire counters of recurring jobs (hash: job id → fires so far), and, under
+    /// `/<job id>`, the deadline of a recurring job's expired lease until the claim that
+    /// replays its plan is acknowledged (see `scheduler::plan`).
     pub fn runs(&self, shard: Shard) -> String {
         format!("{}:{}:runs", self.prefix, shard.tag())
     }

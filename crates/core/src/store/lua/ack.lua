@@ -45,6 +45,8 @@ while a <= #ARGV do
     out[#out + 1] = 'done'
   elseif st == 'F' then
     if fired > 0 then redis.call('HINCRBY', runs, id, fired) end
+    -- The plan of an expired lease, if one was replayed, is acknowledged now.
+    redis.call('HDEL', runs, '/' .. id)
     if nxt ~= '' then
       batch_add(b, 'ZADD', '', due, nxt, id)
       redis.call('SETRANGE', key, 8, 'S')
@@ -61,7 +63,7 @@ while a <= #ARGV do
     end
   elseif st == 'c' then
     redis.call('PEXPIRE', key, ttl)
-    redis.call('HDEL', runs, id)
+    redis.call('HDEL', runs, id, '/' .. id)
     finished = true
     out[#out + 1] = 'cancelled'
   else

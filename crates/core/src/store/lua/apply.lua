@@ -1,5 +1,5 @@
 -- APPLY (store/scripts.rs): ordered inserts and cancels for one shard, in one atomic step.
-local due, paused, held, done, cnt, notes, created = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local due, paused, held, done, cnt, notes, created, runs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local ttl, channel, shard, now = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
 trim_done(done, created, now - ttl)
 local before = earliest(due)
@@ -10,7 +10,7 @@ local delta = {}
 -- at the end, or before a job the batch already touched is touched again.
 local b = batch_new()
 local seen = {}
-local k, a = 8, 5
+local k, a = 9, 5
 while a <= #ARGV do
   local kind, id, fp, rec, score = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local n, expect, born = tonumber(ARGV[a + 5]), ARGV[a + 6], ARGV[a + 7]
@@ -28,8 +28,10 @@ while a <= #ARGV do
     else
       local st = string.sub(cur, 9, 9)
       if cur ~= '' then
-        -- An update: the job may wait in the held set or be finished.
+        -- An update: the job may wait in the held set or be finished. A lease that expires
+        -- from now on belongs to the new record: no plan of the old one is replayed.
         old = redis.call('GET', key)
+        redis.call('HDEL', runs, '/' .. id)
         batch_add(b, 'ZREM', '', held, id)
         batch_add(b, 'ZREM', '', done, id)
       end
@@ -68,6 +70,8 @@ while a <= #ARGV do
       batch_add(b, 'ZREM', '', held, id)
       -- Only a job paused on its own has a note.
       if st == 'p' or st == 'P' then redis.call('HDEL', notes, id) end
+      -- Its fire count (`max_runs`) and any expired lease's deadline go with it.
+      redis.call('HDEL', runs, id, '/' .. id)
       redis.call('SETRANGE', key, 8, 'c')
       redis.call('PEXPIRE', key, ttl)
       batch_add(b, 'ZADD', '', done, now, id)

@@ -14,12 +14,20 @@ for i = 1, expired do
     if st == 'f' or st == 'F' then
       redis.call('ZADD', due, 'NX', score, id)
       -- `r`/`R`: scheduled again after a lease expired; that fire may have gone out.
-      if st == 'f' then redis.call('SETRANGE', key, 8, 'r') else redis.call('SETRANGE', key, 8, 'R') end
+      if st == 'f' then
+        redis.call('SETRANGE', key, 8, 'r')
+      else
+        redis.call('SETRANGE', key, 8, 'R')
+        -- The expired lease's deadline, so that the next claim can replay that claim's plan
+        -- (it may have fired several slots). The first one stands until an ack: a claim that
+        -- replayed it and expired in turn fired the same slots.
+        redis.call('HSETNX', runs, '/' .. id, lease)
+      end
       reclaimed = reclaimed + 1
     elseif st == 'c' then
       -- Cancelled while its fire was in flight: finished now; the caller unindexes it.
       redis.call('PEXPIRE', key, ttl)
-      redis.call('HDEL', runs, id)
+      redis.call('HDEL', runs, id, '/' .. id)
       redis.call('ZADD', done, now, id)
       dropped[#dropped + 1] = id
       dropped[#dropped + 1] = redis.call('GET', key)
@@ -58,6 +66,12 @@ for i = 5 + expired, #ARGV do
             out[#out + 1] = redis.call('HGET', runs, id) or '0'
           else
             out[#out + 1] = '0'
+          end
+          -- The deadline of the expired lease this claim follows ('' when none is known).
+          if st == 'R' then
+            out[#out + 1] = redis.call('HGET', runs, '/' .. id) or ''
+          else
+            out[#out + 1] = ''
           end
         end
       end
