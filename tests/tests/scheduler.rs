@@ -586,10 +586,7 @@ async fn max_runs_holds_when_a_claim_that_fired_several_slots_dies_before_its_ac
     let shared = ["scheduler.lease=2s", "scheduler.misfire_threshold=5s"];
     let config = test_config(&ns, &shared);
     create_topics(&config, 1).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap();
+    let port = sked_e2e::replayer::free_port();
     let mut sets = test_sets(&ns);
     sets.extend(shared.iter().map(|s| (*s).to_owned()));
     sets.push(format!("admin.listen_addr=127.0.0.1:{port}"));
