@@ -11,9 +11,11 @@ scripts/build-deps.sh
 scripts/dev-stack.sh up
 scripts/browser-deps.sh
 
+# One cargo invocation, so dependencies are built once: two invocations (bins, then tests)
+# unify features differently (dev-dependencies turn on more of chrono, regex, reqwest, redis)
+# and rebuilt about 60 crates a second time.
 echo "test: building the workspace (binaries and tests)"
-cargo build --workspace --bins --locked
-cargo build --workspace --tests --locked
+cargo build --workspace --bins --tests --locked
 
 echo "test: deployment files (chart, compose, config keys)"
 scripts/check-deploy.sh
