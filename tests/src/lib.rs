@@ -6,6 +6,7 @@
 
 pub mod bench_console;
 pub mod bench_dlq;
+pub mod bench_failover;
 pub mod bench_operate;
 pub mod cluster;
 pub mod console;

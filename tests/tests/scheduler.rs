@@ -718,3 +718,107 @@ async fn max_runs_holds_when_a_claim_that_fired_several_slots_dies_before_its_ac
     assert!(!kept, "no deadline left in {runs_key}");
     survivor.stop().await;
 }
+
+/// Issue 10 item 5: a claim whose fires take longer than its lease (a slow broker: the
+/// test-only slow point `scheduler.produce`, feature `fault-hooks`, lets one send through every
+/// 60 ms) keeps its leases by renewing them while its fires progress. A second replica that
+/// runs meanwhile reclaims nothing, and every fire goes out once. Without the renewal, the
+/// second replica reclaims the jobs after the 1 s lease and fires them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_claim_renews_its_leases_and_no_other_replica_fires_it_again() {
+    const N: usize = 80;
+    let ns = unique("renew");
+    let shared = ["scheduler.lease=1s"];
+    let config = test_config(&ns, &shared);
+    create_topics(&config, 3).await;
+    let now = Utc::now();
+    let jobs: Vec<_> = (0..N)
+        .map(|i| {
+            (
+                format!(
+                    r#"{{"id":"slow-{i}","app":"sms","run_at":"{}"}}"#,
+                    rfc3339(now)
+                ),
+                None,
+            )
+        })
+        .collect();
+    put_jobs(&config, &jobs, now).await;
+
+    let port = sked_e2e::replayer::free_port();
+    let mut sets = test_sets(&ns);
+    sets.extend(shared.iter().map(|s| (*s).to_owned()));
+    sets.push(format!("admin.listen_addr=127.0.0.1:{port}"));
+    let mut slow = Proc::start_with_env(
+        "sked-scheduler",
+        &sets,
+        &[
+            ("SKED_TEST_SLOW_AT", "scheduler.produce"),
+            ("SKED_TEST_SLOW_MS", "60"),
+        ],
+    );
+    // Its claimed counter, not the in-flight set: acks start 60 ms after the claim.
+    let admin: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    sked_e2e::eventually(
+        Duration::from_secs(30),
+        "every job claimed by the slow replica",
+        || async {
+            let text = http()
+                .get(format!("http://{admin}/metrics"))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            (metric(&text, "sked_scheduler_claimed_total") >= N as f64).then_some(())
+        },
+    )
+    .await;
+    let other = Scheduler::start(config.clone()).await;
+
+    // 80 sends at 60 ms each: about 5 s, five leases.
+    let fired = read_topic(
+        &config.topics.due,
+        3,
+        N + 1,
+        Duration::from_secs(20),
+        Duration::ZERO,
+    );
+    let mut ids: Vec<String> = fired
+        .iter()
+        .map(|m| header(m, "sked-fire-id").unwrap())
+        .collect();
+    ids.sort();
+    let total = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), N, "every job fired");
+    assert_eq!(
+        total, N,
+        "and each once: no lease expired under the slow claim"
+    );
+    for m in &fired {
+        assert!(
+            ms(m, "sked-fired-at") >= ms(m, "sked-due-at"),
+            "never early"
+        );
+    }
+    let text = other.metrics().await;
+    assert_eq!(
+        metric(&text, "sked_scheduler_reclaimed_total"),
+        0.0,
+        "{text}"
+    );
+    let slow_text = sked_e2e::admin_metrics(admin).await;
+    assert!(
+        metric(&slow_text, "sked_scheduler_lease_renewals_total") >= 3.0,
+        "the slow claim renewed its leases: {slow_text}"
+    );
+    assert_eq!(
+        metric(&slow_text, "sked_scheduler_leases_lost_total"),
+        0.0,
+        "{slow_text}"
+    );
+    other.stop().await;
+    slow.kill9();
+}

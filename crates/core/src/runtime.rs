@@ -252,6 +252,26 @@ pub fn crash_point(point: &str) {
     let _ = point;
 }
 
+/// A slow point of the tests (feature `fault-hooks`): when `SKED_TEST_SLOW_AT` names `point`,
+/// every pass waits `SKED_TEST_SLOW_MS` (default 50) in turn, one pass at a time across the
+/// process, as a slow dependency would: work goes on, slowly. Without the feature, it does
+/// nothing.
+#[inline]
+pub async fn slow_point(point: &str) {
+    #[cfg(feature = "fault-hooks")]
+    if std::env::var("SKED_TEST_SLOW_AT").ok().as_deref() == Some(point) {
+        static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let ms = std::env::var("SKED_TEST_SLOW_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(50);
+        let _turn = TURN.lock().await;
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+    #[cfg(not(feature = "fault-hooks"))]
+    let _ = point;
+}
+
 /// The whole `main` of a service binary, after flag parsing: loads the configuration (exit
 /// 64 naming every problem), prints it for `--dump-config`, initialises logging and OTLP span
 /// export, runs `run` until SIGTERM/SIGINT, and flushes the spans last.

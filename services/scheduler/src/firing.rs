@@ -17,11 +17,20 @@
 //! Never early: a claim takes only scores `<= now` (ms), and scores are due instants rounded
 //! up. On cancel the loop finishes its round (fires produced and acked) and returns.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
-use futures::future::join_all;
+use futures::{StreamExt as _, future::join_all, stream::FuturesUnordered};
 use rdkafka::{
+    error::{KafkaError, RDKafkaErrorCode},
     message::{Header, OwnedHeaders},
     producer::{FutureProducer, FutureRecord},
 };
@@ -38,7 +47,7 @@ use sked_core::{
     },
     trace,
 };
-use tokio::sync::watch;
+use tokio::{sync::watch, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, Span, debug, error, info_span, warn};
 
@@ -54,6 +63,58 @@ pub struct Route {
     pub topic: String,
     /// Value format.
     pub format: Format,
+}
+
+/// Most acks in one store call.
+const ACK_CHUNK: usize = 2_000;
+
+/// Longest wait for room in a full producer queue before a fire counts as failed (the
+/// producer's `message.timeout.ms`).
+const QUEUE_FULL_WAIT: Duration = Duration::from_secs(30);
+
+/// A claim whose fires have not progressed (no send completed) for this many leases is not
+/// renewed any more: its scheduler may be cut off from Kafka, and another one takes it over.
+const PROGRESS_LEASES: u32 = 5;
+
+/// Smallest adaptive claim.
+const MIN_CLAIM: usize = 32;
+
+/// What one claim produced, and how long its fires took.
+#[derive(Debug, Default)]
+pub(crate) struct Produced {
+    fires: u64,
+    seconds: f64,
+}
+
+/// A store call of [`Firing::settle`] that completed.
+enum Done {
+    Renewed {
+        until: i64,
+        lost: Result<Vec<usize>, sked_core::store::Error>,
+    },
+    Released(Result<(), sked_core::store::Error>),
+    Acked {
+        chunk: Vec<(Option<usize>, Ack)>,
+        result: Result<Vec<AckOutcome>, sked_core::store::Error>,
+    },
+}
+
+/// The next claim size of a shard: what this shard produced per second, times a quarter of
+/// the lease (so a claim is out well within its lease even unrenewed), moved halfway from
+/// the present size, within [`MIN_CLAIM`] and `scheduler.claim_batch`. A claim produced too
+/// fast to time (a few ms) says only that the broker keeps up: up to the maximum.
+fn claim_size(current: usize, produced: &Produced, lease: Duration, max: usize) -> usize {
+    let max = max.max(1);
+    if produced.fires < MIN_CLAIM as u64 {
+        return current.clamp(1, max);
+    }
+    let target = if produced.seconds < 0.005 {
+        max as f64
+    } else {
+        produced.fires as f64 / produced.seconds * lease.as_secs_f64() / 4.0
+    };
+    let next = (current as f64 + target) / 2.0;
+    (next as usize).clamp(MIN_CLAIM.min(max), max)
 }
 
 /// What the loops share.
@@ -92,6 +153,9 @@ pub struct Firing {
     pub(crate) readiness: Readiness,
     /// Exclusion calendars (config and stored), reloaded as `store::calendars` says.
     pub(crate) calendars: CalendarCache,
+    /// The present claim size of each owned shard (same order as `shards`), see
+    /// [`claim_size`].
+    pub(crate) claim_limits: Vec<AtomicUsize>,
 }
 
 impl Firing {
@@ -138,19 +202,14 @@ impl Firing {
         Ok(())
     }
 
-    /// How long until the earliest due score of the owned shards, capped by the poll interval.
+    /// How long until the owned shards have work (a due score or the end of a lease, whose
+    /// job the next claim takes back), capped by the poll interval.
     async fn until_next_due(&self) -> Result<Duration, sked_core::store::Error> {
-        let earliest = self
-            .store
-            .earliest(&self.shards)
-            .await?
-            .into_iter()
-            .flatten()
-            .min();
-        let Some(earliest) = earliest else {
+        let Some(earliest) = self.store.next_work(&self.shards).await? else {
             return Ok(self.settings.poll_interval);
         };
         let now = Utc::now().timestamp_millis();
+        // A lease ends after its deadline: the claim takes scores `<= now`.
         let ms = u64::try_from(earliest.saturating_sub(now)).unwrap_or(0);
         Ok(Duration::from_millis(ms).min(self.settings.poll_interval))
     }
@@ -176,17 +235,16 @@ impl Firing {
         shard: Shard,
         now_ms: i64,
     ) -> Result<bool, sked_core::store::Error> {
+        let slot = self.shards.iter().position(|s| *s == shard);
+        let limit = slot
+            .and_then(|i| self.claim_limits.get(i))
+            .map_or(self.settings.claim_batch, |l| l.load(Ordering::Relaxed));
         let batch = self
             .store
-            .claim(
-                shard,
-                now_ms,
-                self.settings.claim_batch,
-                self.settings.lease,
-            )
+            .claim(shard, now_ms, limit, self.settings.lease)
             .await?;
         self.readiness.set("redis", true);
-        let full = batch.jobs.len() >= self.settings.claim_batch;
+        let full = batch.jobs.len() >= limit;
         if batch.held > 0 {
             self.metrics.held.inc_by(batch.held);
             debug!(
@@ -204,12 +262,25 @@ impl Firing {
             );
         }
         if !batch.jobs.is_empty() || !batch.corrupt.is_empty() || !batch.unknown_key.is_empty() {
-            self.fire(shard, batch).await?;
+            let produced = self.fire(shard, batch).await?;
+            if let Some(l) = slot.and_then(|i| self.claim_limits.get(i)) {
+                let next = claim_size(
+                    l.load(Ordering::Relaxed),
+                    &produced,
+                    self.settings.lease,
+                    self.settings.claim_batch,
+                );
+                l.store(next, Ordering::Relaxed);
+            }
         }
         Ok(full)
     }
 
-    async fn fire(&self, shard: Shard, batch: ClaimBatch) -> Result<(), sked_core::store::Error> {
+    async fn fire(
+        &self,
+        shard: Shard,
+        batch: ClaimBatch,
+    ) -> Result<Produced, sked_core::store::Error> {
         self.metrics.claimed.inc_by(batch.jobs.len() as u64);
         let fired_at = Utc::now();
         let mut acks = Vec::with_capacity(batch.jobs.len() + batch.corrupt.len());
@@ -354,64 +425,248 @@ impl Firing {
             }));
         }
 
-        let (meta, futures): (Vec<_>, Vec<_>) =
-            sends.into_iter().map(|(i, due, f)| ((i, due), f)).unzip();
-        let results = join_all(futures).await;
-        let mut fired = 0;
-        for ((index, due), result) in meta.into_iter().zip(results) {
-            match result {
-                Ok(()) => {
-                    fired += 1;
-                    let late = (fired_at - due).num_microseconds().unwrap_or(0).max(0);
-                    self.metrics.lateness.observe(late as f64 / 1e6);
-                }
-                Err(err) => {
-                    self.metrics.produce_errors.inc();
-                    warn!(error = %err, "fire not acknowledged by kafka; its lease will expire and it fires again");
-                    acks[index] = None;
-                }
+        self.hold_unopened(shard, &batch, fired_at).await;
+        self.settle(shard, &batch, acks, sends, fired_at).await
+    }
+
+    /// Waits for the claim's fires and acks each job as soon as all its fires are
+    /// acknowledged by Kafka, in batches: an ack goes out whenever the previous one has
+    /// returned, with every job that became ready meanwhile (so a kill -9 mid-claim re-fires
+    /// only what was produced since the last ack). Meanwhile the claim's leases are renewed
+    /// every quarter lease, while its fires make progress (a send completed within the last
+    /// [`PROGRESS_LEASES`] leases) or only acks are left: a replica that can reach Redis but
+    /// not Kafka lets its claims expire, so that another one fires them. A job whose fire Kafka refused is
+    /// released (its lease set to a second from now), so any scheduler fires it again soon
+    /// under the same fire id. Store calls are one at a time, so an ack always names the
+    /// lease that the last renewal set.
+    async fn settle<F>(
+        &self,
+        shard: Shard,
+        batch: &ClaimBatch,
+        acks: Vec<Option<Ack>>,
+        sends: Vec<(usize, DateTime<Utc>, F)>,
+        fired_at: DateTime<Utc>,
+    ) -> Result<Produced, sked_core::store::Error>
+    where
+        F: std::future::Future<Output = Result<(), KafkaError>>,
+    {
+        let jobs = batch.jobs.len();
+        let lease = self.settings.lease;
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+        let renew_every = lease / 4;
+        let mut left = vec![0usize; jobs];
+        for (index, _, _) in &sends {
+            left[*index] += 1;
+        }
+        let mut acks: Vec<Option<Ack>> = acks;
+        // (job index, ack): jobs with nothing to produce, and unreadable records, at once.
+        let mut ready: Vec<(Option<usize>, Ack)> = Vec::new();
+        for (index, slot) in acks.iter_mut().enumerate() {
+            if (index >= jobs || left[index] == 0)
+                && let Some(ack) = slot.take()
+            {
+                ready.push(((index < jobs).then_some(index), ack));
             }
         }
-        self.metrics.fired.inc_by(fired);
-        if fired > 0 {
-            // Tests: the fires are out and nothing is acknowledged yet.
-            sked_core::runtime::crash_point("scheduler.before_ack");
+        let mut pending: FuturesUnordered<_> = sends
+            .into_iter()
+            .map(|(index, due, send)| async move { (index, due, send.await) })
+            .collect();
+        let started = Instant::now();
+        let mut produced = Produced::default();
+        let mut failed = vec![false; jobs];
+        let mut held = vec![true; jobs];
+        let mut release: Vec<usize> = Vec::new();
+        let mut lease_until = batch.lease_until;
+        let mut last_progress = Instant::now();
+        let mut next_renew = Instant::now() + renew_every;
+        let mut retry_at: Option<Instant> = None;
+        let mut ack_delay = Duration::from_millis(20);
+        let mut crash_armed = true;
+        let mut op: Option<Pin<Box<dyn std::future::Future<Output = Done> + Send + '_>>> = None;
+        loop {
+            let now = Instant::now();
+            let renew_wanted = (pending.is_empty()
+                || now - last_progress < lease * PROGRESS_LEASES)
+                && held.iter().any(|h| *h);
+            if op.is_none() && retry_at.is_none_or(|t| t <= now) {
+                retry_at = None;
+                if now >= next_renew && renew_wanted {
+                    let members: Vec<(usize, String, String)> = (0..jobs)
+                        .filter(|&i| held[i])
+                        .map(|i| {
+                            let job = &batch.jobs[i];
+                            (i, job.score_raw.clone(), job.spec.id.to_string())
+                        })
+                        .collect();
+                    let until = Utc::now().timestamp_millis().saturating_add(lease_ms);
+                    let from = lease_until;
+                    op = Some(Box::pin(async move {
+                        let claims: Vec<(&str, &str)> = members
+                            .iter()
+                            .map(|(_, s, id)| (s.as_str(), id.as_str()))
+                            .collect();
+                        let result = self.store.renew(shard, &claims, from, until).await;
+                        let lost = result.map(|lost| {
+                            lost.into_iter()
+                                .filter_map(|p| members.get(p).map(|m| m.0))
+                                .collect()
+                        });
+                        Done::Renewed { until, lost }
+                    }));
+                } else if !release.is_empty() {
+                    let indexes = std::mem::take(&mut release);
+                    let members: Vec<(String, String)> = indexes
+                        .iter()
+                        .map(|&i| {
+                            let job = &batch.jobs[i];
+                            (job.score_raw.clone(), job.spec.id.to_string())
+                        })
+                        .collect();
+                    let (from, until) = (lease_until, Utc::now().timestamp_millis() + 1_000);
+                    op = Some(Box::pin(async move {
+                        let claims: Vec<(&str, &str)> = members
+                            .iter()
+                            .map(|(s, id)| (s.as_str(), id.as_str()))
+                            .collect();
+                        Done::Released(
+                            self.store
+                                .renew(shard, &claims, from, until)
+                                .await
+                                .map(|_| ()),
+                        )
+                    }));
+                } else if !ready.is_empty() {
+                    if crash_armed && produced.fires > 0 {
+                        // Tests: fires are out and nothing is acknowledged yet.
+                        sked_core::runtime::crash_point("scheduler.before_ack");
+                        crash_armed = false;
+                    }
+                    let take = ready.len().min(ACK_CHUNK);
+                    let mut chunk: Vec<(Option<usize>, Ack)> = ready.drain(..take).collect();
+                    for (_, ack) in &mut chunk {
+                        ack.lease_until = lease_until;
+                    }
+                    op = Some(Box::pin(async move {
+                        let list: Vec<Ack> = chunk.iter().map(|(_, a)| a.clone()).collect();
+                        let result = self.store.ack(shard, &list).await;
+                        Done::Acked { chunk, result }
+                    }));
+                }
+            }
+            if op.is_none() && pending.is_empty() && ready.is_empty() && release.is_empty() {
+                break;
+            }
+            // Nothing to renew: only a send or the store call in flight wakes the loop.
+            let far = now + Duration::from_secs(3600);
+            let wake = retry_at.unwrap_or(if renew_wanted { next_renew } else { far });
+            tokio::select! {
+                Some((index, due, result)) = pending.next(), if !pending.is_empty() => {
+                    last_progress = Instant::now();
+                    match result {
+                        Ok(()) => {
+                            produced.fires += 1;
+                            let late = (fired_at - due).num_microseconds().unwrap_or(0).max(0);
+                            self.metrics.lateness.observe(late as f64 / 1e6);
+                            self.metrics.fired.inc();
+                        }
+                        Err(err) => {
+                            self.metrics.produce_errors.inc();
+                            warn!(error = %err, "fire not acknowledged by kafka; released, it fires again in a second (same fire id)");
+                            if !failed[index] {
+                                failed[index] = true;
+                                acks[index] = None;
+                            }
+                        }
+                    }
+                    left[index] -= 1;
+                    if left[index] == 0 {
+                        if failed[index] {
+                            held[index] = false;
+                            release.push(index);
+                        } else if let Some(ack) = acks[index].take() {
+                            ready.push((Some(index), ack));
+                        }
+                    }
+                }
+                done = async { op.as_mut().expect("guarded").await }, if op.is_some() => {
+                    op = None;
+                    match done {
+                        Done::Renewed { until, lost: Ok(lost) } => {
+                            self.metrics.renewals.inc();
+                            lease_until = until;
+                            next_renew = Instant::now() + renew_every;
+                            if !lost.is_empty() {
+                                self.metrics.leases_lost.inc_by(lost.len() as u64);
+                                warn!(shard = shard.index(), lost = lost.len(), "leases expired before their renewal; another claim has those jobs (their fires may go out twice, same fire id)");
+                                for i in lost {
+                                    held[i] = false;
+                                }
+                            }
+                        }
+                        Done::Renewed { lost: Err(err), .. } => {
+                            self.metrics.store_errors.inc();
+                            debug!(shard = shard.index(), error = %err, "lease renewal failed, retrying");
+                            next_renew = Instant::now() + Duration::from_millis(100);
+                        }
+                        Done::Released(Ok(())) => {}
+                        Done::Released(Err(err)) => {
+                            self.metrics.store_errors.inc();
+                            warn!(shard = shard.index(), error = %err, "cannot release the claims of failed fires; they fire again when their lease ends");
+                        }
+                        Done::Acked { chunk, result: Ok(outcomes) } => {
+                            ack_delay = Duration::from_millis(20);
+                            for (index, _) in &chunk {
+                                if let Some(i) = index {
+                                    held[*i] = false;
+                                }
+                            }
+                            let stale = outcomes.iter().filter(|o| **o == AckOutcome::Stale).count();
+                            if stale > 0 {
+                                self.metrics.stale_acks.inc_by(stale as u64);
+                                debug!(shard = shard.index(), stale, "acks found jobs updated or reclaimed meanwhile");
+                            }
+                        }
+                        Done::Acked { chunk, result: Err(err) } => {
+                            // Transient (a Redis blip, a migrating cluster slot): again, with the
+                            // leases renewed meanwhile, until the claim has surely expired.
+                            let expired = Utc::now().timestamp_millis() > lease_until.saturating_add(lease_ms);
+                            if !err.is_transient() || expired {
+                                return Err(err);
+                            }
+                            self.metrics.store_errors.inc();
+                            debug!(shard = shard.index(), error = %err, "ack failed, retrying");
+                            ready.splice(0..0, chunk);
+                            retry_at = Some(Instant::now() + ack_delay);
+                            ack_delay = (ack_delay * 2).min(Duration::from_millis(500));
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(wake.into()), if op.is_none() => {}
+            }
         }
-        self.hold_unopened(shard, &batch, fired_at).await;
-        let acks: Vec<Ack> = acks.into_iter().flatten().collect();
-        let outcomes = self.ack(shard, &acks, batch.lease_until).await?;
-        let stale = outcomes.iter().filter(|o| **o == AckOutcome::Stale).count();
-        if stale > 0 {
-            self.metrics.stale_acks.inc_by(stale as u64);
-            debug!(
-                shard = shard.index(),
-                stale, "acks found jobs updated or reclaimed meanwhile"
-            );
-        }
-        Ok(())
+        produced.seconds = started.elapsed().as_secs_f64();
+        Ok(produced)
     }
 
     /// The instant a claimed job is planned at, and whether its claimed slot must fire again.
     ///
     /// A job is planned at the instant of its claim, so that the claim can be replayed: after
     /// a lease expired, the claim that had it may have produced every fire of its plan (several
-    /// slots of a recurring job) and died before the ack. When the store kept that lease's
-    /// deadline, the plan is made again at the instant of that claim (`deadline - lease`; the
-    /// replicas share `scheduler.lease`), which produces the same fires under the same fire ids
-    /// and counts them for `max_runs`; its `next` may have passed already, and the job is
-    /// claimed again at once for what is due since. Without it (a one-shot, or a lease that
-    /// expired before the deadline was kept), the claimed slot fires again at the present claim.
+    /// slots of a recurring job) and died before the ack. The store keeps the instant of the
+    /// first claim of a recurring job that was not acked ([`Claimed::replay_at`]); the plan is
+    /// made again at that instant, which produces the same fires under the same fire ids and
+    /// counts them for `max_runs`; its `next` may have passed already, and the job is claimed
+    /// again at once for what is due since. Without it (a one-shot), the claimed slot fires
+    /// again at the present claim.
     fn planned_at(&self, batch: &ClaimBatch, job: &Claimed) -> (DateTime<Utc>, bool) {
         let claimed_at =
             DateTime::<Utc>::from_timestamp_millis(batch.claimed_at).unwrap_or_else(Utc::now);
-        let Some(deadline) = job.expired_lease.filter(|_| job.refire) else {
+        let Some(then) = job.replay_at.filter(|_| job.refire) else {
             return (claimed_at, job.refire);
         };
-        let lease = i64::try_from(self.settings.lease.as_millis()).unwrap_or(i64::MAX / 2);
         // Never before the claimed score (that claim took it as due) nor after this claim.
-        let then = deadline
-            .saturating_sub(lease)
-            .clamp(job.score, batch.claimed_at.max(job.score));
+        let then = then.clamp(job.score, batch.claimed_at.max(job.score));
         match DateTime::<Utc>::from_timestamp_millis(then) {
             Some(then) => (then, false),
             None => (claimed_at, true),
@@ -451,40 +706,13 @@ impl Firing {
         }
     }
 
-    /// Acks, retrying transient failures (a Redis blip, a migrating cluster slot) while the
-    /// lease has more than a second left: the fires are out, and an ack that never lands
-    /// means the lease expires and the jobs fire again (same fire ids).
-    async fn ack(
-        &self,
-        shard: Shard,
-        acks: &[Ack],
-        lease_until: i64,
-    ) -> Result<Vec<AckOutcome>, sked_core::store::Error> {
-        let mut delay = Duration::from_millis(20);
-        loop {
-            match self.store.ack(shard, acks).await {
-                Err(err)
-                    if err.is_transient()
-                        && Utc::now().timestamp_millis() + 1_000 + (delay.as_millis() as i64)
-                            < lease_until =>
-                {
-                    self.metrics.store_errors.inc();
-                    debug!(shard = shard.index(), error = %err, "ack failed, retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_millis(500));
-                }
-                other => return other,
-            }
-        }
-    }
-
     fn send(
         &self,
         route: &Route,
         envelope: &Envelope,
         value: Vec<u8>,
         span: &Span,
-    ) -> impl std::future::Future<Output = Result<(), rdkafka::error::KafkaError>> + use<> {
+    ) -> impl std::future::Future<Output = Result<(), KafkaError>> + Send + use<> {
         let due_ms = envelope.due_at.timestamp_millis().to_string();
         let fired_ms = envelope.fired_at.timestamp_millis().to_string();
         let attempt = envelope.attempt.to_string();
@@ -519,19 +747,35 @@ impl Firing {
                 key: h::TRACEPARENT,
                 value: Some(traceparent.as_bytes()),
             });
-        let record = FutureRecord::to(&route.topic)
-            .key(envelope.job_id.as_str())
-            .payload(&value)
-            .headers(headers);
-        let delivery = self.producer.send_result(record).map_err(|(e, _)| e);
+        let producer = self.producer.clone();
+        let topic = route.topic.clone();
+        let key = envelope.job_id.to_string();
         async move {
-            match delivery {
-                Ok(f) => match f.await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err((e, _))) => Err(e),
-                    Err(_) => Err(rdkafka::error::KafkaError::Canceled),
-                },
-                Err(e) => Err(e),
+            // Tests: a slow broker.
+            sked_core::runtime::slow_point("scheduler.produce").await;
+            let mut record = FutureRecord::to(&topic)
+                .key(key.as_str())
+                .payload(&value)
+                .headers(headers);
+            // A full producer queue is back-pressure: wait for room (librdkafka drains it at
+            // the broker's pace), up to the producer's own delivery timeout.
+            let waited = Instant::now();
+            let delivery = loop {
+                match producer.send_result(record) {
+                    Ok(delivery) => break delivery,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                        if waited.elapsed() < QUEUE_FULL_WAIT =>
+                    {
+                        record = back;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err((e, _)) => return Err(e),
+                }
+            };
+            match delivery.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((e, _))) => Err(e),
+                Err(_) => Err(KafkaError::Canceled),
             }
         }
     }
@@ -558,5 +802,31 @@ pub async fn gauges(
             _ = cancel.cancelled() => return Ok(()),
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn produced(fires: u64, seconds: f64) -> Produced {
+        Produced { fires, seconds }
+    }
+
+    #[test]
+    fn a_claim_is_sized_to_a_quarter_lease_of_what_its_shard_produced() {
+        let lease = Duration::from_secs(2);
+        // 400 fires in 1 s: 200 fit in a quarter of a 2 s lease; halfway from 1000.
+        assert_eq!(claim_size(1000, &produced(400, 1.0), lease, 1000), 600);
+        assert_eq!(claim_size(600, &produced(400, 1.0), lease, 1000), 400);
+        // A fast broker: up to the configured batch, never past it.
+        assert_eq!(claim_size(100, &produced(1000, 0.001), lease, 1000), 550);
+        assert_eq!(claim_size(1000, &produced(50_000, 0.1), lease, 1000), 1000);
+        // A stalled one: down to the floor, not to zero.
+        assert_eq!(claim_size(40, &produced(40, 60.0), lease, 1000), MIN_CLAIM);
+        // Too few fires to judge: unchanged.
+        assert_eq!(claim_size(700, &produced(3, 9.0), lease, 1000), 700);
+        // A configured batch below the floor wins.
+        assert_eq!(claim_size(10, &produced(500, 0.001), lease, 10), 10);
     }
 }

@@ -45,8 +45,12 @@ pub struct Metrics {
     pub corrupt: Counter,
     /// Due jobs held because their payload is sealed with a key that is not configured.
     pub unknown_key: Counter,
-    /// Produce failures (the claim's lease expires and the fire is retried).
+    /// Produce failures (the claim is released and the fire is retried a second later).
     pub produce_errors: Counter,
+    /// Lease renewals of claims whose fires are still in flight.
+    pub renewals: Counter,
+    /// Leases a renewal found taken over (they had expired and another claim has the job).
+    pub leases_lost: Counter,
     /// Redis failures of the firing loop.
     pub store_errors: Counter,
     /// Jobs waiting in the due index, per shard.
@@ -74,6 +78,8 @@ impl Metrics {
             corrupt: Counter::default(),
             unknown_key: Counter::default(),
             produce_errors: Counter::default(),
+            renewals: Counter::default(),
+            leases_lost: Counter::default(),
             store_errors: Counter::default(),
             due_backlog: Family::default(),
             in_flight: Family::default(),
@@ -132,8 +138,18 @@ impl Metrics {
         );
         r.register(
             "produce_errors",
-            "Fires Kafka did not acknowledge (retried after the lease)",
+            "Fires Kafka did not acknowledge (released and retried a second later)",
             m.produce_errors.clone(),
+        );
+        r.register(
+            "lease_renewals",
+            "Lease renewals of claims whose fires are still in flight",
+            m.renewals.clone(),
+        );
+        r.register(
+            "leases_lost",
+            "Leases a renewal found taken over by another claim after they expired",
+            m.leases_lost.clone(),
         );
         r.register(
             "store_errors",

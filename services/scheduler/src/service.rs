@@ -61,6 +61,10 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
             .collect();
         let (tx, rx) = watch::channel(i64::MAX);
         wakers.push(tx);
+        let claim_limits = shards
+            .iter()
+            .map(|_| std::sync::atomic::AtomicUsize::new(settings.claim_batch))
+            .collect();
         let firing = Firing {
             store: base.store.clone(),
             producer: base.producer.clone(),
@@ -70,6 +74,7 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
             wake: rx,
             readiness: base.readiness.clone(),
             calendars: calendars.clone(),
+            claim_limits,
         };
         base.tasks.spawn("firing", firing.run(cancel.clone()));
     }

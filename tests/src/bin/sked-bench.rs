@@ -16,6 +16,9 @@
 //!
 //! `sked-bench dlq [--requests N]`: the DLQ index and API at N dead letters (pass
 //! `--requests 1000000`); see `sked_e2e::bench_dlq`.
+//!
+//! `sked-bench failover [--herd N] [--kill-after-ms MS]`: two scheduler replicas, a herd due at
+//! once, one replica killed -9 mid-herd; see `sked_e2e::bench_failover`.
 
 use std::time::{Duration, Instant};
 
@@ -44,13 +47,15 @@ struct Args {
     /// `--limits on`: a global start rate and a concurrency key on every job (worker), set so
     /// that they never bind: what they cost.
     limits: bool,
+    /// `failover`: when the replica is killed, in ms after the herd's due time.
+    kill_after_ms: u64,
 }
 
 fn parse_args() -> Result<(String, Args), String> {
     let mut it = std::env::args().skip(1);
     let cmd = it
         .next()
-        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] [--encrypt on|off] | scheduler [--seconds S] [--herd N] [--drain N] [--drain-kind once|cron] | worker [--requests N] [--seconds S] [--limits on|off] | replay [--requests N] | operate [--requests N] | console [--requests N] | dlq [--requests N] | rest [--requests N] [--set auth.enabled=false]")?;
+        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] [--encrypt on|off] | scheduler [--seconds S] [--herd N] [--drain N] [--drain-kind once|cron] | worker [--requests N] [--seconds S] [--limits on|off] | replay [--requests N] | failover [--herd N] [--kill-after-ms MS] [--set k=v] | operate [--requests N] | console [--requests N] | dlq [--requests N] | rest [--requests N] [--set auth.enabled=false]")?;
     let mut args = Args {
         requests: 200_000,
         rate: None,
@@ -63,6 +68,7 @@ fn parse_args() -> Result<(String, Args), String> {
         phases: "steady,herd,drain".to_owned(),
         encrypt: false,
         limits: false,
+        kill_after_ms: 250,
     };
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -84,6 +90,7 @@ fn parse_args() -> Result<(String, Args), String> {
             "--limits" if ["on", "off"].contains(&value.as_str()) => args.limits = value == "on",
             "--limits" => return Err(format!("--limits: `{value}`: on or off")),
             "--phases" => args.phases = value.clone(),
+            "--kill-after-ms" => args.kill_after_ms = value.parse().map_err(bad)?,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -108,6 +115,10 @@ async fn main() {
         "console" => sked_e2e::bench_console::run(args.requests).await,
         "dlq" => sked_e2e::bench_dlq::run(args.requests).await,
         "rest" => rest(args).await,
+        "failover" => {
+            sked_e2e::bench_failover::run(args.herd, args.kill_after_ms, &args.sets).await
+        }
+        "scheduler-process" => sked_e2e::bench_failover::scheduler_process(&args.sets).await,
         other => {
             eprintln!("sked-bench: unknown benchmark {other}");
             std::process::exit(2);

@@ -234,10 +234,10 @@ pub struct Claimed {
     /// Claimed again after an expired lease: the claimed slot may be out already, so it fires
     /// again (same fire id) whatever the misfire policy.
     pub refire: bool,
-    /// For a recurring job claimed after an expired lease: that lease's deadline (epoch ms),
-    /// from which the scheduler rebuilds the instant of the claim that expired and replays its
-    /// plan. `None` when not known (a one-shot, or a lease that expired before this was kept).
-    pub expired_lease: Option<i64>,
+    /// For a recurring job claimed after an expired lease: the instant (epoch ms) of the
+    /// first claim not acked since, whose plan the scheduler replays. `None` when not known
+    /// (a one-shot, or a claim made before this was kept).
+    pub replay_at: Option<i64>,
 }
 
 /// One claim of one shard.
@@ -585,10 +585,9 @@ impl Store {
             let score_raw: String = redis::from_redis_value(&score)?;
             let record: Vec<u8> = redis::from_redis_value(&record)?;
             let runs: u64 = redis::from_redis_value(&runs).unwrap_or(0);
-            let expired_lease = redis::from_redis_value::<String>(&expired)
+            let replay_at = redis::from_redis_value::<String>(&expired)
                 .ok()
-                .and_then(|v| v.parse::<f64>().ok())
-                .map(|v| v as i64);
+                .and_then(|v| replay_instant(&v, lease_ms));
             let score = score_raw.parse::<f64>().map(|f| f as i64);
             let job = match JobId::parse(&id) {
                 Ok(job) => job,
@@ -605,7 +604,7 @@ impl Store {
                     score_raw,
                     runs,
                     refire: record::reclaimed(&record),
-                    expired_lease,
+                    replay_at,
                 }),
                 (Err(DecodeError::UnknownKey(key_id)), _) => {
                     match record::decode(&job, &record, &self.keyring, Payload::Skip) {
@@ -688,6 +687,36 @@ impl Store {
             .collect()
     }
 
+    /// Moves the leases of one claim of `shard` (`(claimed score as printed, job id)`) from
+    /// the claim's deadline `from_ms` to `until_ms` (later to renew them, sooner to release
+    /// them). A member whose lease is no longer `from_ms` (acked, held, or reclaimed by
+    /// another scheduler after it expired) is left alone; answers their positions in `claims`.
+    pub async fn renew(
+        &self,
+        shard: Shard,
+        claims: &[(&str, &str)],
+        from_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<usize>, Error> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut inv = scripts::RENEW.prepare_invoke();
+        inv.key(self.keys.inflight(shard))
+            .arg(from_ms)
+            .arg(until_ms);
+        for (score_raw, id) in claims {
+            inv.arg(format!("{score_raw}|{id}"));
+        }
+        let mut cmds = self.conn.commands();
+        cmds.group().invoke_script(&inv);
+        let lost: Vec<usize> = match self.query_scripts(&cmds).await?.pop() {
+            Some(reply) => from_redis_value(&reply)?,
+            None => return Err(Error::Protocol("no renew reply".into())),
+        };
+        Ok(lost.into_iter().filter_map(|p| p.checked_sub(1)).collect())
+    }
+
     /// Sets the lease deadline of claimed jobs of `shard` (`(claimed score as printed, job
     /// id)`) to `until_ms`, sooner or later than the claim's: they stay claimed, and any
     /// scheduler claims them again once it passes. For claims whose fire cannot be built yet
@@ -725,6 +754,26 @@ impl Store {
                 Ok(r.first().map(|(_, score)| *score as i64))
             })
             .collect()
+    }
+
+    /// The earliest instant (epoch ms) at which the shards have work for a scheduler: a due
+    /// score, or the end of a lease (an expired lease is reclaimed by the next claim). `None`
+    /// when they hold neither. One round trip.
+    pub async fn next_work(&self, shards: &[Shard]) -> Result<Option<i64>, Error> {
+        let mut cmds = self.conn.commands();
+        for s in shards {
+            cmds.group().zrange_withscores(self.keys.due(*s), 0, 0);
+            cmds.group().zrange_withscores(self.keys.inflight(*s), 0, 0);
+        }
+        let mut earliest: Option<i64> = None;
+        for r in cmds.query(&self.conn).await? {
+            let r: Vec<(String, f64)> = from_redis_value(&r)?;
+            if let Some((_, score)) = r.first() {
+                let at = *score as i64;
+                earliest = Some(earliest.map_or(at, |e| e.min(at)));
+            }
+        }
+        Ok(earliest)
     }
 
     /// Due and in-flight counts of each shard (gauges).
@@ -800,6 +849,19 @@ impl Store {
     }
 }
 
+/// The instant of the claim to replay, from the runs hash's `/<id>` value: `c<ms>` is that
+/// claim's instant; a bare number is the deadline of an expired lease (kept so by versions
+/// before lease renewal), whose claim was made `lease_ms` before it.
+fn replay_instant(value: &str, lease_ms: i64) -> Option<i64> {
+    match value.strip_prefix('c') {
+        Some(at) => at.parse::<i64>().ok(),
+        None => value
+            .parse::<f64>()
+            .ok()
+            .map(|deadline| (deadline as i64).saturating_sub(lease_ms)),
+    }
+}
+
 /// Most expired leases one claim returns to the due index (the rest follow in the next).
 const MAX_RECLAIM: isize = 1000;
 
@@ -840,5 +902,20 @@ mod tests {
         assert_eq!(due_score(later), 1_700_000_000_124);
         let before = exact - chrono::Duration::nanoseconds(1);
         assert_eq!(due_score(before), 1_700_000_000_123);
+    }
+
+    #[test]
+    fn the_replayed_claim_is_the_kept_instant_or_a_legacy_deadline_less_the_lease() {
+        assert_eq!(
+            replay_instant("c1700000000123", 2_000),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(
+            replay_instant("1700000030000", 30_000),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(replay_instant("1.7e12", 0), Some(1_700_000_000_000));
+        assert_eq!(replay_instant("cx", 0), None);
+        assert_eq!(replay_instant("", 0), None);
     }
 }

@@ -60,8 +60,12 @@ pub(crate) static APPLY: LazyLock<Script> = script!("apply.lua");
 /// of each candidate.
 /// ARGV: now ms, lease deadline ms, ttl ms, number of expired leases, the expired in-flight
 /// members (`<due score>|<job id>`, so a reclaim restores the exact score), the candidate ids.
-/// Returns `{reclaimed, held, n, (id, record) × n, (id, score, record, runs) ...}`, the `n`
-/// pairs being jobs cancelled while their lease expired (finished now, to unindex).
+/// Returns `{reclaimed, held, n, (id, record) × n, (id, score, record, runs, first claim)
+/// ...}`, the `n` pairs being jobs cancelled while their lease expired (finished now, to
+/// unindex). `first claim` is, for a recurring job claimed after an expired lease, the
+/// instant of the first claim not acked since (`c<ms>`; a bare number is the deadline of an
+/// expired lease, as kept by earlier versions), else `''`. A recurring claim keeps its own
+/// instant under `/<id>` in the runs hash until its ack.
 pub(crate) static CLAIM: LazyLock<Script> = script!("claim.lua");
 
 /// Acknowledges fires that Kafka accepted, for one shard.
@@ -80,6 +84,15 @@ pub(crate) static CLAIM: LazyLock<Script> = script!("claim.lua");
 /// keys, missed, skipped, number of history entries, the entries, excluded.
 /// Returns one status per job: `done`, `next`, `cancelled` or `stale`.
 pub(crate) static ACK: LazyLock<Script> = script!("ack.lua");
+
+/// Extends the leases that one claim still holds, for one shard: each member (`<claimed
+/// score>|<job id>`) whose deadline is still the claim's moves to the new deadline; the rest
+/// (acked, reclaimed by another scheduler, held) are left alone.
+///
+/// KEYS: inflight. ARGV: the claim's deadline ms, the new deadline ms, the members.
+/// Returns the positions (1-based) of the members it left alone.
+pub(crate) static RENEW: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
 
 /// Takes a job out of the indexes it no longer belongs in; see `lua/reindex.lua`.
 pub(crate) static REINDEX: LazyLock<Script> = script!("reindex.lua");
@@ -104,11 +117,12 @@ pub(crate) static NOTE_FIRES: LazyLock<Script> = script!("note_fires.lua");
 pub(crate) static PURGE: LazyLock<Script> = script!("purge.lua");
 
 /// Every script, for loading after a `NOSCRIPT` (e.g. a Redis restart emptied its cache).
-pub(crate) fn all() -> [&'static Script; 10] {
+pub(crate) fn all() -> [&'static Script; 11] {
     [
         &APPLY,
         &CLAIM,
         &ACK,
+        &RENEW,
         &REINDEX,
         &PAUSE,
         &RESUME,

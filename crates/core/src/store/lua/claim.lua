@@ -18,10 +18,6 @@ for i = 1, expired do
         redis.call('SETRANGE', key, 8, 'r')
       else
         redis.call('SETRANGE', key, 8, 'R')
-        -- The expired lease's deadline, so that the next claim can replay that claim's plan
-        -- (it may have fired several slots). The first one stands until an ack: a claim that
-        -- replayed it and expired in turn fired the same slots.
-        redis.call('HSETNX', runs, '/' .. id, lease)
       end
       reclaimed = reclaimed + 1
     elseif st == 'c' then
@@ -32,6 +28,9 @@ for i = 1, expired do
       dropped[#dropped + 1] = id
       dropped[#dropped + 1] = redis.call('GET', key)
     end
+  elseif lease and tonumber(lease) <= now then
+    -- Not `<score>|<id>`: no job to return; dropped, so that it wakes no scheduler again.
+    redis.call('ZREM', inflight, m)
   end
 end
 local holding = redis.call('EXISTS', hold) == 1
@@ -67,9 +66,18 @@ for i = 5 + expired, #ARGV do
           else
             out[#out + 1] = '0'
           end
-          -- The deadline of the expired lease this claim follows ('' when none is known).
+          -- `/<id>` keeps the instant of the first claim of a recurring job not acked yet
+          -- (`c<ms>`), so that a claim after an expired lease replays that claim's plan (it
+          -- may have fired several slots). The first one stands until an ack: a claim that
+          -- replayed it and expired in turn fired the same slots. A value without the `c`
+          -- is an expired lease's deadline, as kept before leases were renewed.
           if st == 'R' then
-            out[#out + 1] = redis.call('HGET', runs, '/' .. id) or ''
+            local first = redis.call('HGET', runs, '/' .. id)
+            if not first then redis.call('HSET', runs, '/' .. id, 'c' .. ARGV[1]) end
+            out[#out + 1] = first or ''
+          elseif st == 'S' then
+            redis.call('HSET', runs, '/' .. id, 'c' .. ARGV[1])
+            out[#out + 1] = ''
           else
             out[#out + 1] = ''
           end
