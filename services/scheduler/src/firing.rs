@@ -156,6 +156,10 @@ pub struct Firing {
     /// The present claim size of each owned shard (same order as `shards`), see
     /// [`claim_size`].
     pub(crate) claim_limits: Vec<AtomicUsize>,
+    /// The drain deadline: cancelled `scheduler.drain_timeout` after shutdown began. A round
+    /// still waiting for Kafka then is abandoned; its leases end within `scheduler.lease`
+    /// and any scheduler fires those jobs (same fire ids).
+    pub(crate) hard_stop: CancellationToken,
 }
 
 impl Firing {
@@ -643,6 +647,11 @@ impl Firing {
                     }
                 }
                 _ = tokio::time::sleep_until(wake.into()), if op.is_none() => {}
+                _ = self.hard_stop.cancelled() => {
+                    let unsettled = held.iter().filter(|h| **h).count();
+                    warn!(shard = shard.index(), unsettled, "drain deadline (scheduler.drain_timeout) passed with fires in flight; abandoned, any scheduler fires them after their lease (same fire ids)");
+                    break;
+                }
             }
         }
         produced.seconds = started.elapsed().as_secs_f64();

@@ -37,7 +37,8 @@ impl Running {
 /// Shutdown order, on cancel:
 /// 1. `/readyz` turns 503;
 /// 2. each firing loop finishes its round: fires produced, acknowledged by Kafka, acked in
-///    Redis (a round cut short leaves leases that any scheduler reclaims);
+///    Redis, within `scheduler.drain_timeout` (a round cut short by it, or by a kill, leaves
+///    leases that any scheduler reclaims within `scheduler.lease`);
 /// 3. the producer flushes.
 pub async fn run(config: Config, cancel: CancellationToken) -> anyhow::Result<()> {
     start(config, cancel).await?.wait().await
@@ -65,6 +66,8 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
             .iter()
             .map(|_| std::sync::atomic::AtomicUsize::new(settings.claim_batch))
             .collect();
+        let hard_stop =
+            sked_core::runtime::deadline_after(&cancel, config.scheduler.drain_timeout.get());
         let firing = Firing {
             store: base.store.clone(),
             producer: base.producer.clone(),
@@ -75,6 +78,7 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
             readiness: base.readiness.clone(),
             calendars: calendars.clone(),
             claim_limits,
+            hard_stop,
         };
         base.tasks.spawn("firing", firing.run(cancel.clone()));
     }
