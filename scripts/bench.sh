@@ -7,6 +7,7 @@
 #   scripts/bench.sh operate [--requests N]   (listing, stats, bulk cancel, bytes per job)
 #   scripts/bench.sh console [--requests N]   (the console's server time per page)
 #   scripts/bench.sh rest [--requests N] [--set auth.enabled=false]   (POST /v1/jobs, auth on or off)
+#   scripts/bench.sh failover [--herd N] [--kill-after-ms MS] [--set key=value]   (2 scheduler replicas, one killed -9 mid-herd)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/dev-stack.sh up >/dev/null

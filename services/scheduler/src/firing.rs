@@ -646,7 +646,7 @@ impl Firing {
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(wake.into()), if op.is_none() => {}
+                _ = tokio::time::sleep_until(wake), if op.is_none() => {}
                 _ = self.hard_stop.cancelled() => {
                     let unsettled = held.iter().filter(|h| **h).count();
                     warn!(shard = shard.index(), unsettled, "drain deadline (scheduler.drain_timeout) passed with fires in flight; abandoned, any scheduler fires them after their lease (same fire ids)");
