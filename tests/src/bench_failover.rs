@@ -15,15 +15,11 @@ use std::{
 };
 
 use chrono::Utc;
-use rdkafka::{
-    ClientConfig, Offset, TopicPartitionList,
-    consumer::{BaseConsumer, Consumer},
-};
 use sked_core::config::{Layers, load};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    PrivateRedis, admin_metrics, brokers, create_topics, replayer::free_port, scheduler::metric,
+    PrivateRedis, admin_metrics, create_topics, replayer::free_port, scheduler::metric,
     test_config, unique,
 };
 
@@ -70,19 +66,7 @@ fn read_herd(
     linger: Duration,
     timeout: Duration,
 ) -> Seen {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", unique("failover-reader"))
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "5")
-        .create()
-        .expect("reader");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("partition");
-    }
-    consumer.assign(&tpl).expect("assign");
+    let consumer = crate::reader_from_start(topic, partitions);
     let mut seen = Seen {
         first_late_ms: HashMap::with_capacity(herd),
         records: HashMap::with_capacity(herd),

@@ -258,18 +258,7 @@ pub fn read_topic(
     timeout: Duration,
     settle: Duration,
 ) -> Vec<OwnedMessage> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", unique("reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("create reader");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("partition");
-    }
-    consumer.assign(&tpl).expect("assign");
+    let consumer = reader_from_start(topic, partitions);
     let mut out = Vec::new();
     let deadline = std::time::Instant::now() + timeout;
     let mut settle_until: Option<std::time::Instant> = None;
@@ -286,6 +275,24 @@ pub fn read_topic(
         }
     }
     out
+}
+
+/// A consumer outside any group's commits, assigned every partition of `topic` from the start.
+pub fn reader_from_start(topic: &str, partitions: i32) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "5")
+        .create()
+        .expect("create reader");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    consumer
 }
 
 /// The value of header `name` of `msg`, as UTF-8.

@@ -719,24 +719,24 @@ async fn max_runs_holds_when_a_claim_that_fired_several_slots_dies_before_its_ac
     survivor.stop().await;
 }
 
-/// Issue 10 item 5: a claim whose fires take longer than its lease (a slow broker: the
-/// test-only slow point `scheduler.produce`, feature `fault-hooks`, lets one send through every
-/// 60 ms) keeps its leases by renewing them while its fires progress. A second replica that
-/// runs meanwhile reclaims nothing, and every fire goes out once. Without the renewal, the
-/// second replica reclaims the jobs after the 1 s lease and fires them again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_claim_renews_its_leases_and_no_other_replica_fires_it_again() {
-    const N: usize = 80;
-    let ns = unique("renew");
-    let shared = ["scheduler.lease=1s"];
-    let config = test_config(&ns, &shared);
+/// `n` one-shots due now, all claimed by one scheduler process whose sends are slow (the
+/// test-only slow point `scheduler.produce`, feature `fault-hooks`, lets one through every
+/// `slow_ms`). Answers the configuration, the process and its admin address.
+async fn slow_claim(
+    name: &str,
+    shared: &[&str],
+    n: usize,
+    slow_ms: u64,
+) -> (sked_core::config::Config, Proc, std::net::SocketAddr) {
+    let ns = unique(name);
+    let config = test_config(&ns, shared);
     create_topics(&config, 3).await;
     let now = Utc::now();
-    let jobs: Vec<_> = (0..N)
+    let jobs: Vec<_> = (0..n)
         .map(|i| {
             (
                 format!(
-                    r#"{{"id":"slow-{i}","app":"sms","run_at":"{}"}}"#,
+                    r#"{{"id":"{name}-{i}","app":"sms","run_at":"{}"}}"#,
                     rfc3339(now)
                 ),
                 None,
@@ -744,20 +744,19 @@ async fn a_slow_claim_renews_its_leases_and_no_other_replica_fires_it_again() {
         })
         .collect();
     put_jobs(&config, &jobs, now).await;
-
     let port = sked_e2e::replayer::free_port();
     let mut sets = test_sets(&ns);
     sets.extend(shared.iter().map(|s| (*s).to_owned()));
     sets.push(format!("admin.listen_addr=127.0.0.1:{port}"));
-    let mut slow = Proc::start_with_env(
+    let slow = Proc::start_with_env(
         "sked-scheduler",
         &sets,
         &[
             ("SKED_TEST_SLOW_AT", "scheduler.produce"),
-            ("SKED_TEST_SLOW_MS", "60"),
+            ("SKED_TEST_SLOW_MS", &slow_ms.to_string()),
         ],
     );
-    // Its claimed counter, not the in-flight set: acks start 60 ms after the claim.
+    // Its claimed counter, not the in-flight set: acks start one send after the claim.
     let admin: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
     sked_e2e::eventually(
         Duration::from_secs(30),
@@ -771,10 +770,22 @@ async fn a_slow_claim_renews_its_leases_and_no_other_replica_fires_it_again() {
                 .text()
                 .await
                 .ok()?;
-            (metric(&text, "sked_scheduler_claimed_total") >= N as f64).then_some(())
+            (metric(&text, "sked_scheduler_claimed_total") >= n as f64).then_some(())
         },
     )
     .await;
+    (config, slow, admin)
+}
+
+/// Issue 10 item 5: a claim whose fires take longer than its lease (a slow broker: the
+/// test-only slow point `scheduler.produce`, feature `fault-hooks`, lets one send through every
+/// 60 ms) keeps its leases by renewing them while its fires progress. A second replica that
+/// runs meanwhile reclaims nothing, and every fire goes out once. Without the renewal, the
+/// second replica reclaims the jobs after the 1 s lease and fires them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_claim_renews_its_leases_and_no_other_replica_fires_it_again() {
+    const N: usize = 80;
+    let (config, mut slow, admin) = slow_claim("renew", &["scheduler.lease=1s"], N, 60).await;
     let other = Scheduler::start(config.clone()).await;
 
     // 80 sends at 60 ms each: about 5 s, five leases.
@@ -830,48 +841,8 @@ async fn a_slow_claim_renews_its_leases_and_no_other_replica_fires_it_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_abandons_a_slow_round_at_the_drain_deadline_and_nothing_is_lost() {
     const N: usize = 80;
-    let ns = unique("drain-deadline");
     let shared = ["scheduler.lease=1s", "scheduler.drain_timeout=1s"];
-    let config = test_config(&ns, &shared);
-    create_topics(&config, 3).await;
-    let now = Utc::now();
-    let jobs: Vec<_> = (0..N)
-        .map(|i| {
-            (
-                format!(
-                    r#"{{"id":"drain-{i}","app":"sms","run_at":"{}"}}"#,
-                    rfc3339(now)
-                ),
-                None,
-            )
-        })
-        .collect();
-    put_jobs(&config, &jobs, now).await;
-    let port = sked_e2e::replayer::free_port();
-    let mut sets = test_sets(&ns);
-    sets.extend(shared.iter().map(|s| (*s).to_owned()));
-    sets.push(format!("admin.listen_addr=127.0.0.1:{port}"));
-    let mut slow = Proc::start_with_env(
-        "sked-scheduler",
-        &sets,
-        &[
-            ("SKED_TEST_SLOW_AT", "scheduler.produce"),
-            ("SKED_TEST_SLOW_MS", "100"),
-        ],
-    );
-    let admin: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    sked_e2e::eventually(Duration::from_secs(30), "every job claimed", || async {
-        let text = http()
-            .get(format!("http://{admin}/metrics"))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        (metric(&text, "sked_scheduler_claimed_total") >= N as f64).then_some(())
-    })
-    .await;
+    let (config, mut slow, _) = slow_claim("drain-deadline", &shared, N, 100).await;
     let pid = slow.child.id().to_string();
     let sent = std::process::Command::new("kill")
         .args(["-TERM", &pid])

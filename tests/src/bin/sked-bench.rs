@@ -374,23 +374,8 @@ fn collect_fires(
     prefix: &str,
     timeout: Duration,
 ) -> Fires {
-    use rdkafka::{
-        Message, Offset, TopicPartitionList,
-        consumer::{BaseConsumer, Consumer},
-    };
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", unique("bench-reader"))
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "5")
-        .create()
-        .expect("reader");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("partition");
-    }
-    consumer.assign(&tpl).expect("assign");
+    use rdkafka::Message;
+    let consumer = sked_e2e::reader_from_start(topic, partitions);
     let mut fires = Fires {
         lateness_ms: Vec::new(),
         received_late_ms: Vec::new(),
