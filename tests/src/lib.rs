@@ -344,10 +344,14 @@ pub async fn due_count(url: &str, prefix: &str, shards: u16) -> u64 {
     counts.into_iter().sum()
 }
 
-/// Path of a binary of this workspace, next to the test executable's `deps/` folder.
+/// Path of a binary of this workspace, next to the test executable's `deps/` folder (or
+/// next to the executable itself, for `sked-bench`).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let mut dir = exe.parent().expect("target dir");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("target dir");
+    }
     let path = dir.join(name);
     assert!(
         path.exists(),
