@@ -7,6 +7,7 @@
 pub mod bench_console;
 pub mod bench_dlq;
 pub mod bench_operate;
+pub mod chaos;
 pub mod cluster;
 pub mod console;
 pub mod ingest;
