@@ -4,7 +4,7 @@
 # Redis restarts and the broker pauses; prints the report, exits 1 if anything was lost,
 # early or misidentified. See tests/src/chaos/ and docs/reliability.md#chaos.
 #
-#   scripts/chaos.sh [--seconds S] [--rate JOBS_PER_SEC] [--seed N]     (default 120 s, 9/s)
+#   scripts/chaos.sh [--seconds S] [--rate JOBS_PER_SEC] [--seed N] [--kill-every S]   (default 120 s, 9/s, 6 s; 0: no kills)
 #
 # SKED_CHAOS_KEEP=1 keeps the services' logs of a run that passed (a failed run keeps them);
 # SKED_CHAOS_LOG sets their RUST_LOG (default warn).

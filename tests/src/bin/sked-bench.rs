@@ -17,7 +17,7 @@
 //! `sked-bench dlq [--requests N]`: the DLQ index and API at N dead letters (pass
 //! `--requests 1000000`); see `sked_e2e::bench_dlq`.
 //!
-//! `sked-bench chaos [--seconds S] [--rate R] [--seed N]`: S seconds (default 120) of jobs at
+//! `sked-bench chaos [--seconds S] [--rate R] [--seed N] [--kill-every S]`: S seconds (default 120) of jobs at
 //! R per second (default 9) through ingest, two schedulers, two workers and a replayer run as
 //! processes, while services are killed -9, Redis restarts and the broker pauses; prints the
 //! report and exits 1 if anything was lost, early or misidentified; see `sked_e2e::chaos`.
@@ -41,6 +41,8 @@ struct Args {
     seconds: Option<u64>,
     /// `--seed` (chaos).
     seed: Option<u64>,
+    /// `--kill-every S` (chaos; 0: no kills).
+    kill_every: Option<u64>,
     herd: usize,
     drain: usize,
     /// `once` (one-shots) or `cron` (recurring: every fire computes the next slot in a zone).
@@ -58,13 +60,14 @@ fn parse_args() -> Result<(String, Args), String> {
     let mut it = std::env::args().skip(1);
     let cmd = it
         .next()
-        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] [--encrypt on|off] | scheduler [--seconds S] [--herd N] [--drain N] [--drain-kind once|cron] | worker [--requests N] [--seconds S] [--limits on|off] | replay [--requests N] | operate [--requests N] | console [--requests N] | dlq [--requests N] | rest [--requests N] [--set auth.enabled=false] | chaos [--seconds S] [--rate R] [--seed N]")?;
+        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] [--encrypt on|off] | scheduler [--seconds S] [--herd N] [--drain N] [--drain-kind once|cron] | worker [--requests N] [--seconds S] [--limits on|off] | replay [--requests N] | operate [--requests N] | console [--requests N] | dlq [--requests N] | rest [--requests N] [--set auth.enabled=false] | chaos [--seconds S] [--rate R] [--seed N] [--kill-every S]")?;
     let mut args = Args {
         requests: 200_000,
         rate: None,
         partitions: 6,
         seconds: None,
         seed: None,
+        kill_every: None,
         herd: 100_000,
         drain: 1_000_000,
         drain_kind: "once".to_owned(),
@@ -82,6 +85,7 @@ fn parse_args() -> Result<(String, Args), String> {
             "--partitions" => args.partitions = value.parse().map_err(bad)?,
             "--seconds" => args.seconds = Some(value.parse().map_err(bad)?),
             "--seed" => args.seed = Some(value.parse().map_err(bad)?),
+            "--kill-every" => args.kill_every = Some(value.parse().map_err(bad)?),
             "--herd" => args.herd = value.parse().map_err(bad)?,
             "--drain" => args.drain = value.parse().map_err(bad)?,
             "--drain-kind" if ["once", "cron"].contains(&value.as_str()) => {
@@ -845,6 +849,9 @@ async fn chaos(args: Args) {
     let options = sked_e2e::chaos::Options {
         duration: args.seconds.map_or(defaults.duration, Duration::from_secs),
         rate: args.rate.map_or(defaults.rate, |r| r as f64),
+        kill_every: args
+            .kill_every
+            .map_or(defaults.kill_every, Duration::from_secs),
         seed: args
             .seed
             .unwrap_or_else(|| chrono::Utc::now().timestamp_millis() as u64),

@@ -303,6 +303,12 @@ impl Report {
         }
         let per: Vec<String> = per.iter().map(|(k, n)| format!("{k} {n}")).collect();
         let _ = writeln!(s, "  kills: {} ({})", self.kills.len(), per.join(", "));
+        let times: Vec<String> = self
+            .kills
+            .iter()
+            .map(|k| format!("{:.0} s {}", k.at_s, k.service))
+            .collect();
+        let _ = writeln!(s, "    at: {}", times.join(", "));
         for o in &self.outages {
             let ready = o
                 .all_ready_after_s
@@ -358,7 +364,7 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "  recovery: kill -9 to /readyz 200 of the new process (restart to ready); consumers are restarted 7-9 s after the kill:"
+            "  recovery: kill -9 to /readyz 200 of the new process (restart to ready); consumers are restarted 31-33 s after the kill:"
         );
         for (kind, (mut down, mut start)) in rec {
             down.sort_by(f64::total_cmp);

@@ -9,15 +9,26 @@
 //! fault. Then every service is brought up and the run waits up to `settle` for every
 //! expected fire to have run, plus a few quiet seconds for late duplicates, and judges.
 //!
-//! Two workarounds for tansu 0.6, the test broker (not needed on Apache Kafka; neither can hide
+//! Three workarounds for tansu 0.6, the test broker (not needed on Apache Kafka; neither can hide
 //! a lost, early or wrong fire, which are judged on what the app saw):
 //! - a fetch that starts at an offset inside a record batch returns nothing, so a consumer
 //!   restarted at a committed mid-batch offset would stall: every service produces one record
 //!   per batch (`kafka.rdkafka.batch.num.messages=1`), as the test producers do;
 //! - tansu keeps a dead member in its group when the member's replacement joins before the
 //!   dead one's session has expired, and the partitions it held stay unconsumed: a killed
-//!   consumer (ingest, worker, replayer) is restarted only after its session timeout (6 s in
-//!   the tests) plus 1 to 3 s. The scheduler is in no group and comes back after 0.5-1.5 s.
+//!   consumer (ingest, worker, replayer) is restarted only after its session timeout (30 s in
+//!   the run) plus 1 to 3 s. The scheduler is in no group and comes back after 0.5-1.5 s;
+//! - the broker pause does the same to every group at once when it outlasts the sessions:
+//!   with the tests' 6 s session timeout, the members' sessions expired while tansu was
+//!   stopped, librdkafka rejoined each as a new member as soon as tansu answered, and the
+//!   single-member groups (ingest, replayer) never got an assignment again: the consumer
+//!   logged the revoke and no assignment after it, its partitions built lag, and sked's
+//!   stall watch (`kafka.stall_after=10s` in that experiment) left and rejoined the group
+//!   every 10 s for 2 minutes without ever being given a partition, while the two-member
+//!   worker group was reassigned at once. So the run's sessions last 30 s
+//!   (`session.timeout.ms`, and `max.poll.interval.ms` 60 s, which librdkafka wants at
+//!   least as long), longer than the pause, as Kafka's default of 45 s is: the pause then
+//!   tests a broker that answers nothing for 20 s, not tansu's group rebalancing.
 
 use std::{
     collections::BTreeMap,
@@ -44,7 +55,7 @@ use super::{
 pub struct Options {
     /// How long jobs are streamed (and faults injected).
     pub duration: Duration,
-    /// Mean time between two kills (each gap is between half and 1.5 times it).
+    /// Mean time between two kills (each gap is between half and 1.5 times it); zero: none.
     pub kill_every: Duration,
     /// How long the broker is paused (SIGSTOP), once.
     pub broker_pause: Duration,
@@ -72,9 +83,9 @@ impl Default for Options {
     }
 }
 
-/// Session timeout of the services' consumers (`kafka.rdkafka.session.timeout.ms` of
-/// [`crate::test_sets`]).
-const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
+/// Session timeout of the services' consumers (`kafka.rdkafka.session.timeout.ms`), longer
+/// than the broker pause (see the module doc).
+const SESSION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Partitions of every topic.
 const PARTITIONS: i32 = 3;
 /// How long a restarted process may take to be ready.
@@ -138,6 +149,12 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         format!("apps.web.url={}", app.url()),
         // tansu: one record per batch (see the module doc).
         "kafka.rdkafka.batch.num.messages=1".into(),
+        // tansu: sessions that outlast the broker pause (see the module doc).
+        format!(
+            "kafka.rdkafka.session.timeout.ms={}",
+            SESSION_TIMEOUT.as_millis()
+        ),
+        "kafka.rdkafka.max.poll.interval.ms=60000".into(),
     ]);
     let config = sked_core::config::load(&sked_core::config::Layers {
         sets: sets.clone(),
@@ -294,7 +311,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         }
 
         // Kills.
-        if streaming && now >= next_kill {
+        if streaming && !options.kill_every.is_zero() && now >= next_kill {
             next_kill = now + rng.between(options.kill_every / 2, options.kill_every * 3 / 2);
             let up: Vec<usize> = (0..slots.len())
                 .filter(|i| matches!(slots[*i].phase, Phase::Up))

@@ -164,6 +164,13 @@ impl Service {
         for s in &self.sets {
             cmd.arg("--set").arg(s);
         }
+        // The configuration is all in the flags: a `SKED_*` variable of the caller's
+        // environment (`SKED_CHAOS_KEEP`, `SKED_TOOLS_DIR`) would be read as a config key.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("SKED_") {
+                cmd.env_remove(name);
+            }
+        }
         let child = cmd
             .env(
                 "RUST_LOG",
