@@ -426,6 +426,11 @@ impl PrivateRedis {
             .local_addr()
             .expect("addr")
             .port();
+        Self::start_on(port, persist)
+    }
+
+    /// Starts one on `port` (free); `persist` as for [`PrivateRedis::start_with`].
+    pub fn start_on(port: u16, persist: bool) -> Self {
         let dir = std::env::temp_dir().join(unique("sked-redis"));
         std::fs::create_dir_all(&dir).expect("redis dir");
         let mut r = Self {

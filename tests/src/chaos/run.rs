@@ -47,7 +47,7 @@ use super::{
     app::App,
     evidence,
     judge::{self, Job, Kill, Kind, Outage, Report},
-    stack::{Broker, Service},
+    stack::{self, Broker, Service},
 };
 
 /// What a run does; [`Default`] is the suite's short run.
@@ -135,7 +135,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let dir = std::env::temp_dir().join(crate::unique("sked-chaos"));
     std::fs::create_dir_all(&dir)?;
     let mut broker = Broker::start(&dir)?;
-    let mut redis = crate::PrivateRedis::start();
+    let mut redis = crate::PrivateRedis::start_on(stack::stable_port()?, true);
     let app = App::start().await?;
     let ns = crate::unique("chaos");
 

@@ -18,6 +18,31 @@ pub fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
+/// A free loopback port for a process that is restarted on it (a service's admin port,
+/// Redis): below the OS's ephemeral range (`ip_local_port_range`, 32768-60999 on Linux), so
+/// that while the process is down no other test's bind to port 0 can take it. Random, so that
+/// concurrent runs do not pick the same one.
+pub fn stable_port() -> anyhow::Result<u16> {
+    use std::hash::{BuildHasher, RandomState};
+    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let (from, span) = if low > 12000 {
+        (10000, low - 10000)
+    } else {
+        (low, 1000)
+    };
+    let hasher = RandomState::new();
+    for i in 0u32..200 {
+        let port = from + (hasher.hash_one(i) % u64::from(span)) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free port between {from} and {}", from + span)
+}
+
 fn wait_port(port: u16, what: &str) -> anyhow::Result<()> {
     for _ in 0..200 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -140,7 +165,7 @@ impl Service {
         mut sets: Vec<String>,
         dir: &Path,
     ) -> anyhow::Result<Self> {
-        let admin = free_port()?;
+        let admin = stable_port()?;
         sets.push(format!("admin.listen_addr=127.0.0.1:{admin}"));
         Ok(Self {
             name: name.to_owned(),
