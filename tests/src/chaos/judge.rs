@@ -81,7 +81,8 @@ pub struct Outage {
     pub at_s: f64,
     /// How long it lasted.
     pub lasted_s: f64,
-    /// Seconds from its end until every service answered `/readyz` 200 (`None`: never).
+    /// Seconds from its end until every service that was running answered `/readyz` 200
+    /// (`None`: never); services killed before it count for their own recovery only.
     pub all_ready_after_s: Option<f64>,
 }
 
