@@ -30,5 +30,9 @@ fuzz *ARGS:
 bench-ingest *ARGS:
     scripts/bench.sh ingest {{ARGS}}
 
+# The chaos suite: kills, a Redis restart and a broker pause under load (default 2 minutes).
+chaos *ARGS:
+    scripts/chaos.sh {{ARGS}}
+
 ci:
     .ci/run

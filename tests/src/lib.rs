@@ -8,6 +8,7 @@ pub mod bench_console;
 pub mod bench_dlq;
 pub mod bench_failover;
 pub mod bench_operate;
+pub mod chaos;
 pub mod cluster;
 pub mod console;
 pub mod ingest;
@@ -352,10 +353,14 @@ pub async fn due_count(url: &str, prefix: &str, shards: u16) -> u64 {
     counts.into_iter().sum()
 }
 
-/// Path of a binary of this workspace, next to the test executable's `deps/` folder.
+/// Path of a binary of this workspace, next to the test executable's `deps/` folder (or
+/// next to the executable itself, for `sked-bench`).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let mut dir = exe.parent().expect("target dir");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("target dir");
+    }
     let path = dir.join(name);
     assert!(
         path.exists(),
@@ -429,6 +434,11 @@ impl PrivateRedis {
             .local_addr()
             .expect("addr")
             .port();
+        Self::start_on(port, persist)
+    }
+
+    /// Starts one on `port` (free); `persist` as for [`PrivateRedis::start_with`].
+    pub fn start_on(port: u16, persist: bool) -> Self {
         let dir = std::env::temp_dir().join(unique("sked-redis"));
         std::fs::create_dir_all(&dir).expect("redis dir");
         let mut r = Self {

@@ -19,6 +19,11 @@
 //!
 //! `sked-bench failover [--herd N] [--kill-after-ms MS]`: two scheduler replicas, a herd due at
 //! once, one replica killed -9 mid-herd; see `sked_e2e::bench_failover`.
+//!
+//! `sked-bench chaos [--seconds S] [--rate R] [--seed N] [--kill-every S]`: S seconds (default 120) of jobs at
+//! R per second (default 9) through ingest, two schedulers, two workers and a replayer run as
+//! processes, while services are killed -9, Redis restarts and the broker pauses; prints the
+//! report and exits 1 if anything was lost, early or misidentified; see `sked_e2e::chaos`.
 
 use std::time::{Duration, Instant};
 
@@ -35,7 +40,12 @@ struct Args {
     requests: usize,
     rate: Option<u64>,
     partitions: i32,
-    seconds: u64,
+    /// `--seconds`; each mode has its own default (10 s; chaos: 120 s).
+    seconds: Option<u64>,
+    /// `--seed` (chaos).
+    seed: Option<u64>,
+    /// `--kill-every S` (chaos; 0: no kills).
+    kill_every: Option<u64>,
     herd: usize,
     drain: usize,
     /// `once` (one-shots) or `cron` (recurring: every fire computes the next slot in a zone).
@@ -55,12 +65,14 @@ fn parse_args() -> Result<(String, Args), String> {
     let mut it = std::env::args().skip(1);
     let cmd = it
         .next()
-        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] [--encrypt on|off] | scheduler [--seconds S] [--herd N] [--drain N] [--drain-kind once|cron] | worker [--requests N] [--seconds S] [--limits on|off] | replay [--requests N] | failover [--herd N] [--kill-after-ms MS] [--set k=v] | operate [--requests N] | console [--requests N] | dlq [--requests N] | rest [--requests N] [--set auth.enabled=false]")?;
+        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] [--encrypt on|off] | scheduler [--seconds S] [--herd N] [--drain N] [--drain-kind once|cron] | worker [--requests N] [--seconds S] [--limits on|off] | replay [--requests N] | failover [--herd N] [--kill-after-ms MS] [--set k=v] | operate [--requests N] | console [--requests N] | dlq [--requests N] | rest [--requests N] [--set auth.enabled=false] | chaos [--seconds S] [--rate R] [--seed N] [--kill-every S]")?;
     let mut args = Args {
         requests: 200_000,
         rate: None,
         partitions: 6,
-        seconds: 10,
+        seconds: None,
+        seed: None,
+        kill_every: None,
         herd: 100_000,
         drain: 1_000_000,
         drain_kind: "once".to_owned(),
@@ -77,7 +89,9 @@ fn parse_args() -> Result<(String, Args), String> {
             "--requests" => args.requests = value.parse().map_err(bad)?,
             "--rate" => args.rate = Some(value.parse().map_err(bad)?),
             "--partitions" => args.partitions = value.parse().map_err(bad)?,
-            "--seconds" => args.seconds = value.parse().map_err(bad)?,
+            "--seconds" => args.seconds = Some(value.parse().map_err(bad)?),
+            "--seed" => args.seed = Some(value.parse().map_err(bad)?),
+            "--kill-every" => args.kill_every = Some(value.parse().map_err(bad)?),
             "--herd" => args.herd = value.parse().map_err(bad)?,
             "--drain" => args.drain = value.parse().map_err(bad)?,
             "--drain-kind" if ["once", "cron"].contains(&value.as_str()) => {
@@ -119,6 +133,7 @@ async fn main() {
             sked_e2e::bench_failover::run(args.herd, args.kill_after_ms, &args.sets).await
         }
         "scheduler-process" => sked_e2e::bench_failover::scheduler_process(&args.sets).await,
+        "chaos" => chaos(args).await,
         other => {
             eprintln!("sked-bench: unknown benchmark {other}");
             std::process::exit(2);
@@ -494,7 +509,7 @@ async fn scheduler(args: Args) {
         &[]
     };
     for &rate in steady {
-        let n = (rate * args.seconds) as usize;
+        let n = (rate * args.seconds.unwrap_or(10)) as usize;
         let start = chrono::Utc::now() + chrono::Duration::seconds(3);
         let prefix = format!("steady{rate}");
         let dues: Vec<_> = (0..n)
@@ -509,13 +524,13 @@ async fn scheduler(args: Args) {
                 parts,
                 n,
                 &format!("{prefix}-"),
-                Duration::from_secs(args.seconds + 60),
+                Duration::from_secs(args.seconds.unwrap_or(10) + 60),
             )
         })
         .await
         .expect("reader");
         report(
-            &format!("steady {rate}/s for {}s", args.seconds),
+            &format!("steady {rate}/s for {}s", args.seconds.unwrap_or(10)),
             &mut fires,
             n,
         );
@@ -711,7 +726,7 @@ async fn worker(args: Args) {
 
     // Phase 2: 5,000 fires/s due through the scheduler; latency = handler start - due_at.
     let rate = 5_000u64;
-    let total = (rate * args.seconds) as usize;
+    let total = (rate * args.seconds.unwrap_or(10)) as usize;
     let lat = Arc::new(Mutex::new(Vec::<i64>::with_capacity(total)));
     let l2 = lat.clone();
     let handlers = Handlers::new().with("bench", move |job: Job| {
@@ -732,7 +747,7 @@ async fn worker(args: Args) {
         .map(|i| start + chrono::Duration::microseconds((i as f64 * 1e6 / rate as f64) as i64))
         .collect();
     put_due(&config, "paced", &dues).await;
-    let deadline = Instant::now() + Duration::from_secs(args.seconds + 60);
+    let deadline = Instant::now() + Duration::from_secs(args.seconds.unwrap_or(10) + 60);
     while lat.lock().expect("lock").len() < total && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -741,7 +756,7 @@ async fn worker(args: Args) {
     let early = v.iter().filter(|x| **x < 0).count();
     println!(
         "paced {rate}/s for {}s: {} of {total} started; due -> handler start ms p50 {} p99 {} max {}; started before due {early}",
-        args.seconds,
+        args.seconds.unwrap_or(10),
         v.len(),
         pct(&v, 0.5),
         pct(&v, 0.99),
@@ -822,4 +837,38 @@ async fn replay(args: Args) {
         n as f64 / (total - selected).as_secs_f64().max(1e-9)
     );
     replayer.stop().await;
+}
+
+/// `sked-bench chaos`: one chaos run; exit 1 when its report failed.
+async fn chaos(args: Args) {
+    let defaults = sked_e2e::chaos::Options::default();
+    let options = sked_e2e::chaos::Options {
+        duration: args.seconds.map_or(defaults.duration, Duration::from_secs),
+        rate: args.rate.map_or(defaults.rate, |r| r as f64),
+        kill_every: args
+            .kill_every
+            .map_or(defaults.kill_every, Duration::from_secs),
+        seed: args
+            .seed
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis() as u64),
+        ..defaults
+    };
+    println!(
+        "chaos: {} s of jobs at {}/s, seed {}",
+        options.duration.as_secs(),
+        options.rate,
+        options.seed
+    );
+    match sked_e2e::chaos::run(options).await {
+        Ok(report) => {
+            println!("{}", report.render());
+            if report.failed() {
+                std::process::exit(1);
+            }
+        }
+        Err(err) => {
+            eprintln!("sked-bench chaos: {err:#}");
+            std::process::exit(2);
+        }
+    }
 }
