@@ -68,6 +68,14 @@ pub struct Route {
 /// Most acks in one store call.
 const ACK_CHUNK: usize = 2_000;
 
+/// Acks gather until this many jobs are ready, their fires are all in, or the first of them
+/// has waited [`ACK_LINGER`]: fewer, larger store calls, and a kill -9 re-fires at most what
+/// was acknowledged by Kafka within the last linger (plus the ack in flight).
+const ACK_MIN: usize = 500;
+
+/// See [`ACK_MIN`].
+const ACK_LINGER: Duration = Duration::from_millis(10);
+
 /// Longest wait for room in a full producer queue before a fire counts as failed (the
 /// producer's `message.timeout.ms`).
 const QUEUE_FULL_WAIT: Duration = Duration::from_secs(30);
@@ -433,10 +441,9 @@ impl Firing {
         self.settle(shard, &batch, acks, sends, fired_at).await
     }
 
-    /// Waits for the claim's fires and acks each job as soon as all its fires are
-    /// acknowledged by Kafka, in batches: an ack goes out whenever the previous one has
-    /// returned, with every job that became ready meanwhile (so a kill -9 mid-claim re-fires
-    /// only what was produced since the last ack). Meanwhile the claim's leases are renewed
+    /// Waits for the claim's fires and acks each job soon after all its fires are
+    /// acknowledged by Kafka, in batches ([`ACK_MIN`], [`ACK_LINGER`]; one store call at a
+    /// time), so a kill -9 mid-claim re-fires only what was produced since the last ack. Meanwhile the claim's leases are renewed
     /// every quarter lease, while its fires make progress (a send completed within the last
     /// [`PROGRESS_LEASES`] leases) or only acks are left: a replica that can reach Redis but
     /// not Kafka lets its claims expire, so that another one fires them. A job whose fire Kafka refused is
@@ -487,6 +494,8 @@ impl Firing {
         let mut retry_at: Option<Instant> = None;
         let mut ack_delay = Duration::from_millis(20);
         let mut crash_armed = true;
+        // Since when jobs wait in `ready` (acks gather for up to ACK_LINGER or ACK_MIN jobs).
+        let mut ready_since: Option<Instant> = (!ready.is_empty()).then(Instant::now);
         let mut op: Option<Pin<Box<dyn std::future::Future<Output = Done> + Send + '_>>> = None;
         loop {
             let now = Instant::now();
@@ -540,7 +549,12 @@ impl Firing {
                                 .map(|_| ()),
                         )
                     }));
-                } else if !ready.is_empty() {
+                } else if !ready.is_empty()
+                    && (ready.len() >= ACK_MIN
+                        || pending.is_empty()
+                        || ready_since.is_some_and(|t| now >= t + ACK_LINGER))
+                {
+                    ready_since = None;
                     if crash_armed && produced.fires > 0 {
                         // Tests: fires are out and nothing is acknowledged yet.
                         sked_core::runtime::crash_point("scheduler.before_ack");
@@ -563,7 +577,10 @@ impl Firing {
             }
             // Nothing to renew: only a send or the store call in flight wakes the loop.
             let far = now + Duration::from_secs(3600);
-            let wake = retry_at.unwrap_or(if renew_wanted { next_renew } else { far });
+            let mut wake = retry_at.unwrap_or(if renew_wanted { next_renew } else { far });
+            if let Some(t) = ready_since.filter(|_| retry_at.is_none()) {
+                wake = wake.min(t + ACK_LINGER);
+            }
             tokio::select! {
                 Some((index, due, result)) = pending.next(), if !pending.is_empty() => {
                     last_progress = Instant::now();
@@ -590,6 +607,7 @@ impl Firing {
                             release.push(index);
                         } else if let Some(ack) = acks[index].take() {
                             ready.push((Some(index), ack));
+                            ready_since.get_or_insert_with(Instant::now);
                         }
                     }
                 }
@@ -641,6 +659,7 @@ impl Firing {
                             self.metrics.store_errors.inc();
                             debug!(shard = shard.index(), error = %err, "ack failed, retrying");
                             ready.splice(0..0, chunk);
+                            ready_since.get_or_insert_with(Instant::now);
                             retry_at = Some(Instant::now() + ack_delay);
                             ack_delay = (ack_delay * 2).min(Duration::from_millis(500));
                         }
