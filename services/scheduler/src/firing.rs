@@ -562,6 +562,10 @@ impl Firing {
                     }
                     let take = ready.len().min(ACK_CHUNK);
                     let mut chunk: Vec<(Option<usize>, Ack)> = ready.drain(..take).collect();
+                    if !ready.is_empty() {
+                        // Past ACK_CHUNK: the rest goes next, without waiting for more.
+                        ready_since = Some(now.checked_sub(ACK_LINGER).unwrap_or(now));
+                    }
                     for (_, ack) in &mut chunk {
                         ack.lease_until = lease_until;
                     }
