@@ -259,14 +259,25 @@ pub fn crash_point(point: &str) {
 #[inline]
 pub async fn slow_point(point: &str) {
     #[cfg(feature = "fault-hooks")]
-    if std::env::var("SKED_TEST_SLOW_AT").ok().as_deref() == Some(point) {
+    {
+        // Read once: this sits on the scheduler's send path, and the benchmarks' builds
+        // carry the feature.
+        static SLOW: std::sync::OnceLock<Option<(String, u64)>> = std::sync::OnceLock::new();
         static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-        let ms = std::env::var("SKED_TEST_SLOW_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(50);
-        let _turn = TURN.lock().await;
-        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        let slow = SLOW.get_or_init(|| {
+            let at = std::env::var("SKED_TEST_SLOW_AT").ok()?;
+            let ms = std::env::var("SKED_TEST_SLOW_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(50);
+            Some((at, ms))
+        });
+        if let Some((at, ms)) = slow
+            && at == point
+        {
+            let _turn = TURN.lock().await;
+            tokio::time::sleep(std::time::Duration::from_millis(*ms)).await;
+        }
     }
     #[cfg(not(feature = "fault-hooks"))]
     let _ = point;
