@@ -1,4 +1,4 @@
-//! The supervised runtime (runtime::Tasks): an essential task that fails turns `/readyz` 503
+//! The supervised runtime (supervise::Tasks): an essential task that fails turns `/readyz` 503
 //! and ends the process non-zero within its drain deadline. The failure comes from the
 //! test-only fault hook (`SKED_TEST_FAIL_TASK`, feature `fault-hooks` of sked-core).
 

@@ -1,11 +1,7 @@
 //! The admin listener every service has: `/healthz` (the process is alive), `/readyz` (every
 //! dependency check passes and the service is not draining), `/metrics` (Prometheus text).
 
-use std::{
-    collections::BTreeMap,
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-};
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Json, Router,
@@ -19,41 +15,7 @@ use rdkafka::producer::{FutureProducer, Producer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Named readiness checks, set by the service as dependencies come and go. Cheap to clone.
-#[derive(Clone, Default)]
-pub struct Readiness {
-    checks: Arc<Mutex<BTreeMap<&'static str, bool>>>,
-}
-
-impl Readiness {
-    /// Readiness with the given checks, all failing until set.
-    pub fn new(checks: &[&'static str]) -> Self {
-        let r = Self::default();
-        for c in checks {
-            r.set(c, false);
-        }
-        r
-    }
-
-    /// Records a check result.
-    pub fn set(&self, check: &'static str, ok: bool) {
-        if let Ok(mut checks) = self.checks.lock() {
-            checks.insert(check, ok);
-        }
-    }
-
-    /// True when every check passes.
-    pub fn is_ready(&self) -> bool {
-        self.checks
-            .lock()
-            .map(|c| c.values().all(|ok| *ok))
-            .unwrap_or(false)
-    }
-
-    fn snapshot(&self) -> BTreeMap<&'static str, bool> {
-        self.checks.lock().map(|c| c.clone()).unwrap_or_default()
-    }
-}
+use crate::{readiness::Readiness, store::Store, supervise::Tasks};
 
 #[derive(Clone)]
 struct AdminState {
@@ -138,7 +100,7 @@ async fn metrics(State(state): State<AdminState>) -> Response {
 /// Probes Redis and Kafka every second for `/readyz` until `cancel`, then turns the
 /// `not_draining` check off so load balancers stop sending work.
 pub async fn probe(
-    store: crate::store::Store,
+    store: Store,
     producer: FutureProducer,
     topic: String,
     readiness: Readiness,
@@ -165,13 +127,6 @@ pub async fn probe(
     }
 }
 
-/// The readiness checks of a service that uses Redis and Kafka.
-pub fn standard_readiness() -> Readiness {
-    let readiness = Readiness::new(&["redis", "kafka", "not_draining"]);
-    readiness.set("not_draining", true);
-    readiness
-}
-
 /// Binds the admin listener on `addr` (`admin.listen_addr`) and serves it as the lingering
 /// task `admin` of `tasks`: until every other task has ended, the end of the drain. Returns
 /// the bound address (port 0 picks one).
@@ -179,7 +134,7 @@ pub async fn serve(
     addr: SocketAddr,
     registry: Registry,
     readiness: Readiness,
-    tasks: &mut crate::runtime::Tasks,
+    tasks: &mut Tasks,
 ) -> anyhow::Result<SocketAddr> {
     let admin = Admin::bind(addr, Arc::new(registry), readiness)
         .await

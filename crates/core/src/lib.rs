@@ -2,7 +2,8 @@
 //!
 //! Domain types ([`job`], [`request`], [`reason`]), schedule math ([`schedule`]), the Redis
 //! job store ([`store`]), Kafka adapters ([`kafka`]), configuration loading ([`config`]) and the
-//! runtime pieces every service uses ([`runtime`], [`admin`], [`service`], [`telemetry`]).
+//! runtime pieces every service uses ([`runtime`], [`supervise`], [`readiness`], [`admin`],
+//! [`service`], [`telemetry`]).
 
 #[cfg(feature = "server")]
 pub mod admin;
@@ -16,6 +17,8 @@ pub mod envelope;
 pub mod job;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "server")]
+pub mod readiness;
 pub mod reason;
 pub mod request;
 pub mod retry;
@@ -26,6 +29,8 @@ pub mod schedule;
 pub mod service;
 #[cfg(feature = "server")]
 pub mod store;
+#[cfg(feature = "server")]
+pub mod supervise;
 #[cfg(feature = "server")]
 pub mod telemetry;
 #[cfg(feature = "server")]

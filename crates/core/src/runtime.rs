@@ -6,6 +6,12 @@ use tokio_util::sync::CancellationToken;
 /// Exit code for configuration errors (EX_USAGE).
 pub const EXIT_CONFIG: i32 = 64;
 
+/// The service was told to stop (SIGTERM) while it still waited for Redis: nothing had
+/// started, so there is nothing to drain; [`service_main`] exits 0.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped before redis answered")]
+pub struct StoppedBeforeReady;
+
 /// A root token cancelled on the first SIGTERM/SIGINT. A second signal exits with 130.
 pub fn shutdown_on_signals() -> CancellationToken {
     let token = CancellationToken::new();
@@ -69,172 +75,6 @@ impl Backoff {
     /// Back to the first delay after a success.
     pub fn reset(&mut self) {
         self.next = std::time::Duration::from_millis(100);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn backoff_doubles_up_to_its_cap_and_resets() {
-        let mut b = Backoff::new(Duration::from_millis(500));
-        let seq: Vec<_> = (0..5).map(|_| b.next_delay().as_millis()).collect();
-        assert_eq!(seq, vec![100, 200, 400, 500, 500]);
-        b.reset();
-        assert_eq!(b.next_delay().as_millis(), 100);
-    }
-}
-
-/// A service's named tasks, supervised and joined on shutdown.
-///
-/// The first task that fails (returns `Err`) or panics is logged at once, turns the readiness
-/// check `tasks` off and cancels the service's token, so every other task drains and the
-/// process ends non-zero (`service_main`) within its drain deadline, for Kubernetes to restart
-/// it. A task that returns `Ok` early ends quietly (a check that is turned off).
-pub struct Tasks {
-    tasks: Vec<(&'static str, tokio::task::JoinHandle<anyhow::Result<()>>)>,
-    /// Tasks that stop only once every other task has ended (the admin endpoints, so that
-    /// `/readyz` answers 503 through the whole drain).
-    lingering: Vec<(&'static str, tokio::task::JoinHandle<anyhow::Result<()>>)>,
-    linger: tokio_util::sync::CancellationToken,
-    cancel: tokio_util::sync::CancellationToken,
-    readiness: crate::admin::Readiness,
-}
-
-impl Tasks {
-    /// Tasks that cancel `cancel` and turn `readiness`'s `tasks` check off when one fails.
-    pub fn supervised(
-        cancel: tokio_util::sync::CancellationToken,
-        readiness: crate::admin::Readiness,
-    ) -> Self {
-        readiness.set("tasks", true);
-        Self {
-            tasks: Vec::new(),
-            lingering: Vec::new(),
-            linger: tokio_util::sync::CancellationToken::new(),
-            cancel,
-            readiness,
-        }
-    }
-
-    /// Spawns a named task under supervision.
-    pub fn spawn<F>(&mut self, name: &'static str, task: F)
-    where
-        F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
-    {
-        let supervisor = self.supervise(name, task);
-        self.tasks.push((name, supervisor));
-    }
-
-    /// Spawns a named task, under supervision, that gets a token cancelled only once every
-    /// task of [`Tasks::spawn`] has ended.
-    pub fn spawn_lingering<F, Fut>(&mut self, name: &'static str, task: F)
-    where
-        F: FnOnce(tokio_util::sync::CancellationToken) -> Fut,
-        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
-    {
-        let supervisor = self.supervise(name, task(self.linger.clone()));
-        self.lingering.push((name, supervisor));
-    }
-
-    fn supervise<F>(
-        &self,
-        name: &'static str,
-        task: F,
-    ) -> tokio::task::JoinHandle<anyhow::Result<()>>
-    where
-        F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
-    {
-        let task = fault::wrap(name, task);
-        let inner = tokio::spawn(task);
-        let cancel = self.cancel.clone();
-        let readiness = self.readiness.clone();
-        tokio::spawn(async move {
-            let failed = match inner.await {
-                Ok(Ok(())) => return Ok(()),
-                Ok(Err(err)) => err.context(format!("task {name} failed")),
-                Err(join) => anyhow::anyhow!("task {name} panicked: {join}"),
-            };
-            if cancel.is_cancelled() {
-                tracing::warn!(
-                    task = name,
-                    error = format!("{failed:#}"),
-                    "task failed while draining"
-                );
-            } else {
-                tracing::error!(
-                    task = name,
-                    error = format!("{failed:#}"),
-                    "essential task failed: not ready, draining, exiting non-zero"
-                );
-            }
-            readiness.set("tasks", false);
-            cancel.cancel();
-            Err(failed)
-        })
-    }
-
-    /// Waits for every task, then stops and waits for the lingering ones; returns the first
-    /// failure, naming its task.
-    pub async fn join(self) -> anyhow::Result<()> {
-        let mut first_error = None;
-        let mut join_all =
-            async |tasks: Vec<(&'static str, tokio::task::JoinHandle<anyhow::Result<()>>)>| {
-                for (name, task) in tasks {
-                    match task.await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(err)) => {
-                            first_error.get_or_insert(err);
-                        }
-                        Err(join) => {
-                            first_error
-                                .get_or_insert(anyhow::anyhow!("task {name} panicked: {join}"));
-                        }
-                    }
-                }
-            };
-        join_all(self.tasks).await;
-        self.linger.cancel();
-        join_all(self.lingering).await;
-        first_error.map_or(Ok(()), Err)
-    }
-}
-
-/// The fault hook of the tests (feature `fault-hooks`, which only the test crate turns on):
-/// `SKED_TEST_FAIL_TASK=<task>` makes that task fail `SKED_TEST_FAIL_AFTER_MS` (default 2000)
-/// after it starts, so that a test can see the supervision act. Without the feature, `wrap` is
-/// the task itself.
-mod fault {
-    #[cfg(feature = "fault-hooks")]
-    pub fn wrap<F>(
-        name: &'static str,
-        task: F,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>
-    where
-        F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
-    {
-        if std::env::var("SKED_TEST_FAIL_TASK").ok().as_deref() != Some(name) {
-            return Box::pin(task);
-        }
-        let after = std::env::var("SKED_TEST_FAIL_AFTER_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(2000);
-        Box::pin(async move {
-            tokio::select! {
-                result = task => result,
-                _ = tokio::time::sleep(std::time::Duration::from_millis(after)) => {
-                    Err(anyhow::anyhow!("fault hook: SKED_TEST_FAIL_TASK={name}"))
-                }
-            }
-        })
-    }
-
-    #[cfg(not(feature = "fault-hooks"))]
-    pub fn wrap<F>(_name: &'static str, task: F) -> F {
-        task
     }
 }
 
@@ -310,7 +150,7 @@ where
     let telemetry = crate::telemetry::init(name, &config.log);
     let code = match run(config, shutdown_on_signals()).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) if err.is::<crate::service::StoppedBeforeReady>() => {
+        Err(err) if err.is::<StoppedBeforeReady>() => {
             tracing::info!("{name} stopped before redis answered; nothing to drain");
             ExitCode::SUCCESS
         }
@@ -343,4 +183,19 @@ pub async fn flush(producer: rdkafka::producer::FutureProducer) -> anyhow::Resul
     tokio::task::spawn_blocking(move || producer.flush(std::time::Duration::from_secs(10)))
         .await??;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(500));
+        let seq: Vec<_> = (0..5).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(seq, vec![100, 200, 400, 500, 500]);
+        b.reset();
+        assert_eq!(b.next_delay().as_millis(), 100);
+    }
 }

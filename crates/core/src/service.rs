@@ -22,18 +22,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::{
-    admin::{self, Readiness},
+    admin,
     config::Config,
     kafka,
-    runtime::{self, Tasks},
+    readiness::{self, Readiness},
+    runtime::{self, StoppedBeforeReady},
     store::{Keyring, Store},
+    supervise::Tasks,
 };
-
-/// The service was told to stop (SIGTERM) while it still waited for Redis: nothing had
-/// started, so there is nothing to drain; [`runtime::service_main`] exits 0.
-#[derive(Debug, thiserror::Error)]
-#[error("stopped before redis answered")]
-pub struct StoppedBeforeReady;
 
 /// What every service runs on: built by [`Base::start`], ended by [`Base::wait`].
 pub struct Base {
@@ -112,12 +108,13 @@ impl Base {
     pub async fn start(
         config: &Config,
         service: &'static str,
+        drain_timeout: std::time::Duration,
         registry: Registry,
         producer: FutureProducer,
         cancel: &CancellationToken,
     ) -> anyhow::Result<Self> {
-        let readiness = admin::standard_readiness();
-        let mut tasks = Tasks::supervised(cancel.clone(), readiness.clone());
+        let readiness = readiness::standard();
+        let mut tasks = Tasks::supervised(cancel.clone(), readiness.clone(), drain_timeout);
         let admin_addr = admin::serve(
             config.admin.listen_addr,
             registry,

@@ -28,15 +28,14 @@ use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context as _;
 use prometheus_client::registry::Registry;
-use sked_core::{
-    admin::{self, Readiness},
-    config::Config,
-    runtime::Tasks,
-};
+use sked_core::{admin, config::Config, readiness::Readiness, supervise::Tasks};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 pub use web::router;
+
+/// The console's drain deadline: it holds no work, so its listeners stop at once.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -103,7 +102,7 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
     let bound: SocketAddr = listener.local_addr()?;
     let readiness = Readiness::new(&["api", "not_draining"]);
     readiness.set("not_draining", true);
-    let mut tasks = Tasks::supervised(cancel.clone(), readiness.clone());
+    let mut tasks = Tasks::supervised(cancel.clone(), readiness.clone(), DRAIN);
     let admin_addr = admin::serve(
         config.admin.listen_addr,
         Registry::default(),

@@ -32,11 +32,11 @@ use rdkafka::{
     message::{BorrowedMessage, Message},
 };
 use sked_core::{
-    admin::Readiness,
     config::IngestOptions,
     kafka::Context,
     kafka::batch,
     kafka::dlq::{self, Backlog, Failure, Origin, Stage},
+    readiness::Readiness,
     reason::Reason,
     request::{self, Limits},
     runtime::{self, Backoff},

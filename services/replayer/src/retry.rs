@@ -33,7 +33,6 @@ use rdkafka::{
     message::{BorrowedMessage, Headers, Message},
 };
 use sked_core::{
-    admin::Readiness,
     envelope::Envelope,
     job::JobId,
     kafka::Context,
@@ -42,6 +41,7 @@ use sked_core::{
         dlq::{self, Backlog, Failure, Origin, Stage},
         headers as h,
     },
+    readiness::Readiness,
     reason::Reason,
     request::{self, Format, JobSpec, RetryOf},
     runtime::{self, Backoff},

@@ -74,7 +74,15 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
         .await
         .context("cannot set up API auth")?;
     let stall = kafka::stall::Metrics::new(&mut registry);
-    let mut base = Base::start(&config, SERVICE, registry, producer, &cancel).await?;
+    let mut base = Base::start(
+        &config,
+        SERVICE,
+        config.replayer.drain_timeout.get(),
+        registry,
+        producer,
+        &cancel,
+    )
+    .await?;
     if let Some(refresh) = gate.refresh_task(cancel.clone()) {
         base.tasks.spawn("jwks", refresh);
     }

@@ -35,10 +35,10 @@ use rdkafka::{
     producer::{FutureProducer, FutureRecord},
 };
 use sked_core::{
-    admin::Readiness,
     envelope::{Envelope, Format},
     job::Shard,
     kafka::headers as h,
+    readiness::Readiness,
     runtime::Backoff,
     store::{
         Ack, AckOutcome, ClaimBatch, Claimed, Index, Store,

@@ -49,7 +49,15 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
     let producer = Base::producer(&config, SERVICE)?;
-    let mut base = Base::start(&config, SERVICE, registry, producer, &cancel).await?;
+    let mut base = Base::start(
+        &config,
+        SERVICE,
+        config.scheduler.drain_timeout.get(),
+        registry,
+        producer,
+        &cancel,
+    )
+    .await?;
 
     let settings = Arc::new(settings(&config));
     let loops = usize::from(config.scheduler.loops.max(1));

@@ -34,7 +34,7 @@ use rdkafka::{
     consumer::{CommitMode, Consumer as _, StreamConsumer},
     message::OwnedMessage,
 };
-use sked_core::{admin::Readiness, runtime::Backoff};
+use sked_core::{readiness::Readiness, runtime::Backoff};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};

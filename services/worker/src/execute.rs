@@ -32,10 +32,10 @@ use rdkafka::{
     producer::{FutureProducer, FutureRecord},
 };
 use sked_core::{
-    admin::Readiness,
     envelope::Envelope,
     job::JobId,
     kafka::{dlq, headers as h, size},
+    readiness::Readiness,
     request::RetryPolicy,
     retry,
     runtime::Backoff,

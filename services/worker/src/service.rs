@@ -139,7 +139,15 @@ pub async fn start_with(
     let producer = Base::producer(&config, SERVICE)?;
     // Routes first: a misconfigured app stops the worker before it binds or consumes.
     let routes = routes(&config, &handlers, &producer, &metrics)?;
-    let mut base = Base::start(&config, SERVICE, registry, producer, &cancel).await?;
+    let mut base = Base::start(
+        &config,
+        SERVICE,
+        config.worker.drain_timeout.get(),
+        registry,
+        producer,
+        &cancel,
+    )
+    .await?;
 
     let topics = due_topics(&config);
     let consumer: StreamConsumer<Context> =

@@ -35,7 +35,7 @@ use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::{admin::Readiness, config::KafkaOptions};
+use crate::{config::KafkaOptions, readiness::Readiness};
 
 /// The readiness check a persisting stall turns off.
 pub const READINESS: &str = "consumer_progress";

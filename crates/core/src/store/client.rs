@@ -339,7 +339,7 @@ impl Store {
     ///
     /// The store has no keys: it writes payloads in clear and cannot open sealed ones, until
     /// [`Store::with_keyring`] (services get theirs from `[encryption]` in
-    /// [`crate::service::Base::start`]).
+    /// the start of every service).
     pub async fn connect(options: &RedisOptions) -> Result<Self, Error> {
         Ok(Self {
             conn: Connection::connect(options).await?,
@@ -364,7 +364,7 @@ impl Store {
     /// or `cancel`.
     pub async fn connect_with_retry(
         options: &RedisOptions,
-        readiness: &crate::admin::Readiness,
+        readiness: &crate::readiness::Readiness,
         cancel: &tokio_util::sync::CancellationToken,
     ) -> Option<Self> {
         let mut backoff = crate::runtime::Backoff::new(Duration::from_secs(5));
