@@ -2,7 +2,7 @@
 //!
 //! Domain types ([`job`], [`request`], [`reason`]), schedule math ([`schedule`]), the Redis
 //! job store ([`store`]), Kafka adapters ([`kafka`]), configuration loading ([`config`]) and the
-//! runtime pieces every service uses ([`runtime`], [`admin`], [`service`], [`telemetry`]).
+//! runtime pieces every service uses ([`runtime`], [`backoff`], [`admin`], [`service`], [`telemetry`]).
 
 #[cfg(feature = "server")]
 pub mod admin;
@@ -10,6 +10,8 @@ pub mod admin;
 pub mod api_errors;
 #[cfg(feature = "server")]
 pub mod auth;
+#[cfg(feature = "server")]
+pub mod backoff;
 #[cfg(feature = "kafka")]
 pub mod config;
 pub mod envelope;

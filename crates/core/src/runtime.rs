@@ -43,50 +43,6 @@ async fn wait_signal() {
     }
 }
 
-/// Exponential backoff for reconnect loops: 100 ms doubling up to `max`.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    next: std::time::Duration,
-    max: std::time::Duration,
-}
-
-impl Backoff {
-    /// Starts at 100 ms, caps at `max`.
-    pub fn new(max: std::time::Duration) -> Self {
-        Self {
-            next: std::time::Duration::from_millis(100),
-            max,
-        }
-    }
-
-    /// The delay to wait now; the next one doubles.
-    pub fn next_delay(&mut self) -> std::time::Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        d
-    }
-
-    /// Back to the first delay after a success.
-    pub fn reset(&mut self) {
-        self.next = std::time::Duration::from_millis(100);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn backoff_doubles_up_to_its_cap_and_resets() {
-        let mut b = Backoff::new(Duration::from_millis(500));
-        let seq: Vec<_> = (0..5).map(|_| b.next_delay().as_millis()).collect();
-        assert_eq!(seq, vec![100, 200, 400, 500, 500]);
-        b.reset();
-        assert_eq!(b.next_delay().as_millis(), 100);
-    }
-}
-
 /// A service's named tasks, supervised and joined on shutdown.
 ///
 /// The first task that fails (returns `Err`) or panics is logged at once, turns the readiness

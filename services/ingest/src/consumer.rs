@@ -33,13 +33,14 @@ use rdkafka::{
 };
 use sked_core::{
     admin::Readiness,
+    backoff::Backoff,
     config::IngestOptions,
     kafka::Context,
     kafka::batch,
     kafka::dlq::{self, Backlog, Failure, Origin, Stage},
     reason::Reason,
     request::{self, Limits},
-    runtime::{self, Backoff},
+    runtime,
     store::{Applied, Op, Store, calendars::CalendarCache},
     trace,
 };
@@ -118,7 +119,7 @@ impl IngestConsumer {
                 Err(err) => {
                     self.readiness.set("kafka", false);
                     warn!(error = %err, "kafka consume failed, backing off");
-                    tokio::time::sleep(backoff.next_delay()).await;
+                    backoff.sleep(&cancel).await;
                     continue;
                 }
             };
@@ -362,9 +363,8 @@ impl IngestConsumer {
                     }
                 }
             }
-            tokio::select! {
-                _ = hard_stop.cancelled() => return None,
-                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            if !backoff.sleep(hard_stop).await {
+                return None;
             }
         }
     }
@@ -377,6 +377,7 @@ impl IngestConsumer {
         let mut out = Vec::with_capacity(ops.len());
         for op in ops {
             let single = std::slice::from_ref(op);
+            let mut backoff = Backoff::new(Duration::from_millis(200));
             loop {
                 match self.store.apply(single).await {
                     Ok(mut a) => {
@@ -387,9 +388,8 @@ impl IngestConsumer {
                         break;
                     }
                     Err(err) if err.is_transient() => {
-                        tokio::select! {
-                            _ = hard_stop.cancelled() => return None,
-                            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        if !backoff.sleep(hard_stop).await {
+                            return None;
                         }
                     }
                     Err(err) => {

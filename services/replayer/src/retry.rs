@@ -34,6 +34,7 @@ use rdkafka::{
 };
 use sked_core::{
     admin::Readiness,
+    backoff::{self, Backoff},
     envelope::Envelope,
     job::JobId,
     kafka::Context,
@@ -44,7 +45,7 @@ use sked_core::{
     },
     reason::Reason,
     request::{self, Format, JobSpec, RetryOf},
-    runtime::{self, Backoff},
+    runtime,
     schedule::Schedule,
     store::{Applied, Op, Store},
     trace,
@@ -218,7 +219,7 @@ impl RetryDrain {
                 Err(err) => {
                     self.readiness.set("kafka", false);
                     warn!(error = %err, "kafka consume failed, backing off");
-                    tokio::time::sleep(backoff.next_delay()).await;
+                    backoff.sleep(&cancel).await;
                     continue;
                 }
             };
@@ -364,25 +365,20 @@ impl RetryDrain {
     /// the partition held: losing a retry silently would be worse.
     async fn apply(&self, ops: &[Op], hard_stop: &CancellationToken) -> Option<Vec<Applied>> {
         let mut backoff = Backoff::new(Duration::from_secs(5));
-        loop {
-            match self.store.apply(ops).await {
-                Ok(applied) => {
-                    self.readiness.set("redis", true);
-                    return Some(applied);
+        let applied = backoff::retry(hard_stop, &mut backoff, || async {
+            self.store.apply(ops).await.map_err(|err| {
+                if err.is_transient() {
+                    self.readiness.set("redis", false);
                 }
-                Err(err) => {
-                    if err.is_transient() {
-                        self.readiness.set("redis", false);
-                    }
-                    self.metrics.store_errors.inc();
-                    warn!(error = %err, ops = ops.len(), "redis write of retries failed, retrying; nothing committed");
-                }
-            }
-            tokio::select! {
-                _ = hard_stop.cancelled() => return None,
-                _ = tokio::time::sleep(backoff.next_delay()) => {}
-            }
-        }
+                self.metrics.store_errors.inc();
+                warn!(error = %err, ops = ops.len(), "redis write of retries failed, retrying; nothing committed");
+                backoff::Failure::<()>::Transient(())
+            })
+        })
+        .await
+        .ok()?;
+        self.readiness.set("redis", true);
+        Some(applied)
     }
 
     /// The dead letter of every rejected record, with the record's origin.

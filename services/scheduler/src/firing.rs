@@ -36,10 +36,10 @@ use rdkafka::{
 };
 use sked_core::{
     admin::Readiness,
+    backoff::Backoff,
     envelope::{Envelope, Format},
     job::Shard,
     kafka::headers as h,
-    runtime::Backoff,
     store::{
         Ack, AckOutcome, ClaimBatch, Claimed, Index, Store,
         calendars::CalendarCache,
@@ -184,9 +184,8 @@ impl Firing {
                     self.metrics.store_errors.inc();
                     self.readiness.set("redis", false);
                     warn!(error = %err, "firing round failed, backing off");
-                    tokio::select! {
-                        _ = cancel.cancelled() => break,
-                        _ = tokio::time::sleep(backoff.next_delay()) => {}
+                    if !backoff.sleep(&cancel).await {
+                        break;
                     }
                     continue;
                 }

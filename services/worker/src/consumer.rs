@@ -34,7 +34,7 @@ use rdkafka::{
     consumer::{CommitMode, Consumer as _, StreamConsumer},
     message::OwnedMessage,
 };
-use sked_core::{admin::Readiness, runtime::Backoff};
+use sked_core::{admin::Readiness, backoff::Backoff};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -126,9 +126,8 @@ impl WorkerConsumer {
                     Err(err) => {
                         self.readiness.set("kafka", false);
                         warn!(error = %err, "kafka consume failed, backing off");
-                        tokio::select! {
-                            _ = cancel.cancelled() => break,
-                            _ = tokio::time::sleep(backoff.next_delay()) => {}
+                        if !backoff.sleep(&cancel).await {
+                            break;
                         }
                     }
                 },
