@@ -36,7 +36,7 @@ use sked_core::{
     backoff::{self, Backoff},
     envelope::Envelope,
     job::JobId,
-    kafka::{dlq, headers as h, size},
+    kafka::{dlq, headers as h, produce, size},
     request::RetryPolicy,
     retry,
     store::{
@@ -576,9 +576,11 @@ impl Executor {
             if let Some(payload) = &record.payload {
                 out = out.payload(payload.as_slice());
             }
-            match self.producer.send(out, Duration::from_secs(10)).await {
-                Ok(_) => Ok(()),
-                Err((err, _)) => {
+            match produce::produce(&self.producer, out, &self.hard_stop).await {
+                Ok(()) => Ok(()),
+                // The drain deadline: `retry` sees it and stops.
+                Err(produce::Error::Stopped) => Err(backoff::Failure::Transient(KafkaError::Canceled)),
+                Err(produce::Error::Kafka(err)) => {
                     self.metrics.produce_errors.inc();
                     if size::is_size_error(&err) {
                         warn!(messaging.destination.name = topic, error = %err, "record too large to produce");
