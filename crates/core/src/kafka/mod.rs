@@ -7,6 +7,8 @@ pub mod context;
 pub mod dlq;
 pub mod headers;
 #[cfg(feature = "server")]
+pub mod pipeline;
+#[cfg(feature = "server")]
 pub mod produce;
 pub mod size;
 pub mod stall;
