@@ -48,8 +48,6 @@ pub use sked_core::kafka::Context;
 pub struct Settings {
     /// In-flight bound (pause above it).
     pub max_in_flight: usize,
-    /// Bound on the drain.
-    pub drain_timeout: Duration,
     /// Commit period.
     pub commit_interval: Duration,
 }
@@ -87,8 +85,8 @@ struct State {
 }
 
 impl WorkerConsumer {
-    /// Runs until `cancel`, then drains (see the module docs). `hard_stop` is cancelled here
-    /// when the drain deadline passes.
+    /// Runs until `cancel`, then drains (see the module docs) until `hard_stop`, the drain
+    /// deadline ([`sked_core::runtime::deadline_after`]), which the running records share.
     pub async fn run(
         self,
         cancel: CancellationToken,
@@ -143,14 +141,11 @@ impl WorkerConsumer {
             running = state.running,
             abandoned, "draining: waiting for running jobs"
         );
-        let deadline = tokio::time::sleep(self.settings.drain_timeout);
-        tokio::pin!(deadline);
         while state.running > 0 {
             tokio::select! {
                 Some(done) = done_rx.recv() => self.finished(&mut state, done, false),
-                _ = &mut deadline => {
+                _ = hard_stop.cancelled() => {
                     warn!(running = state.running, "drain deadline passed, abandoning running jobs");
-                    hard_stop.cancel();
                     break;
                 }
             }

@@ -170,7 +170,8 @@ pub async fn start_with(
     );
 
     let max_in_flight = config.worker.max_in_flight.max(1);
-    let hard_stop = CancellationToken::new();
+    // The drain deadline, shared by the consumer and every running record.
+    let hard_stop = sked_core::runtime::deadline_after(&cancel, config.worker.drain_timeout.get());
     let dlq = base.dlq_sender(
         &config,
         metrics.dlq_counters(),
@@ -200,7 +201,6 @@ pub async fn start_with(
         executor,
         settings: consumer::Settings {
             max_in_flight,
-            drain_timeout: config.worker.drain_timeout.get(),
             commit_interval: config
                 .worker
                 .commit_interval
