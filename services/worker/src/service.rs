@@ -207,7 +207,7 @@ pub async fn start_with(
                 .get()
                 .max(Duration::from_millis(10)),
         },
-        metrics,
+        metrics: metrics.keyed(),
         readiness: base.readiness.clone(),
     };
     base.tasks

@@ -7,6 +7,9 @@ pub mod context;
 pub mod dlq;
 pub mod headers;
 #[cfg(feature = "server")]
+pub mod keyed;
+pub mod offsets;
+#[cfg(feature = "server")]
 pub mod pipeline;
 #[cfg(feature = "server")]
 pub mod produce;
