@@ -2,8 +2,8 @@
 //!
 //! Domain types ([`job`], [`request`], [`reason`]), schedule math ([`schedule`]), the Redis
 //! job store ([`store`]), Kafka adapters ([`kafka`]), configuration loading ([`config`]) and the
-//! runtime pieces every service uses ([`runtime`], [`supervise`], [`readiness`], [`admin`],
-//! [`service`], [`telemetry`]).
+//! runtime pieces every service uses ([`runtime`], [`supervise`], [`readiness`], [`backoff`],
+//! [`admin`], [`service`], [`telemetry`]).
 
 #[cfg(feature = "server")]
 pub mod admin;
@@ -11,6 +11,8 @@ pub mod admin;
 pub mod api_errors;
 #[cfg(feature = "server")]
 pub mod auth;
+#[cfg(feature = "server")]
+pub mod backoff;
 #[cfg(feature = "kafka")]
 pub mod config;
 pub mod envelope;

@@ -49,35 +49,6 @@ async fn wait_signal() {
     }
 }
 
-/// Exponential backoff for reconnect loops: 100 ms doubling up to `max`.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    next: std::time::Duration,
-    max: std::time::Duration,
-}
-
-impl Backoff {
-    /// Starts at 100 ms, caps at `max`.
-    pub fn new(max: std::time::Duration) -> Self {
-        Self {
-            next: std::time::Duration::from_millis(100),
-            max,
-        }
-    }
-
-    /// The delay to wait now; the next one doubles.
-    pub fn next_delay(&mut self) -> std::time::Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        d
-    }
-
-    /// Back to the first delay after a success.
-    pub fn reset(&mut self) {
-        self.next = std::time::Duration::from_millis(100);
-    }
-}
-
 /// A crash point of the tests (feature `fault-hooks`): when `SKED_TEST_CRASH_AT` names `point`,
 /// the process aborts here, as a kill -9 at the worst moment would end it (no drain, no
 /// flush). Without the feature, it does nothing.
@@ -183,19 +154,4 @@ pub async fn flush(producer: rdkafka::producer::FutureProducer) -> anyhow::Resul
     tokio::task::spawn_blocking(move || producer.flush(std::time::Duration::from_secs(10)))
         .await??;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn backoff_doubles_up_to_its_cap_and_resets() {
-        let mut b = Backoff::new(Duration::from_millis(500));
-        let seq: Vec<_> = (0..5).map(|_| b.next_delay().as_millis()).collect();
-        assert_eq!(seq, vec![100, 200, 400, 500, 500]);
-        b.reset();
-        assert_eq!(b.next_delay().as_millis(), 100);
-    }
 }

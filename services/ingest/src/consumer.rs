@@ -1,6 +1,7 @@
 //! The ingest consumer: records of the ingest topic into the Redis job store.
 //!
-//! Protocol, one batch at a time:
+//! The shared batch pipeline ([`sked_core::kafka::pipeline`]) consumes, delivers the dead
+//! letters, commits and drains; [`Processor`] is step 2. Protocol, one batch at a time:
 //! 1. **consuming**: read up to `ingest.batch_max` records, or what arrives within
 //!    `ingest.batch_linger` after the first;
 //! 2. decide each record (job, cancel, or dead letter) and write every job and cancel of the
@@ -26,26 +27,23 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rdkafka::{
-    TopicPartitionList,
-    consumer::{CommitMode, Consumer as _, StreamConsumer},
-    error::KafkaError,
+    consumer::StreamConsumer,
     message::{BorrowedMessage, Message},
 };
 use sked_core::{
+    backoff::Backoff,
     config::IngestOptions,
     kafka::Context,
-    kafka::batch,
-    kafka::dlq::{self, Backlog, Failure, Origin, Stage},
+    kafka::dlq::{self, Failure, Origin, Stage},
+    kafka::pipeline::{BatchSettings, Batches, Process},
     readiness::Readiness,
     reason::Reason,
     request::{self, Limits},
-    runtime::{self, Backoff},
     store::{Applied, Op, Store, calendars::CalendarCache},
     trace,
 };
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::{
     decode::{self, Decision},
@@ -93,122 +91,78 @@ impl IngestConsumer {
 
     /// Runs until `cancel`, then drains as described in the module docs.
     pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
-        // Fires `ingest.drain_timeout` after `cancel`: retries give up, the batch is abandoned.
-        let hard_stop = runtime::deadline_after(&cancel, self.settings.drain_timeout);
-        let mut backoff = Backoff::new(Duration::from_secs(5));
-        let mut backlog = Backlog::new(self.metrics.dlq_parked.clone());
-        loop {
-            let retry_at = backlog.next_retry();
-            // Only the wait for a batch's first record is cancelled; `batch::fill` is not.
-            let first = tokio::select! {
-                biased;
-                _ = cancel.cancelled() => break,
-                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
-                    self.retry_parked(&mut backlog, false, CommitMode::Async).await?;
-                    continue;
-                }
-                first = self.consumer.recv(), if !backlog.is_full() => first,
-            };
-            let first = match first {
-                Ok(first) => {
-                    self.readiness.set("kafka", true);
-                    backoff.reset();
-                    first
-                }
-                Err(err) => {
-                    self.readiness.set("kafka", false);
-                    warn!(error = %err, "kafka consume failed, backing off");
-                    tokio::time::sleep(backoff.next_delay()).await;
-                    continue;
-                }
-            };
-            let batch = batch::fill(
-                &self.consumer,
-                first,
-                self.settings.batch_max,
-                self.settings.batch_linger,
-            )
-            .await;
-            // Between batches only, and with no dead letter waiting for its ack: a batch cut
-            // short would lose its place in the partition.
-            let rejoin = backlog.is_empty()
-                && tokio::select! {
-                    biased;
-                    _ = self.rejoin.notified() => true,
-                    _ = std::future::ready(()) => false,
-                };
-            if let Some(tpl) = self.process(&batch, &mut backlog, &hard_stop).await? {
-                self.commit(
-                    &tpl,
-                    if cancel.is_cancelled() || rejoin {
-                        CommitMode::Sync
-                    } else {
-                        CommitMode::Async
-                    },
-                );
-            }
-            if rejoin {
-                sked_core::kafka::stall::rejoin(&self.consumer, &self.topics);
-            }
-            if backlog.is_full() {
-                warn!(
-                    parked = backlog.len(),
-                    "too many dead letters unacknowledged: reading paused until some are"
-                );
-            }
-        }
-        if !backlog.is_empty() {
-            tokio::select! {
-                _ = hard_stop.cancelled() => {}
-                r = self.retry_parked(&mut backlog, true, CommitMode::Sync) => r?,
-            }
-            if !backlog.is_empty() {
-                warn!(
-                    parked = backlog.len(),
-                    "dead letters still unacknowledged at shutdown; their records go to the next owner again"
-                );
-            }
-        }
-        info!("ingest consumer drained");
-        Ok(())
+        let Self {
+            consumer,
+            topics,
+            rejoin,
+            dlq,
+            store,
+            settings,
+            metrics,
+            readiness,
+            calendars,
+            quotas,
+        } = self;
+        let pipeline = Batches {
+            consumer,
+            topics,
+            rejoin,
+            dlq,
+            readiness: readiness.clone(),
+            settings: BatchSettings {
+                max: settings.batch_max,
+                linger: settings.batch_linger,
+                drain_timeout: settings.drain_timeout,
+            },
+            commit_errors: metrics.commit_errors.clone(),
+            parked: metrics.dlq_parked.clone(),
+            name: "ingest",
+        };
+        let processor = Processor {
+            store,
+            settings,
+            metrics,
+            readiness,
+            calendars,
+            quotas,
+        };
+        pipeline.run(&processor, cancel).await
     }
+}
 
-    /// Retries the parked dead letters that are due (all of them with `all`) and commits the
-    /// positions they release.
-    async fn retry_parked(
-        &self,
-        backlog: &mut Backlog,
-        all: bool,
-        mode: CommitMode,
-    ) -> anyhow::Result<()> {
-        self.forget_revoked(backlog);
-        let released = backlog.retry(&self.dlq, all).await?;
-        if released.count() > 0 {
-            self.commit(&released, mode);
-        }
-        Ok(())
-    }
+/// What ingest does with a batch: steps 2 and 3 of the module docs (the pipeline does the
+/// rest).
+struct Processor {
+    store: Store,
+    settings: Settings,
+    metrics: Metrics,
+    readiness: Readiness,
+    calendars: CalendarCache,
+    quotas: crate::quota::Quotas,
+}
 
-    /// Forgets the parked letters of partitions this consumer no longer owns.
-    fn forget_revoked(&self, backlog: &mut Backlog) {
-        if backlog.is_empty() {
-            return;
-        }
-        if let Ok(assignment) = self.consumer.assignment() {
-            backlog
-                .retain(|topic, partition| assignment.find_partition(topic, partition).is_some());
-        }
-    }
-
-    /// Makes a batch durable. Returns the offsets to commit, or `None` when the drain deadline
-    /// cut it short (nothing may be committed then).
-    async fn process(
+impl Process for Processor {
+    fn process(
         &self,
         batch: &[BorrowedMessage<'_>],
-        backlog: &mut Backlog,
         hard_stop: &CancellationToken,
-    ) -> anyhow::Result<Option<TopicPartitionList>> {
-        let started = Instant::now();
+    ) -> impl Future<Output = anyhow::Result<Option<Vec<(Origin, dlq::Record)>>>> + Send {
+        self.decide_and_store(batch, hard_stop)
+    }
+
+    fn batch_done(&self, elapsed: Duration) {
+        self.metrics.batch_seconds.observe(elapsed.as_secs_f64());
+    }
+}
+
+impl Processor {
+    /// Makes a batch durable. Returns its dead letters, or `None` when the drain deadline cut
+    /// it short (nothing may be committed then).
+    async fn decide_and_store(
+        &self,
+        batch: &[BorrowedMessage<'_>],
+        hard_stop: &CancellationToken,
+    ) -> anyhow::Result<Option<Vec<(Origin, dlq::Record)>>> {
         let now = Utc::now();
         self.metrics.received.inc_by(batch.len() as u64);
         self.metrics.batch_records.observe(batch.len() as f64);
@@ -270,20 +224,7 @@ impl IngestConsumer {
         }
 
         rejects.sort_by_key(|(i, _)| *i);
-        let letters = self.letters(batch, &ops, &op_msg, &rejects);
-        if !letters.is_empty() {
-            tokio::select! {
-                _ = hard_stop.cancelled() => return Ok(None),
-                _ = backlog.deliver(&self.dlq, letters) => {}
-            }
-        }
-
-        self.forget_revoked(backlog);
-        let tpl = backlog.hold(&batch::positions_after(batch)?)?;
-        self.metrics
-            .batch_seconds
-            .observe(started.elapsed().as_secs_f64());
-        Ok(Some(tpl))
+        Ok(Some(self.letters(batch, &ops, &op_msg, &rejects)))
     }
 
     /// The ops that pass the quotas, with their message indexes, when some do not (they
@@ -362,9 +303,8 @@ impl IngestConsumer {
                     }
                 }
             }
-            tokio::select! {
-                _ = hard_stop.cancelled() => return None,
-                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            if !backoff.sleep(hard_stop).await {
+                return None;
             }
         }
     }
@@ -377,6 +317,7 @@ impl IngestConsumer {
         let mut out = Vec::with_capacity(ops.len());
         for op in ops {
             let single = std::slice::from_ref(op);
+            let mut backoff = Backoff::new(Duration::from_millis(200));
             loop {
                 match self.store.apply(single).await {
                     Ok(mut a) => {
@@ -387,9 +328,8 @@ impl IngestConsumer {
                         break;
                     }
                     Err(err) if err.is_transient() => {
-                        tokio::select! {
-                            _ = hard_stop.cancelled() => return None,
-                            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        if !backoff.sleep(hard_stop).await {
+                            return None;
                         }
                     }
                     Err(err) => {
@@ -450,18 +390,6 @@ impl IngestConsumer {
                 (Origin::of(msg), letter)
             })
             .collect()
-    }
-
-    fn commit(&self, tpl: &TopicPartitionList, mode: CommitMode) {
-        if let Err(err) = self.consumer.commit(tpl, mode) {
-            self.metrics.commit_errors.inc();
-            match err {
-                KafkaError::ConsumerCommit(code) => {
-                    warn!(error = %code, "offset commit failed; records will be redelivered and deduplicated")
-                }
-                other => warn!(error = %other, "offset commit failed"),
-            }
-        }
     }
 }
 

@@ -6,7 +6,9 @@
 //! it under the original job id and fire id with that attempt. Every retry is its own entry in
 //! the due index, so a 10-minute retry never holds up a 1-second one.
 //!
-//! Protocol, one batch at a time (like ingest):
+//! Protocol, one batch at a time, that of the shared batch pipeline
+//! ([`sked_core::kafka::pipeline`], as ingest), which consumes, delivers the dead letters,
+//! commits and drains; `Processor` is steps 2 and 3:
 //! 1. **consuming**: read up to [`BATCH_MAX`] records, or what arrives within [`BATCH_LINGER`]
 //!    after the first;
 //! 2. decode each record; write every retry job of the batch to Redis in one call, retrying
@@ -28,30 +30,28 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rdkafka::{
-    TopicPartitionList,
-    consumer::{CommitMode, Consumer as _, StreamConsumer},
+    consumer::StreamConsumer,
     message::{BorrowedMessage, Headers, Message},
 };
 use sked_core::{
+    backoff::{self, Backoff},
     envelope::Envelope,
     job::JobId,
     kafka::Context,
-    kafka::batch,
     kafka::{
-        dlq::{self, Backlog, Failure, Origin, Stage},
+        dlq::{self, Failure, Origin, Stage},
         headers as h,
+        pipeline::{BatchSettings, Batches, Process},
     },
     readiness::Readiness,
     reason::Reason,
     request::{self, Format, JobSpec, RetryOf},
-    runtime::{self, Backoff},
     schedule::Schedule,
     store::{Applied, Op, Store},
     trace,
 };
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::metrics::Metrics;
 
@@ -195,112 +195,66 @@ impl RetryDrain {
 
     /// Runs until `cancel`, then drains as described in the module docs.
     pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
-        let hard_stop = runtime::deadline_after(&cancel, self.drain_timeout);
-        let mut backoff = Backoff::new(Duration::from_secs(5));
-        let mut backlog = Backlog::new(self.metrics.dlq_parked.clone());
-        loop {
-            let retry_at = backlog.next_retry();
-            // Only the wait for a batch's first record is cancelled; `batch::fill` is not.
-            let first = tokio::select! {
-                biased;
-                _ = cancel.cancelled() => break,
-                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
-                    self.retry_parked(&mut backlog, false, CommitMode::Async).await?;
-                    continue;
-                }
-                first = self.consumer.recv(), if !backlog.is_full() => first,
-            };
-            let first = match first {
-                Ok(first) => {
-                    backoff.reset();
-                    first
-                }
-                Err(err) => {
-                    self.readiness.set("kafka", false);
-                    warn!(error = %err, "kafka consume failed, backing off");
-                    tokio::time::sleep(backoff.next_delay()).await;
-                    continue;
-                }
-            };
-            let batch = batch::fill(&self.consumer, first, BATCH_MAX, BATCH_LINGER).await;
-            // Between batches only, and with no dead letter waiting for its ack: a batch cut
-            // short would lose its place in the partition.
-            let rejoin = backlog.is_empty()
-                && tokio::select! {
-                    biased;
-                    _ = self.rejoin.notified() => true,
-                    _ = std::future::ready(()) => false,
-                };
-            if let Some(tpl) = self.process(&batch, &mut backlog, &hard_stop).await? {
-                let mode = if cancel.is_cancelled() || rejoin {
-                    CommitMode::Sync
-                } else {
-                    CommitMode::Async
-                };
-                self.commit(&tpl, mode);
-            }
-            if rejoin {
-                sked_core::kafka::stall::rejoin(&self.consumer, std::slice::from_ref(&self.topic));
-            }
-        }
-        if !backlog.is_empty() {
-            tokio::select! {
-                _ = hard_stop.cancelled() => {}
-                r = self.retry_parked(&mut backlog, true, CommitMode::Sync) => r?,
-            }
-            if !backlog.is_empty() {
-                warn!(
-                    parked = backlog.len(),
-                    "dead letters still unacknowledged at shutdown; their records go to the next owner again"
-                );
-            }
-        }
-        info!("retry drain stopped");
-        Ok(())
+        let Self {
+            consumer,
+            topic,
+            rejoin,
+            dlq,
+            store,
+            drain_timeout,
+            metrics,
+            readiness,
+        } = self;
+        let pipeline = Batches {
+            consumer,
+            topics: vec![topic],
+            rejoin,
+            dlq,
+            readiness: readiness.clone(),
+            settings: BatchSettings {
+                max: BATCH_MAX,
+                linger: BATCH_LINGER,
+                drain_timeout,
+            },
+            commit_errors: metrics.commit_errors.clone(),
+            parked: metrics.dlq_parked.clone(),
+            name: "retry-drain",
+        };
+        let processor = Processor {
+            store,
+            metrics,
+            readiness,
+        };
+        pipeline.run(&processor, cancel).await
     }
+}
 
-    fn commit(&self, tpl: &TopicPartitionList, mode: CommitMode) {
-        if let Err(err) = self.consumer.commit(tpl, mode) {
-            self.metrics.commit_errors.inc();
-            warn!(error = %err, "offset commit failed; retries will be redelivered and deduplicated");
-        }
-    }
+/// What the retry drain does with a batch: steps 2 and 3 of the module docs (the pipeline
+/// does the rest).
+struct Processor {
+    store: Store,
+    metrics: Metrics,
+    readiness: Readiness,
+}
 
-    /// Retries the parked dead letters that are due (all of them with `all`) and commits the
-    /// positions they release.
-    async fn retry_parked(
-        &self,
-        backlog: &mut Backlog,
-        all: bool,
-        mode: CommitMode,
-    ) -> anyhow::Result<()> {
-        self.forget_revoked(backlog);
-        let released = backlog.retry(&self.dlq, all).await?;
-        if released.count() > 0 {
-            self.commit(&released, mode);
-        }
-        Ok(())
-    }
-
-    /// Forgets the parked letters of partitions this consumer no longer owns.
-    fn forget_revoked(&self, backlog: &mut Backlog) {
-        if backlog.is_empty() {
-            return;
-        }
-        if let Ok(assignment) = self.consumer.assignment() {
-            backlog
-                .retain(|topic, partition| assignment.find_partition(topic, partition).is_some());
-        }
-    }
-
-    /// Makes a batch durable; returns the offsets to commit, or `None` when the drain deadline
-    /// cut it short.
-    async fn process(
+impl Process for Processor {
+    fn process(
         &self,
         batch: &[BorrowedMessage<'_>],
-        backlog: &mut Backlog,
         hard_stop: &CancellationToken,
-    ) -> anyhow::Result<Option<TopicPartitionList>> {
+    ) -> impl Future<Output = anyhow::Result<Option<Vec<(Origin, dlq::Record)>>>> + Send {
+        self.store_retries(batch, hard_stop)
+    }
+}
+
+impl Processor {
+    /// Makes a batch durable; returns its dead letters, or `None` when the drain deadline cut
+    /// it short.
+    async fn store_retries(
+        &self,
+        batch: &[BorrowedMessage<'_>],
+        hard_stop: &CancellationToken,
+    ) -> anyhow::Result<Option<Vec<(Origin, dlq::Record)>>> {
         self.metrics.retries_received.inc_by(batch.len() as u64);
         let mut ops = Vec::with_capacity(batch.len());
         let mut rejects = Vec::new();
@@ -348,15 +302,7 @@ impl RetryDrain {
                 });
             }
         }
-        let letters = self.letters(batch, &rejects);
-        if !letters.is_empty() {
-            tokio::select! {
-                _ = hard_stop.cancelled() => return Ok(None),
-                _ = backlog.deliver(&self.dlq, letters) => {}
-            }
-        }
-        self.forget_revoked(backlog);
-        Ok(Some(backlog.hold(&batch::positions_after(batch)?)?))
+        Ok(Some(self.letters(batch, &rejects)))
     }
 
     /// Writes the ops, retrying until they succeed or `hard_stop`. The ops come from decoded
@@ -364,25 +310,20 @@ impl RetryDrain {
     /// the partition held: losing a retry silently would be worse.
     async fn apply(&self, ops: &[Op], hard_stop: &CancellationToken) -> Option<Vec<Applied>> {
         let mut backoff = Backoff::new(Duration::from_secs(5));
-        loop {
-            match self.store.apply(ops).await {
-                Ok(applied) => {
-                    self.readiness.set("redis", true);
-                    return Some(applied);
+        let applied = backoff::retry(hard_stop, &mut backoff, || async {
+            self.store.apply(ops).await.map_err(|err| {
+                if err.is_transient() {
+                    self.readiness.set("redis", false);
                 }
-                Err(err) => {
-                    if err.is_transient() {
-                        self.readiness.set("redis", false);
-                    }
-                    self.metrics.store_errors.inc();
-                    warn!(error = %err, ops = ops.len(), "redis write of retries failed, retrying; nothing committed");
-                }
-            }
-            tokio::select! {
-                _ = hard_stop.cancelled() => return None,
-                _ = tokio::time::sleep(backoff.next_delay()) => {}
-            }
-        }
+                self.metrics.store_errors.inc();
+                warn!(error = %err, ops = ops.len(), "redis write of retries failed, retrying; nothing committed");
+                backoff::Failure::<()>::Transient(())
+            })
+        })
+        .await
+        .ok()?;
+        self.readiness.set("redis", true);
+        Some(applied)
     }
 
     /// The dead letter of every rejected record, with the record's origin.

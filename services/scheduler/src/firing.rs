@@ -30,16 +30,16 @@ use std::{
 use chrono::{DateTime, Utc};
 use futures::{StreamExt as _, future::join_all, stream::FuturesUnordered};
 use rdkafka::{
-    error::{KafkaError, RDKafkaErrorCode},
+    error::KafkaError,
     message::{Header, OwnedHeaders},
     producer::{FutureProducer, FutureRecord},
 };
 use sked_core::{
+    backoff::Backoff,
     envelope::{Envelope, Format},
     job::Shard,
-    kafka::headers as h,
+    kafka::{headers as h, produce},
     readiness::Readiness,
-    runtime::Backoff,
     store::{
         Ack, AckOutcome, ClaimBatch, Claimed, Index, Store,
         calendars::CalendarCache,
@@ -75,10 +75,6 @@ const ACK_MIN: usize = 500;
 
 /// See [`ACK_MIN`].
 const ACK_LINGER: Duration = Duration::from_millis(10);
-
-/// Longest wait for room in a full producer queue before a fire counts as failed (the
-/// producer's `message.timeout.ms`).
-const QUEUE_FULL_WAIT: Duration = Duration::from_secs(30);
 
 /// A claim whose fires have not progressed (no send completed) for this many leases is not
 /// renewed any more: its scheduler may be cut off from Kafka, and another one takes it over.
@@ -184,9 +180,8 @@ impl Firing {
                     self.metrics.store_errors.inc();
                     self.readiness.set("redis", false);
                     warn!(error = %err, "firing round failed, backing off");
-                    tokio::select! {
-                        _ = cancel.cancelled() => break,
-                        _ = tokio::time::sleep(backoff.next_delay()) => {}
+                    if !backoff.sleep(&cancel).await {
+                        break;
                     }
                     continue;
                 }
@@ -780,35 +775,21 @@ impl Firing {
                 value: Some(traceparent.as_bytes()),
             });
         let producer = self.producer.clone();
+        let hard_stop = self.hard_stop.clone();
         let topic = route.topic.clone();
         let key = envelope.job_id.to_string();
         async move {
             // Tests: a slow broker.
             sked_core::runtime::slow_point("scheduler.produce").await;
-            let mut record = FutureRecord::to(&topic)
+            let record = FutureRecord::to(&topic)
                 .key(key.as_str())
                 .payload(&value)
                 .headers(headers);
-            // A full producer queue is back-pressure: wait for room (librdkafka drains it at
-            // the broker's pace), up to the producer's own delivery timeout.
-            let waited = Instant::now();
-            let delivery = loop {
-                match producer.send_result(record) {
-                    Ok(delivery) => break delivery,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
-                        if waited.elapsed() < QUEUE_FULL_WAIT =>
-                    {
-                        record = back;
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                    Err((e, _)) => return Err(e),
-                }
-            };
-            match delivery.await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err((e, _))) => Err(e),
-                Err(_) => Err(KafkaError::Canceled),
-            }
+            // A full producer queue is back-pressure: `produce` waits for room (librdkafka
+            // drains it at the broker's pace) until the drain deadline, never failing the fire.
+            produce::produce(&producer, record, &hard_stop)
+                .await
+                .map_err(produce::Error::into_kafka)
         }
     }
 }

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use futures::StreamExt;
 use prometheus_client::registry::Registry;
 use sked_core::{
-    config::Config, job::Shard, runtime::Backoff, service::Base, store::calendars::CalendarCache,
+    backoff::Backoff, config::Config, job::Shard, service::Base, store::calendars::CalendarCache,
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -171,9 +171,8 @@ async fn listen_for_wakeups(
             Ok(p) => p,
             Err(err) => {
                 warn!(error = %err, "cannot subscribe to wake-ups; relying on the poll interval");
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = tokio::time::sleep(backoff.next_delay()) => {}
+                if !backoff.sleep(&cancel).await {
+                    break;
                 }
                 continue;
             }

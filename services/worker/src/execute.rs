@@ -32,13 +32,13 @@ use rdkafka::{
     producer::{FutureProducer, FutureRecord},
 };
 use sked_core::{
+    backoff::{self, Backoff},
     envelope::Envelope,
     job::JobId,
-    kafka::{dlq, headers as h, size},
+    kafka::{dlq, headers as h, produce, size},
     readiness::Readiness,
     request::RetryPolicy,
     retry,
-    runtime::Backoff,
     store::{
         self, Store,
         runs::{Begin, Run, RunState},
@@ -534,23 +534,21 @@ impl Executor {
         );
         attempt_context(&mut record);
         let mut backoff = Backoff::new(Duration::from_secs(5));
-        loop {
-            let sent = tokio::select! {
-                _ = self.hard_stop.cancelled() => return false,
-                sent = self.dlq.send(&record) => sent,
-            };
-            match sent {
-                dlq::Sent::Acked { .. } => break,
-                // Logged and counted by the sender; the record is finished.
-                dlq::Sent::Dropped => return true,
+        let sent = backoff::retry(&self.hard_stop, &mut backoff, || async {
+            match self.dlq.send(&record).await {
                 dlq::Sent::Failed(err) => {
                     warn!(messaging.destination.name = self.dlq.topic(), error = %err, "dead letter not acknowledged, retrying");
+                    Err(backoff::Failure::<()>::Transient(()))
                 }
+                acked_or_dropped => Ok(acked_or_dropped),
             }
-            tokio::select! {
-                _ = self.hard_stop.cancelled() => return false,
-                _ = tokio::time::sleep(backoff.next_delay()) => {}
-            }
+        })
+        .await;
+        match sent {
+            Ok(dlq::Sent::Acked { .. }) => {}
+            // Logged and counted by the sender; the record is finished.
+            Ok(_) => return true,
+            Err(_) => return false,
         }
         self.metrics.dead_lettered(reason);
         let reason: &'static str = reason.into();
@@ -569,7 +567,7 @@ impl Executor {
     /// drain deadline.
     async fn produce(&self, topic: &str, record: &Outgoing) -> Produced {
         let mut backoff = Backoff::new(Duration::from_secs(5));
-        loop {
+        let sent = backoff::retry(&self.hard_stop, &mut backoff, || async {
             let mut out: FutureRecord<'_, [u8], [u8]> =
                 FutureRecord::to(topic).headers(record.headers.clone());
             if let Some(key) = &record.key {
@@ -578,25 +576,26 @@ impl Executor {
             if let Some(payload) = &record.payload {
                 out = out.payload(payload.as_slice());
             }
-            let sent = tokio::select! {
-                _ = self.hard_stop.cancelled() => return Produced::Stopped,
-                sent = self.producer.send(out, Duration::from_secs(10)) => sent,
-            };
-            match sent {
-                Ok(_) => return Produced::Acked,
-                Err((err, _)) => {
+            match produce::produce(&self.producer, out, &self.hard_stop).await {
+                Ok(()) => Ok(()),
+                // The drain deadline: `retry` sees it and stops.
+                Err(produce::Error::Stopped) => Err(backoff::Failure::Transient(KafkaError::Canceled)),
+                Err(produce::Error::Kafka(err)) => {
                     self.metrics.produce_errors.inc();
                     if size::is_size_error(&err) {
                         warn!(messaging.destination.name = topic, error = %err, "record too large to produce");
-                        return Produced::TooLarge(err);
+                        return Err(backoff::Failure::Permanent(err));
                     }
                     warn!(messaging.destination.name = topic, error = %err, "produce failed, retrying");
+                    Err(backoff::Failure::Transient(err))
                 }
             }
-            tokio::select! {
-                _ = self.hard_stop.cancelled() => return Produced::Stopped,
-                _ = tokio::time::sleep(backoff.next_delay()) => {}
-            }
+        })
+        .await;
+        match sent {
+            Ok(()) => Produced::Acked,
+            Err(backoff::Stop::Permanent(err)) => Produced::TooLarge(err),
+            Err(backoff::Stop::Cancelled) => Produced::Stopped,
         }
     }
 
@@ -607,29 +606,23 @@ impl Executor {
         Fut: Future<Output = Result<T, store::Error>>,
     {
         let mut backoff = Backoff::new(Duration::from_secs(5));
-        loop {
-            let result = tokio::select! {
-                _ = self.hard_stop.cancelled() => return None,
-                result = call() => result,
-            };
-            match result {
-                Ok(v) => {
-                    self.readiness.set("redis", true);
-                    return Some(v);
-                }
-                Err(err) => {
+        let value = backoff::retry(&self.hard_stop, &mut backoff, || {
+            let call = call();
+            async move {
+                call.await.map_err(|err| {
                     self.metrics.store_errors.inc();
                     if err.is_transient() {
                         self.readiness.set("redis", false);
                     }
                     warn!(error = %err, "run state write failed, retrying");
-                }
+                    backoff::Failure::<()>::Transient(())
+                })
             }
-            tokio::select! {
-                _ = self.hard_stop.cancelled() => return None,
-                _ = tokio::time::sleep(backoff.next_delay()) => {}
-            }
-        }
+        })
+        .await
+        .ok()?;
+        self.readiness.set("redis", true);
+        Some(value)
     }
 }
 

@@ -8,7 +8,11 @@ use rdkafka::{
     message::{Header, OwnedHeaders},
     producer::{FutureProducer, FutureRecord},
 };
-use sked_core::{config::AppOptions, kafka::headers as h};
+use sked_core::{
+    config::AppOptions,
+    kafka::{headers as h, produce},
+};
+use tokio_util::sync::CancellationToken;
 
 use crate::handler::{BoxFuture, Handler, HandlerError, Job};
 
@@ -66,11 +70,10 @@ impl Handler for KafkaHandler {
                 .key(key.as_bytes())
                 .payload(job.payload.as_bytes())
                 .headers(headers);
-            this.producer
-                .send(record, job.timeout)
+            // A full queue waits (back-pressure); the handler's timeout bounds the whole call.
+            produce::produce(&this.producer, record, &CancellationToken::new())
                 .await
-                .map(|_| ())
-                .map_err(|(err, _)| {
+                .map_err(|err| {
                     HandlerError::transient(format!("produce to {} failed: {err}", this.topic))
                 })
         })

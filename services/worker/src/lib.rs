@@ -11,7 +11,6 @@ mod handler;
 mod http;
 mod limits;
 mod metrics;
-mod offsets;
 mod rate_limit;
 mod records;
 mod service;

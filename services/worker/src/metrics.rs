@@ -84,6 +84,16 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The handles of the consumer pipeline's metrics (the same, registered, metrics).
+    pub fn keyed(&self) -> sked_core::kafka::keyed::KeyedMetrics {
+        sked_core::kafka::keyed::KeyedMetrics {
+            received: self.received.clone(),
+            in_flight: self.in_flight.clone(),
+            pauses: self.pauses.clone(),
+            commit_errors: self.commit_errors.clone(),
+        }
+    }
+
     /// Creates the metrics and registers them.
     pub fn new(registry: &mut Registry) -> Self {
         let m = Self {

@@ -178,7 +178,8 @@ pub async fn start_with(
     );
 
     let max_in_flight = config.worker.max_in_flight.max(1);
-    let hard_stop = CancellationToken::new();
+    // The drain deadline, shared by the consumer and every running record.
+    let hard_stop = sked_core::runtime::deadline_after(&cancel, config.worker.drain_timeout.get());
     let dlq = base.dlq_sender(
         &config,
         metrics.dlq_counters(),
@@ -208,14 +209,13 @@ pub async fn start_with(
         executor,
         settings: consumer::Settings {
             max_in_flight,
-            drain_timeout: config.worker.drain_timeout.get(),
             commit_interval: config
                 .worker
                 .commit_interval
                 .get()
                 .max(Duration::from_millis(10)),
         },
-        metrics,
+        metrics: metrics.keyed(),
         readiness: base.readiness.clone(),
     };
     base.tasks

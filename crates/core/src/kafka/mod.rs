@@ -1,11 +1,18 @@
-//! Kafka adapters: client configuration, record sizes, header names, dead letters and topic
-//! bootstrap.
+//! Kafka adapters: client configuration, record sizes, header names, producing ([`produce`]),
+//! dead letters and topic bootstrap.
 
 pub mod batch;
 mod client;
 pub mod context;
 pub mod dlq;
 pub mod headers;
+#[cfg(feature = "server")]
+pub mod keyed;
+pub mod offsets;
+#[cfg(feature = "server")]
+pub mod pipeline;
+#[cfg(feature = "server")]
+pub mod produce;
 pub mod size;
 pub mod stall;
 pub mod topics;

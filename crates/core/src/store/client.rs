@@ -367,27 +367,23 @@ impl Store {
         readiness: &crate::readiness::Readiness,
         cancel: &tokio_util::sync::CancellationToken,
     ) -> Option<Self> {
-        let mut backoff = crate::runtime::Backoff::new(Duration::from_secs(5));
-        loop {
-            match Self::connect(options).await {
-                Ok(store) => {
-                    readiness.set("redis", true);
-                    return Some(store);
-                }
-                Err(err) => {
-                    readiness.set("redis", false);
-                    tracing::warn!(
-                        error = %err,
-                        url = %crate::config::redact_url(&options.url),
-                        "redis unreachable, retrying"
-                    );
-                }
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => return None,
-                _ = tokio::time::sleep(backoff.next_delay()) => {}
-            }
-        }
+        use crate::backoff::{self, Backoff, Failure};
+        let mut backoff = Backoff::new(Duration::from_secs(5));
+        let store = backoff::retry(cancel, &mut backoff, || async {
+            Self::connect(options).await.map_err(|err| {
+                readiness.set("redis", false);
+                tracing::warn!(
+                    error = %err,
+                    url = %crate::config::redact_url(&options.url),
+                    "redis unreachable, retrying"
+                );
+                Failure::<()>::Transient(())
+            })
+        })
+        .await
+        .ok()?;
+        readiness.set("redis", true);
+        Some(store)
     }
 
     /// Key names of this store.

@@ -29,7 +29,7 @@ use rdkafka::{
     message::BorrowedMessage,
 };
 use redis::AsyncCommands;
-use sked_core::{config::KafkaOptions, runtime::Backoff, store::Connection};
+use sked_core::{backoff::Backoff, config::KafkaOptions, store::Connection};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -105,14 +105,14 @@ impl Indexer {
                         Ok(()) => backoff.reset(),
                         Err(e) => {
                             warn!(error = %e, "dlq indexer failed; starting again");
-                            sleep(backoff.next_delay(), &cancel).await;
+                            backoff.sleep(&cancel).await;
                         }
                     }
                 }
                 Ok(false) => sleep(LEASE / 3, &cancel).await,
                 Err(e) => {
                     warn!(error = %e, "dlq index lease failed");
-                    sleep(backoff.next_delay(), &cancel).await;
+                    backoff.sleep(&cancel).await;
                 }
             }
         }

@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use futures::{StreamExt, stream::FuturesUnordered};
+use futures::{FutureExt as _, StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use rdkafka::{
     message::{Message, OwnedMessage},
     producer::FutureRecord,
 };
-use sked_core::kafka::headers as h;
+use sked_core::kafka::{headers as h, produce};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -111,7 +111,9 @@ impl Replays {
                 .clone()
                 .or_else(|| letter::header(&msg, h::ORIGINAL_TOPIC))
                 .unwrap_or_default();
-            inflight.push(self.send(id, &topic, &msg));
+            // Enqueued here, in order (waiting while the producer queue is full); acked later.
+            let sending = self.send(id, &topic, &msg, stop).await;
+            inflight.push(sending);
             while let Some(Some(r)) = futures::FutureExt::now_or_never(inflight.next()) {
                 settle(r, &mut acked, &mut first_error);
             }
@@ -144,13 +146,15 @@ impl Replays {
         Ok(())
     }
 
-    /// Produces the replay of `msg` to `topic`; resolves when Kafka acknowledged it.
-    fn send(
+    /// Enqueues the replay of `msg` to `topic` (a full producer queue is waited out, until
+    /// `stop`); the future returned resolves when Kafka acknowledged it.
+    async fn send(
         &self,
         id: &str,
         topic: &str,
         msg: &OwnedMessage,
-    ) -> impl std::future::Future<Output = Result<(), Error>> + use<> {
+        stop: &CancellationToken,
+    ) -> BoxFuture<'static, Result<(), Error>> {
         let mut record = replay_record(id, msg, Utc::now().timestamp_millis());
         // A `sked.replay` span in the letter's trace; the replayed record continues from it.
         let span = tracing::info_span!(
@@ -175,23 +179,19 @@ impl Replays {
         if let Some(v) = msg.payload() {
             fr = fr.payload(v);
         }
-        let delivery = self.producer.send_result(fr).map_err(|(e, _)| e);
+        let delivery = produce::enqueue(&self.producer, fr, stop).await;
         let topic = topic.to_owned();
         let publish = async move {
-            let fail = |error| Error::Publish {
-                topic: topic.clone(),
-                error,
-            };
-            match delivery {
-                Ok(f) => match f.await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err((e, _))) => Err(fail(e)),
-                    Err(_) => Err(fail(rdkafka::error::KafkaError::Canceled)),
+            let fail = |error: produce::Error| match error {
+                produce::Error::Stopped => Error::Interrupted,
+                produce::Error::Kafka(error) => Error::Publish {
+                    topic: topic.clone(),
+                    error,
                 },
-                Err(e) => Err(fail(e)),
-            }
+            };
+            delivery.map_err(fail)?.acked().await.map_err(fail)
         };
-        tracing::Instrument::instrument(publish, span)
+        tracing::Instrument::instrument(publish, span).boxed()
     }
 }
 

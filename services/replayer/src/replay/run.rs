@@ -155,7 +155,7 @@ impl Replays {
                 })
             };
             let mut fresh = fresh;
-            let mut backoff = sked_core::runtime::Backoff::new(Duration::from_secs(10));
+            let mut backoff = sked_core::backoff::Backoff::new(Duration::from_secs(10));
             loop {
                 match this.publish(&id, fresh, &stop).await {
                     Ok(()) => {
@@ -169,9 +169,8 @@ impl Replays {
                         warn!(replay.id = %id, error = %err, "replay failed; resuming after a backoff");
                         this.record_error(&id, &err).await;
                         fresh = false;
-                        tokio::select! {
-                            _ = stop.cancelled() => break,
-                            _ = tokio::time::sleep(backoff.next_delay()) => {}
+                        if !backoff.sleep(&stop).await {
+                            break;
                         }
                     }
                 }

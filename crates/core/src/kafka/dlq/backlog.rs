@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::{Record, Sender, Sent};
-use crate::runtime::Backoff;
+use crate::backoff::Backoff;
 
 /// Most letters parked at once.
 pub const MAX_PARKED: usize = 1000;

@@ -5,12 +5,9 @@
 //! DLQ produce never retries the same too-large record forever. Any other error comes back to
 //! the caller, who retries later ([`Sent::Failed`]).
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
 };
 
 use prometheus_client::metrics::counter::Counter;
@@ -19,6 +16,7 @@ use rdkafka::{
     message::Headers,
     producer::{FutureProducer, FutureRecord},
 };
+use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
 use super::{
@@ -172,11 +170,10 @@ impl Sender {
         if let Some(payload) = &record.payload {
             out = out.payload(payload.as_slice());
         }
-        self.producer
-            .send(out, Duration::from_secs(30))
+        // Never cancelled here: callers race a send against their own drain deadline.
+        crate::kafka::produce::produce(&self.producer, out, &CancellationToken::new())
             .await
-            .map(|_| ())
-            .map_err(|(err, _)| err)
+            .map_err(crate::kafka::produce::Error::into_kafka)
     }
 
     fn dropped(&self, letter: &Record, why: &str) {

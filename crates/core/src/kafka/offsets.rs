@@ -1,7 +1,7 @@
 //! Which offsets may be committed: per partition, only up to the lowest unfinished one.
 //!
 //! Records of one partition finish out of order (different keys run in parallel). Kafka keeps
-//! one position per partition, so the worker commits, per partition, the lowest offset still
+//! one position per partition, so the worker ([`super::keyed`]) commits, per partition, the lowest offset still
 //! in flight, or one past the highest offset seen when none is. Everything below that
 //! position is finished; nothing unfinished is ever passed.
 
