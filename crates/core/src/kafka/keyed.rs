@@ -45,8 +45,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::intake::Intake;
 use super::{Context, offsets::Offsets};
-use crate::{backoff::Backoff, readiness::Readiness};
+use crate::readiness::Readiness;
 
 /// The processing of one record, supplied by a service.
 pub trait Execute: Send + Sync + 'static {
@@ -132,7 +133,7 @@ impl<E: Execute> Keyed<E> {
         };
         let mut tick = tokio::time::interval(self.settings.commit_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut backoff = Backoff::new(Duration::from_secs(5));
+        let mut intake = Intake::new(self.readiness.clone(), "worker");
         loop {
             tokio::select! {
                 biased;
@@ -145,15 +146,12 @@ impl<E: Execute> Keyed<E> {
                 }
                 msg = self.consumer.recv(), if state.offsets.in_flight() < self.settings.max_in_flight => match msg {
                     Ok(msg) => {
-                        backoff.reset();
-                        self.readiness.set("kafka", true);
+                        intake.received();
                         let msg = msg.detach();
                         self.received(&mut state, msg);
                     }
                     Err(err) => {
-                        self.readiness.set("kafka", false);
-                        warn!(error = %err, "kafka consume failed, backing off");
-                        if !backoff.sleep(&cancel).await {
+                        if !intake.failed(&err, &cancel).await {
                             break;
                         }
                     }

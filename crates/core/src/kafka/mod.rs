@@ -7,6 +7,8 @@ pub mod context;
 pub mod dlq;
 pub mod headers;
 #[cfg(feature = "server")]
+mod intake;
+#[cfg(feature = "server")]
 pub mod keyed;
 pub mod offsets;
 #[cfg(feature = "server")]

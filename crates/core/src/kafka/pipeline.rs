@@ -44,12 +44,13 @@ use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::intake::Intake;
 use super::{
     Context, batch,
     dlq::{self, Backlog, Origin},
     stall,
 };
-use crate::{backoff::Backoff, readiness::Readiness, runtime};
+use crate::{readiness::Readiness, runtime};
 
 /// The processing of one batch, supplied by a service.
 pub trait Process: Sync {
@@ -111,7 +112,7 @@ impl Batches {
     ) -> anyhow::Result<()> {
         // Fires `drain_timeout` after `cancel`: retries give up, the batch is abandoned.
         let hard_stop = runtime::deadline_after(&cancel, self.settings.drain_timeout);
-        let mut backoff = Backoff::new(Duration::from_secs(5));
+        let mut intake = Intake::new(self.readiness.clone(), self.name);
         let mut backlog = Backlog::new(self.parked.clone());
         loop {
             let retry_at = backlog.next_retry();
@@ -127,14 +128,11 @@ impl Batches {
             };
             let first = match first {
                 Ok(first) => {
-                    self.readiness.set("kafka", true);
-                    backoff.reset();
+                    intake.received();
                     first
                 }
                 Err(err) => {
-                    self.readiness.set("kafka", false);
-                    warn!(consumer = self.name, error = %err, "kafka consume failed, backing off");
-                    backoff.sleep(&cancel).await;
+                    intake.failed(&err, &cancel).await;
                     continue;
                 }
             };
