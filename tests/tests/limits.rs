@@ -145,13 +145,30 @@ async fn a_global_rate_of_50_per_second_holds_within_10_percent_across_three_wor
         3,
         "all three workers ran jobs in the window: {per_worker:?}"
     );
-    // No second of the window is far over the rate (burst 1: evenly spaced starts).
+    // Burst 1: the limiter hands out starts 20 ms apart, so nearly every gap between two
+    // consecutive starts (of any worker) is about 20 ms. This is judged over all the gaps, not
+    // per second: a worker that is off the CPU for a few hundred ms (two cores shared with the
+    // whole suite) starts its overdue jobs together when it wakes, which puts one second over
+    // 50 (68 was seen once in CI) without the limiter being wrong. A limiter that let starts
+    // through in bursts, even at the right average rate, makes most gaps near zero.
+    let mut at: Vec<DateTime<Utc>> = window.iter().map(|c| c.at).collect();
+    at.sort();
+    let gaps: Vec<i64> = at
+        .windows(2)
+        .map(|w| (w[1] - w[0]).num_microseconds().unwrap_or(i64::MAX))
+        .collect();
+    let close = gaps.iter().filter(|g| **g < 5_000).count();
     let mut per_second = std::collections::BTreeMap::<i64, usize>::new();
     for c in &window {
         *per_second.entry(c.at.timestamp()).or_default() += 1;
     }
     let busiest = per_second.values().max().copied().unwrap_or(0);
-    assert!(busiest <= 60, "a second had {busiest} starts (limit 50/s)");
+    assert!(
+        close * 20 <= gaps.len(),
+        "{close} of {} consecutive starts were under 5 ms apart (limit 50/s, burst 1: about 20 ms); \
+         the busiest second had {busiest}",
+        gaps.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
