@@ -502,3 +502,171 @@ async fn a_cursor_whose_job_is_gone_neither_skips_nor_repeats() {
     );
     ingest.stop().await;
 }
+
+/// Every id of `kind` the store lists (pages of 7), straight from the store.
+async fn store_kind(store: &Store, kind: sked_core::store::list::Kind) -> BTreeSet<String> {
+    let filter = sked_core::store::list::Filter {
+        kind: Some(kind),
+        ..Default::default()
+    };
+    let (mut out, mut cursor) = (BTreeSet::new(), None);
+    loop {
+        let page = store.list(&filter, cursor.as_ref(), 7).await.unwrap();
+        for job in page.jobs {
+            assert!(out.insert(job.record.spec.id.to_string()), "listed twice");
+        }
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => return out,
+        }
+    }
+}
+
+/// Entries of the recurring index, all shards.
+async fn recurring_entries(store: &Store) -> u64 {
+    let mut conn = store.connection();
+    let mut n = 0;
+    for s in 0..store.keys().shards() {
+        let key = store.keys().index(
+            sked_core::job::Shard(s),
+            &sked_core::store::Index::Recurring,
+        );
+        n += redis::cmd("ZCARD")
+            .arg(key)
+            .query_async::<u64>(&mut conn)
+            .await
+            .unwrap();
+    }
+    n
+}
+
+/// What a store written by a version without the recurring index looks like: no index, no
+/// marker.
+async fn forget_recurring_index(store: &Store) {
+    let mut conn = store.connection();
+    for s in 0..store.keys().shards() {
+        let shard = sked_core::job::Shard(s);
+        let () = redis::cmd("DEL")
+            .arg(
+                store
+                    .keys()
+                    .index(shard, &sked_core::store::Index::Recurring),
+            )
+            .arg(store.keys().recurring_ready(shard))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recurring_jobs_outside_the_recurring_index_are_listed_by_kind_before_and_after_its_backfill()
+ {
+    use sked_core::store::list::Kind;
+    let ns = unique("recur");
+    let config = test_config(&ns, &[]);
+    let store = Store::connect(&config.redis).await.unwrap();
+    let now = Utc::now();
+    let limits = sked_core::request::Limits::default();
+    let origin = sked_core::request::Origin::new(now);
+    let (mut ops, mut crons, mut everies) = (Vec::new(), BTreeSet::new(), BTreeSet::new());
+    // 300 one-shots in two days, 60 crons on 1 January, 40 every-hour jobs (due first), 10
+    // of them of an app that is paused.
+    for i in 0..400 {
+        let json = if i < 300 {
+            let at = now + chrono::Duration::days(2) + chrono::Duration::seconds(i);
+            format!(r#"{{"id":"o-{i}","app":"w","run_at":"{}"}}"#, rfc3339(at))
+        } else if i < 360 {
+            crons.insert(format!("c-{i}"));
+            format!(r#"{{"id":"c-{i}","app":"w","cron":"0 0 3 1 1 *","timezone":"UTC"}}"#)
+        } else {
+            let app = if i < 370 { "h" } else { "w" };
+            everies.insert(format!("e-{i}"));
+            format!(r#"{{"id":"e-{i}","app":"{app}","every":"1h"}}"#)
+        };
+        let spec = sked_core::request::parse(json.as_bytes(), &limits, &origin).unwrap();
+        ops.push(Op::insert(spec, json.as_bytes()));
+    }
+    store.apply(&ops).await.unwrap();
+    assert_eq!(
+        recurring_entries(&store).await,
+        100,
+        "new jobs are indexed as stored"
+    );
+    // Every state a recurring job waits in: paused one by one, held (its app paused),
+    // firing (claimed), scheduled.
+    for i in 300..305 {
+        let id = sked_core::job::JobId::parse(&format!("c-{i}")).unwrap();
+        store.pause_job(&id, Some("hold".into())).await.unwrap();
+    }
+    store
+        .pause_scope(sked_core::store::pause::Scope::App, "h", None)
+        .await
+        .unwrap();
+    let later = (now + chrono::Duration::hours(3)).timestamp_millis();
+    let (mut held, mut firing) = (0, 0);
+    for s in 0..store.keys().shards() {
+        let batch = store
+            .claim(
+                sked_core::job::Shard(s),
+                later,
+                1000,
+                Duration::from_secs(3600),
+            )
+            .await
+            .unwrap();
+        held += batch.held;
+        firing += batch.jobs.len();
+    }
+    assert_eq!(
+        (held, firing),
+        (10, 30),
+        "the every jobs are held or firing"
+    );
+
+    forget_recurring_index(&store).await;
+    assert!(!store.recurring_ready().await.unwrap());
+    assert_eq!(
+        store_kind(&store, Kind::Cron).await,
+        crons,
+        "without the index"
+    );
+    assert_eq!(
+        store_kind(&store, Kind::Every).await,
+        everies,
+        "without the index"
+    );
+
+    assert_eq!(
+        store.backfill_recurring(&Default::default()).await.unwrap(),
+        100
+    );
+    assert!(store.recurring_ready().await.unwrap());
+    assert_eq!(recurring_entries(&store).await, 100);
+    assert_eq!(
+        store_kind(&store, Kind::Cron).await,
+        crons,
+        "from the index"
+    );
+    assert_eq!(
+        store_kind(&store, Kind::Every).await,
+        everies,
+        "from the index"
+    );
+    assert_eq!(
+        store.backfill_recurring(&Default::default()).await.unwrap(),
+        0,
+        "a second walk adds nothing"
+    );
+
+    // Ingest backfills at start.
+    forget_recurring_index(&store).await;
+    let ingest = Ingest::start(config.clone()).await;
+    let fresh = Store::connect(&config.redis).await.unwrap();
+    sked_e2e::eventually(Duration::from_secs(20), "ingest's backfill", || async {
+        (fresh.recurring_ready().await.unwrap() && recurring_entries(&fresh).await == 100)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(list_all(&ingest, "kind=every", 9).await.len(), 40);
+}

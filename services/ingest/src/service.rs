@@ -123,6 +123,10 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
     base.tasks
         .spawn("operations", operations.run(cancel.clone()));
     base.tasks.spawn(
+        "recurring-index",
+        backfill_recurring(base.store.clone(), cancel.clone()),
+    );
+    base.tasks.spawn(
         "cluster-view",
         crate::cluster::run(
             api.cluster.clone(),
@@ -165,4 +169,35 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
         admin_addr: base.admin_addr,
         base,
     })
+}
+
+/// Puts the recurring jobs of a store written by a version without the recurring index into
+/// it (`Store::backfill_recurring`), retrying after Redis errors; ends once done. A listing by
+/// kind reads the state sets until then, so nothing is missed meanwhile.
+async fn backfill_recurring(
+    store: sked_core::store::Store,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut backoff = sked_core::backoff::Backoff::new(std::time::Duration::from_secs(30));
+    loop {
+        let started = std::time::Instant::now();
+        match store.backfill_recurring(&cancel).await {
+            Ok(added) => {
+                if added > 0 {
+                    tracing::info!(
+                        added,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "recurring index backfilled"
+                    );
+                }
+                return Ok(());
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "recurring index backfill failed; retrying");
+                if !backoff.sleep(&cancel).await {
+                    return Ok(());
+                }
+            }
+        }
+    }
 }

@@ -324,6 +324,8 @@ pub struct Store {
     pub(crate) ttl_ms: u64,
     /// Seals payloads of the records written, opens those read ([`Store::with_keyring`]).
     pub(crate) keyring: std::sync::Arc<Keyring>,
+    /// Seen set on every shard: the recurring index is complete ([`Store::recurring_ready`]).
+    pub(crate) recurring_ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Store {
@@ -346,6 +348,7 @@ impl Store {
             keys: Keys::new(options.key_prefix.clone(), options.shards),
             ttl_ms: u64::try_from(options.idempotency_ttl.get().as_millis()).unwrap_or(u64::MAX),
             keyring: std::sync::Arc::new(Keyring::none()),
+            recurring_ready: Default::default(),
         })
     }
 

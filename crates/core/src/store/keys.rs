@@ -3,7 +3,7 @@
 use crate::job::{JobId, Shard};
 use crate::request::JobSpec;
 
-/// One secondary index: the pending jobs of an app, of a tenant, or with a label.
+/// One secondary index: the pending jobs of an app, of a tenant, with a label, or recurring.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Index {
     /// `a:<app>`.
@@ -12,6 +12,9 @@ pub enum Index {
     Tenant(String),
     /// `l:<key>=<value>`.
     Label(String, String),
+    /// `r`: the recurring jobs (cron and every), what `kind=cron|every` reads. One-shots,
+    /// most of what a store holds, are not in it and pay nothing for it.
+    Recurring,
     /// `c`: the creation index ([`Keys::created`]), which holds finished jobs too and is
     /// never among [`Index::of`] (its score is the creation instant, not the due one).
     Created,
@@ -25,23 +28,28 @@ impl Index {
             Index::App(app) => format!("a:{app}"),
             Index::Tenant(tenant) => format!("t:{tenant}"),
             Index::Label(key, value) => format!("l:{key}={value}"),
+            Index::Recurring => "r".to_owned(),
             Index::Created => "c".to_owned(),
         }
     }
 
-    /// The indexes a stored job is in: its app, its tenant, each label. Retry, trigger and
-    /// backfill jobs (internal one-shots for another job's fire) are in none.
+    /// The indexes a stored job is in: its app, its tenant, each label, and the recurring
+    /// index for a cron or every job. Retry, trigger and backfill jobs (internal one-shots
+    /// for another job's fire) are in none.
     pub fn of(spec: &JobSpec) -> Vec<Index> {
         if spec.retry_of.is_some() {
             return Vec::new();
         }
-        let mut out = Vec::with_capacity(2 + spec.labels.len());
+        let mut out = Vec::with_capacity(3 + spec.labels.len());
         out.push(Index::App(spec.app.clone()));
         if let Some(tenant) = &spec.tenant {
             out.push(Index::Tenant(tenant.clone()));
         }
         for (k, v) in &spec.labels {
             out.push(Index::Label(k.clone(), v.clone()));
+        }
+        if spec.schedule.is_recurring() {
+            out.push(Index::Recurring);
         }
         out
     }
@@ -115,6 +123,13 @@ impl Keys {
     /// by [`Index::name`].
     pub fn index(&self, shard: Shard, index: &Index) -> String {
         format!("{}{}", self.index_prefix(shard), index.name())
+    }
+
+    /// Set once the shard's recurring index ([`Index::Recurring`]) holds every recurring job:
+    /// at once in a new store, after `Store::backfill_recurring` in one written by a version
+    /// without that index. Until then a listing by kind reads the state sets.
+    pub fn recurring_ready(&self, shard: Shard) -> String {
+        format!("{}:{}:ixr-ready", self.prefix, shard.tag())
     }
 
     /// Prefix of the shard's secondary index keys (the index name follows).

@@ -159,15 +159,21 @@ impl Filter {
         xxh3_64(format!("{self:?}").as_bytes())
     }
 
-    /// The secondary index to read instead of the state sets, the most selective one named.
-    fn index(&self) -> Option<Index> {
-        if let Some((k, v)) = self.labels.first() {
-            return Some(Index::Label(k.clone(), v.clone()));
+    /// The secondary indexes a listing could read instead of the state sets, in order of
+    /// preference when their sizes tie: each label, the tenant, the app, and for `kind=cron`
+    /// or `kind=every` the recurring index. [`Store::list`] reads the smallest.
+    fn indexes(&self) -> Vec<Index> {
+        let mut out: Vec<Index> = self
+            .labels
+            .iter()
+            .map(|(k, v)| Index::Label(k.clone(), v.clone()))
+            .collect();
+        out.extend(self.tenant.clone().map(Index::Tenant));
+        out.extend(self.app.clone().map(Index::App));
+        if matches!(self.kind, Some(Kind::Cron | Kind::Every)) {
+            out.push(Index::Recurring);
         }
-        if let Some(t) = &self.tenant {
-            return Some(Index::Tenant(t.clone()));
-        }
-        self.app.clone().map(Index::App)
+        out
     }
 
     fn matches(&self, state: ListState, score: i64, record: &JobRecord) -> bool {
@@ -335,10 +341,11 @@ impl Store {
             }),
             Order::Created => None,
         });
+        let index = self.pick_index(filter).await?;
         let mut streams = Vec::new();
         for s in 0..self.keys.shards() {
             let shard = Shard(s);
-            for source in self.sources(shard, filter, &states) {
+            for source in self.sources(shard, filter, &states, index.as_ref()) {
                 streams.push(Stream {
                     shard,
                     source,
@@ -419,8 +426,41 @@ impl Store {
         }
     }
 
-    /// The sorted sets of one shard that hold the jobs `filter` can match.
-    fn sources(&self, shard: Shard, filter: &Filter, states: &BTreeSet<ListState>) -> Vec<Source> {
+    /// The index a listing of `filter` reads, if any: of those it names
+    /// ([`Filter::indexes`]), the one with the fewest members over all shards (one `ZCARD`
+    /// per shard and index, in one round trip, when it names more than one). The recurring
+    /// index counts only once it is complete ([`Store::recurring_ready`]).
+    async fn pick_index(&self, filter: &Filter) -> Result<Option<Index>, Error> {
+        let mut named = filter.indexes();
+        if named.last() == Some(&Index::Recurring) && !self.recurring_ready().await? {
+            named.pop();
+        }
+        if named.len() <= 1 {
+            return Ok(named.pop());
+        }
+        let mut cmds = self.conn.commands();
+        for s in 0..self.keys.shards() {
+            let pipe = cmds.group();
+            for index in &named {
+                pipe.zcard(self.keys.index(Shard(s), index));
+            }
+        }
+        let mut sizes = vec![0u64; named.len()];
+        for (i, v) in cmds.query(&self.conn).await?.iter().enumerate() {
+            sizes[i % named.len()] += from_redis_value::<u64>(v)?;
+        }
+        Ok(smallest(named, &sizes))
+    }
+
+    /// The sorted sets of one shard that hold the jobs `filter` can match, reading `index`
+    /// (of [`Store::pick_index`]) for the pending ones when there is one.
+    fn sources(
+        &self,
+        shard: Shard,
+        filter: &Filter,
+        states: &BTreeSet<ListState>,
+        index: Option<&Index>,
+    ) -> Vec<Source> {
         let mut out = Vec::new();
         let set = |key: String, index: Option<Index>| Source::Set { key, index };
         if filter.order == Order::Created {
@@ -428,8 +468,8 @@ impl Store {
             return out;
         }
         if states.iter().any(|s| s.pending()) {
-            match filter.index() {
-                Some(index) => out.push(set(self.keys.index(shard, &index), Some(index))),
+            match index {
+                Some(index) => out.push(set(self.keys.index(shard, index), Some(index.clone()))),
                 None => {
                     for s in states {
                         match s {
@@ -616,10 +656,11 @@ impl Store {
             ),
             Order::Created => ("-inf".to_owned(), "+inf".to_owned()),
         };
+        let index = self.pick_index(filter).await?;
         let mut cmds = self.conn.commands();
         let mut n = 0;
         for s in 0..self.keys.shards() {
-            for source in self.sources(Shard(s), filter, &states) {
+            for source in self.sources(Shard(s), filter, &states, index.as_ref()) {
                 n += 1;
                 match source {
                     Source::Set { key, .. } => cmds.group().zcount(key, &min, &max),
@@ -636,6 +677,16 @@ impl Store {
         }
         Ok(total)
     }
+}
+
+/// The index of `named` with the fewest members (`sizes`, in the same order); the first of
+/// those that tie.
+fn smallest(named: Vec<Index>, sizes: &[u64]) -> Option<Index> {
+    named
+        .into_iter()
+        .zip(sizes)
+        .min_by_key(|(_, n)| **n)
+        .map(|(index, _)| index)
 }
 
 /// The stream whose next member comes first.
@@ -825,15 +876,40 @@ mod tests {
     }
 
     #[test]
-    fn the_most_selective_index_is_read() {
+    fn the_smallest_named_index_is_read() {
         let mut f = Filter {
             app: Some("sms".into()),
             ..Filter::default()
         };
-        assert_eq!(f.index(), Some(Index::App("sms".into())));
+        assert_eq!(f.indexes(), vec![Index::App("sms".into())]);
+        f.kind = Some(Kind::Once);
+        assert_eq!(
+            f.indexes(),
+            vec![Index::App("sms".into())],
+            "one-shots have no index"
+        );
+        f.kind = Some(Kind::Cron);
         f.tenant = Some("acme".into());
-        assert_eq!(f.index(), Some(Index::Tenant("acme".into())));
         f.labels.push(("team".into(), "pay".into()));
-        assert_eq!(f.index(), Some(Index::Label("team".into(), "pay".into())));
+        let named = f.indexes();
+        assert_eq!(
+            named,
+            vec![
+                Index::Label("team".into(), "pay".into()),
+                Index::Tenant("acme".into()),
+                Index::App("sms".into()),
+                Index::Recurring,
+            ]
+        );
+        assert_eq!(
+            smallest(named.clone(), &[50, 40, 900, 3]),
+            Some(Index::Recurring)
+        );
+        assert_eq!(
+            smallest(named.clone(), &[50, 40, 40, 3_000]),
+            Some(Index::Tenant("acme".into())),
+            "ties go to the first named"
+        );
+        assert_eq!(smallest(Vec::new(), &[]), None);
     }
 }

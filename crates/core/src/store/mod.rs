@@ -14,7 +14,8 @@
 //! | `P:{sN}:notes` | hash | job id → state char before the pause + pause JSON (note, at) |
 //! | `P:{sN}:held` | sorted set | due jobs of a paused app or tenant, by due ms |
 //! | `P:{sN}:hold` | hash | `a:<app>` / `t:<tenant>` → pause JSON: the paused apps and tenants, in every shard |
-//! | `P:{sN}:ix:a:<app>`, `…:ix:t:<tenant>`, `…:ix:l:<key>=<value>` | sorted set | secondary indexes: pending jobs (scheduled, paused, held, firing) of an app, a tenant, with a label, by due ms |
+//! | `P:{sN}:ix:a:<app>`, `…:ix:t:<tenant>`, `…:ix:l:<key>=<value>`, `…:ix:r` | sorted set | secondary indexes: pending jobs (scheduled, paused, held, firing) of an app, a tenant, with a label, and the recurring ones (cron, every), by due ms |
+//! | `P:{sN}:ixr-ready` | string | creation ms up to which the recurring index holds every recurring job ([`recurring`]); absent: listing by kind reads the state sets |
 //! | `P:{sN}:cnt` | hash | app and tenant index name → jobs in it, kept by the scripts (for `GET /v1/stats`) |
 //! | `P:{sN}:ix:c` | sorted set | creation index: every listed job while its record lives, by the ms it was first stored |
 //! | `P:{sN}:done` | sorted set | finished jobs whose record lives, by finish ms (trimmed to `redis.idempotency_ttl`) |
@@ -28,7 +29,8 @@
 //! when a job *leaves* an index on update or cancel: see [`apply`](self::Store::apply).
 //! Counters and history of a pending job never expire; they expire with the finished record.
 //! Memory per pending job, measured in docs/benchmarks.md: the record, its due-index entry,
-//! one index entry per app, tenant and label, and one in the creation index.
+//! one index entry per app, tenant and label, one in the creation index, and for a recurring
+//! job one in the recurring index.
 //!
 //! On a Redis Cluster (`redis.cluster = true`) each shard lives in one slot; a script call
 //! touches one shard, and work spanning shards goes out as one pipeline per shard
@@ -52,6 +54,7 @@ mod quota;
 mod record;
 #[cfg(test)]
 mod record_fuzz;
+pub mod recurring;
 pub mod runs;
 mod scripts;
 pub mod seal;

@@ -116,8 +116,11 @@ pub(crate) static NOTE_FIRES: LazyLock<Script> = script!("note_fires.lua");
 /// Deletes a finished job early; see `lua/purge.lua`.
 pub(crate) static PURGE: LazyLock<Script> = script!("purge.lua");
 
+/// Puts recurring jobs stored before the recurring index into it; see `lua/recurring.lua`.
+pub(crate) static RECURRING: LazyLock<Script> = script!("recurring.lua");
+
 /// Every script, for loading after a `NOSCRIPT` (e.g. a Redis restart emptied its cache).
-pub(crate) fn all() -> [&'static Script; 11] {
+pub(crate) fn all() -> [&'static Script; 12] {
     [
         &APPLY,
         &CLAIM,
@@ -130,5 +133,6 @@ pub(crate) fn all() -> [&'static Script; 11] {
         &PAGE,
         &NOTE_FIRES,
         &PURGE,
+        &RECURRING,
     ]
 }

@@ -58,6 +58,8 @@ local function memberships(rec)
   end
   names['a:' .. app] = true
   if tenant ~= '' then names['t:' .. tenant] = true end
+  -- Upper case: recurring (scripts.rs).
+  if st == 'S' or st == 'R' or st == 'P' or st == 'F' then names['r'] = true end
   if type(labels) == 'table' then
     for k, v in pairs(labels) do names['l:' .. k .. '=' .. tostring(v)] = true end
   end
