@@ -64,12 +64,25 @@ pub fn router(app: App) -> Router {
     routes
         // Job specs of up to `limits.max_request_bytes` (1 MiB) are submitted as forms.
         .layer(DefaultBodyLimit::max(4 << 20))
-        .layer(middleware::from_fn(headers))
+        .layer(middleware::from_fn_with_state(app.clone(), headers))
         .with_state(app)
 }
 
-async fn headers(req: Request, next: Next) -> Response {
-    let mut response = next.run(req).await;
+/// The security headers on every answer, and the 500 page for a page that panicked (where
+/// hyper would drop the connection).
+async fn headers(State(app): State<App>, req: Request, next: Next) -> Response {
+    let mut response = match sked_core::api_errors::run_catching(req, next).await {
+        Ok(response) => response,
+        Err(sked_core::api_errors::Panicked) => pages::failure(
+            &app,
+            None,
+            &Failure::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the console failed on this page; its log says why",
+            ),
+        ),
+    };
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
