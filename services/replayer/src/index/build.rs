@@ -171,12 +171,14 @@ impl Indexer {
         let mut next: BTreeMap<i32, i64> = BTreeMap::new();
         let mut caught_up = false;
         // Watermarks are read beside the loop: on a large topic the test broker takes seconds
-        // to answer them, and the loop must go on reading meanwhile.
+        // to answer them, and the loop must go on reading meanwhile. The reader is watched
+        // below: if it ends (a panic), indexing starts again rather than trimming by stale
+        // watermarks for ever.
         let (marks_tx, mut marks_rx) = tokio::sync::watch::channel(None::<Marks>);
         let stop = cancel.child_token();
         let _stop = stop.clone().drop_guard();
         let (scanner, topic) = (self.scanner.clone(), self.topic.clone());
-        tokio::spawn(async move {
+        let mut marks_reader = AbortOnDrop(tokio::spawn(async move {
             while !stop.is_cancelled() {
                 match scanner.watermarks(&topic).await {
                     Ok(m) => {
@@ -189,10 +191,20 @@ impl Indexer {
                 }
                 sleep(MAINTAIN, &stop).await;
             }
-        });
+        }));
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return self.flush(&mut batch, &mut next).await,
+                ended = &mut marks_reader.0 => {
+                    self.flush(&mut batch, &mut next).await?;
+                    if cancel.is_cancelled() {
+                        return Ok(());
+                    }
+                    anyhow::bail!("the dlq watermark reader ended: {}", match ended {
+                        Ok(()) => "returned".to_owned(),
+                        Err(e) => e.to_string(),
+                    });
+                }
                 _ = renew.tick() => {
                     if !self.renew(owner).await? {
                         warn!("dlq index lease lost; standing by");
@@ -457,5 +469,14 @@ async fn sleep(d: Duration, cancel: &CancellationToken) {
     tokio::select! {
         () = cancel.cancelled() => {}
         () = tokio::time::sleep(d) => {}
+    }
+}
+
+/// A task aborted when dropped, so that one spawned beside a loop ends with it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
