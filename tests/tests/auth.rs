@@ -126,6 +126,8 @@ async fn every_api_needs_a_token_with_the_scope() {
         (M::GET, format!("{dlq}/v1/dlq"), None),
         (M::GET, format!("{dlq}/v1/dlq/stats"), None),
         (M::GET, format!("{dlq}/v1/dlq/0/0"), None),
+        (M::GET, format!("{dlq}/v1/dlq/replays"), None),
+        (M::GET, format!("{dlq}/v1/dlq/replays/abc"), None),
         (
             M::POST,
             format!("{dlq}/v1/dlq/replays"),
@@ -178,6 +180,13 @@ async fn every_api_needs_a_token_with_the_scope() {
         ),
         (OPS, M::GET, format!("{api}/v1/jobs"), None, "jobs:read"),
         (OPS, M::GET, format!("{dlq}/v1/dlq"), None, "dlq:read"),
+        (
+            OPS,
+            M::GET,
+            format!("{dlq}/v1/dlq/replays"),
+            None,
+            "dlq:read",
+        ),
         (
             ACME,
             M::PUT,
@@ -481,6 +490,52 @@ async fn a_tenant_token_sees_and_touches_only_its_tenant() {
     .await;
     assert_eq!(status, StatusCode::OK, "{dry}");
     assert_eq!(dry["selected"], 1, "{dry}");
+    // Replays: one of globex (by an unbound token) is 404 to acme and not in its history.
+    let (status, theirs, _) = call(
+        Some(TEST_TOKEN),
+        M::POST,
+        &format!("{dlq}/v1/dlq/replays"),
+        Some(json!({"tenant": "globex", "dry_run": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{theirs}");
+    let (ours, theirs) = (dry["id"].as_str().unwrap(), theirs["id"].as_str().unwrap());
+    let (status, body, _) = call(
+        Some(ACME),
+        M::GET,
+        &format!("{dlq}/v1/dlq/replays/{theirs}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "not_found");
+    let (status, body, _) = call(
+        Some(ACME),
+        M::GET,
+        &format!("{dlq}/v1/dlq/replays/{ours}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["filter"]["tenant"], "acme");
+    let ids = |list: &Value| -> Vec<String> {
+        list["replays"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, list, _) = call(Some(ACME), M::GET, &format!("{dlq}/v1/dlq/replays"), None).await;
+    assert_eq!(ids(&list), [ours], "{list}");
+    let (_, list, _) = call(
+        Some(TEST_TOKEN),
+        M::GET,
+        &format!("{dlq}/v1/dlq/replays"),
+        None,
+    )
+    .await;
+    assert_eq!(ids(&list), [theirs, ours], "newest first: {list}");
     replayer.stop().await;
     ingest.stop().await;
 }

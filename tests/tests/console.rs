@@ -334,6 +334,21 @@ async fn an_operator_finds_pauses_triggers_bulk_cancels_and_replays_in_a_browser
     })
     .await;
     b.screenshot("replay").await;
+    // The replay is the latest in the history on the DLQ page, and links back to itself.
+    b.goto(&console.url("/sked/dlq#replays")).await;
+    assert_eq!(
+        b.text("[data-test=replays] tbody tr:first-child [data-test=replay-row-status]")
+            .await,
+        "done"
+    );
+    assert!(
+        b.text("[data-test=replays] tbody tr:first-child")
+            .await
+            .contains("job_id=broken-1")
+    );
+    b.screenshot("replay-history").await;
+    b.click("[data-test=replays] tbody tr:first-child a").await;
+    assert_eq!(b.text("[data-test=published]").await, "1");
     b.goto(&console.url("/sked/jobs/broken-1")).await;
     b.until_text("[data-test=run-state]", Duration::from_secs(30), |t| {
         t == "succeeded"

@@ -714,6 +714,37 @@ async fn sked_dlq_commands_drive_the_replayer() {
     );
     assert_eq!(replayed.len(), 2);
 
+    // The history, newest first: the replay, then the dry runs (the refused replay counted
+    // with one before asking).
+    let (code, out, err) = call(&["replays"]).await;
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    assert!(lines[0].starts_with("ID  "), "{out}");
+    let cells = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    let real = cells(lines[1]);
+    assert_eq!(real[2..], ["done", "2", "2", "app=email"], "{out}");
+    for dry in &lines[2..4] {
+        assert_eq!(
+            cells(dry)[2..],
+            ["dry", "run", "2", "0", "app=email"],
+            "{out}"
+        );
+    }
+    assert_eq!(lines[4], "3 replays");
+    let (code, out, _) = call(&["--json", "replays", "--limit", "1"]).await;
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["replays"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["replays"][0]["id"].as_str(), Some(real[0].as_str()));
+    let (code, _, err) = call(&["replays", "--limit", "0"]).await;
+    assert_ne!(code, 0);
+    assert_eq!(
+        err.trim(),
+        "sked: request rejected (invalid_field): limit: must be between 1 and 1000",
+        "one readable line"
+    );
+
     let (code, _, err) = call(&["ls", "--since", "yesterday-ish"]).await;
     assert_eq!(code, 2, "{err}");
     let (code, _, err) = sked(&["--replayer", "http://127.0.0.1:1", "dlq", "stats"]).await;

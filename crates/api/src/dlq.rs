@@ -6,6 +6,7 @@
 //! | `GET /v1/dlq/stats?<filters>` | [`DlqStats`] |
 //! | `GET /v1/dlq/{partition}/{offset}` | [`LetterDetail`] |
 //! | `POST /v1/dlq/replays` with a [`ReplayRequest`] | [`ReplayProgress`] (202 started, 200 dry run or done) |
+//! | `GET /v1/dlq/replays?limit=<n>` | [`ReplayList`]: the latest replays, newest first |
 //! | `GET /v1/dlq/replays/{id}` | [`ReplayProgress`] |
 //!
 //! The JSON of these types is the replayer's wire format and the stored form of a replay
@@ -21,6 +22,12 @@ use utoipa::ToSchema;
 pub const DEFAULT_LIMIT: usize = 100;
 /// Largest `limit` of `GET /v1/dlq`.
 pub const MAX_LIMIT: usize = 10_000;
+
+/// The replays the replayer keeps in its history (`GET /v1/dlq/replays`): the latest, dry runs
+/// included; each also expires a week after it finished.
+pub const REPLAY_HISTORY: usize = 1_000;
+/// Default `limit` of `GET /v1/dlq/replays`.
+pub const DEFAULT_REPLAYS: usize = 50;
 
 /// Offsets per partition.
 pub type Offsets = BTreeMap<i32, i64>;
@@ -432,6 +439,24 @@ pub struct ReplayProgress {
     pub finished_at: Option<i64>,
     /// The last error that made it resume.
     pub last_error: Option<String>,
+}
+
+/// `GET /v1/dlq/replays` query.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayQuery {
+    /// At most this many replays, 1 to [`REPLAY_HISTORY`]; default [`DEFAULT_REPLAYS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+/// The answer of `GET /v1/dlq/replays`: the latest replays the caller may see, newest first.
+/// The history holds the latest [`REPLAY_HISTORY`] replays of every tenant, so a caller bound
+/// to a tenant may see fewer than `limit` even when it has older ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReplayList {
+    /// The replays, newest first.
+    pub replays: Vec<ReplayProgress>,
 }
 
 #[cfg(test)]

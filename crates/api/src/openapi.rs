@@ -94,6 +94,7 @@ impl Modify for BearerAuth {
         paths::letter_stats,
         paths::show_letter,
         paths::start_replay,
+        paths::list_replays,
         paths::replay_progress,
         paths::openapi_document,
     ),
@@ -167,6 +168,7 @@ impl Modify for BearerAuth {
         dlq::ReplayRequest,
         dlq::ReplaySpec,
         dlq::ReplayProgress,
+        dlq::ReplayList,
     )),
 )]
 struct Document;

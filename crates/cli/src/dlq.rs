@@ -1,4 +1,4 @@
-//! `sked dlq ls|show|stats|replay`: calls the replayer's DLQ API and renders its answers.
+//! `sked dlq ls|show|stats|replay|replays`: calls the replayer's DLQ API and renders its answers.
 //!
 //! Requests are `sked_api::dlq` types. Answers are parsed leniently (`serde_json::Value`), so
 //! a field the replayer adds later, or one a replayer of an older version lacks, does not break
@@ -14,6 +14,7 @@ use crate::{
     args::{DlqCommand, DlqFilter, ReplayArgs},
     confirm,
     error::{Error, exit},
+    table,
 };
 
 /// How often a running replay is polled.
@@ -62,6 +63,18 @@ pub async fn run(client: &Client, command: DlqCommand, json: bool) -> Result<Str
             stats(&parse(&answer.body)?)
         }
         DlqCommand::Replay(args) => replay(client, &args, json).await,
+        DlqCommand::Replays { limit } => {
+            let answer = client
+                .get_with(
+                    &["v1", "dlq", "replays"],
+                    &[("limit", Some(limit.to_string()))],
+                )
+                .await?;
+            if json {
+                return Ok(raw(answer.body));
+            }
+            replays(&parse(&answer.body)?)
+        }
     }
 }
 
@@ -172,6 +185,61 @@ fn list(body: &Value) -> Result<String, Error> {
         "{} of {matched} matching dead letters\n",
         letters.len()
     ));
+    Ok(out)
+}
+
+/// The `replays` table: one row per replay, newest first.
+fn replays(body: &Value) -> Result<String, Error> {
+    let replays = body
+        .get("replays")
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            Error::new(
+                exit::FAILURE,
+                "unexpected answer from the replayer: no replays",
+            )
+        })?;
+    let mut rows = vec![
+        ["ID", "CREATED", "STATUS", "SELECTED", "PUBLISHED", "FILTER"]
+            .map(str::to_owned)
+            .to_vec(),
+    ];
+    for r in replays {
+        let n = |k: &str| r.get(k).and_then(Value::as_u64).unwrap_or(0).to_string();
+        let created = r
+            .get("created_at")
+            .and_then(Value::as_i64)
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map_or_else(|| "-".to_owned(), |t| table::time(&t));
+        let status = if r.get("dry_run").and_then(Value::as_bool) == Some(true) {
+            "dry run".to_owned()
+        } else {
+            text(r, "status").to_owned()
+        };
+        let filter: Vec<String> = r
+            .get("filter")
+            .and_then(Value::as_object)
+            .map(|f| {
+                f.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        rows.push(vec![
+            text(r, "id").to_owned(),
+            created,
+            status,
+            n("selected"),
+            n("published"),
+            if filter.is_empty() {
+                "(all)".to_owned()
+            } else {
+                filter.join(" ")
+            },
+        ]);
+    }
+    let mut out = table::render(&rows);
+    out.push_str(&format!("{} replays\n", replays.len()));
     Ok(out)
 }
 
@@ -427,6 +495,32 @@ mod tests {
             "{out}"
         );
         assert_eq!(lines[3], "2 of 3 matching dead letters");
+    }
+
+    #[test]
+    fn replays_table_names_dry_runs_and_filters() {
+        let body = json!({"replays": [
+            {"id": "r2", "created_at": 1_800_000_000_000i64, "status": "done", "dry_run": true,
+             "selected": 3, "published": 0, "filter": {"app": "sms", "tenant": null}},
+            {"id": "r1", "created_at": 1_800_000_000_500i64, "status": "running",
+             "dry_run": false, "selected": 10, "published": 4, "filter": {}}
+        ]});
+        let out = replays(&body).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0],
+            "ID  CREATED                   STATUS   SELECTED  PUBLISHED  FILTER"
+        );
+        assert_eq!(
+            lines[1],
+            "r2  2027-01-15T08:00:00Z      dry run  3         0          app=sms"
+        );
+        assert_eq!(
+            lines[2],
+            "r1  2027-01-15T08:00:00.500Z  running  10        4          (all)"
+        );
+        assert_eq!(lines[3], "2 replays");
+        assert!(replays(&json!({"letters": []})).is_err());
     }
 
     #[test]

@@ -31,7 +31,10 @@ use axum::{
 };
 use sked_api::{
     ErrorDetail,
-    dlq::{DEFAULT_LIMIT, DlqStats, LetterList, LetterQuery, MAX_LIMIT},
+    dlq::{
+        DEFAULT_LIMIT, DEFAULT_REPLAYS, DlqStats, LetterList, LetterQuery, MAX_LIMIT,
+        REPLAY_HISTORY, ReplayList, ReplayQuery,
+    },
 };
 use sked_core::{
     auth::{AuditNote, Confine, Gate, Principal, Rule},
@@ -65,6 +68,7 @@ pub fn rules(method: &Method, route: &str) -> Option<Rule> {
         ("/v1/dlq", _) => Rule::read(Scope::DlqRead, "dlq.list"),
         ("/v1/dlq/stats", _) => Rule::read(Scope::DlqRead, "dlq.stats"),
         ("/v1/dlq/replays", "POST") => Rule::write(Scope::DlqReplay, "dlq.replay"),
+        ("/v1/dlq/replays", _) => Rule::read(Scope::DlqRead, "dlq.replays"),
         ("/v1/dlq/replays/{id}", _) => Rule::read(Scope::DlqRead, "dlq.replay_progress"),
         ("/v1/dlq/{partition}/{offset}", _) => Rule::read(Scope::DlqRead, "dlq.show"),
         _ => return None,
@@ -82,7 +86,7 @@ pub fn router(api: Api, gate: Gate) -> Router {
     Router::new()
         .route("/v1/dlq", get(list))
         .route("/v1/dlq/stats", get(stats))
-        .route("/v1/dlq/replays", post(start_replay))
+        .route("/v1/dlq/replays", post(start_replay).get(list_replays))
         .route("/v1/dlq/replays/{id}", get(replay_progress))
         .route("/v1/dlq/{partition}/{offset}", get(show))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -339,16 +343,46 @@ async fn start_replay(
     Ok(response)
 }
 
+/// A replay of a tenant the caller does not act for is 404 to it, like one that does not exist.
 async fn replay_progress(
     State(api): State<Api>,
+    who: Extension<Arc<Principal>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(ApiError::new(
+    let not_found = || {
+        ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("replay {id} not found"),
-        ));
+        )
+    };
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(not_found());
     }
-    Ok(Json(api.replays.progress(&id).await?).into_response())
+    let progress = api.replays.progress(&id).await?;
+    if !caller(&who).sees(progress.spec.filter.tenant.as_deref()) {
+        return Err(not_found());
+    }
+    Ok(Json(progress).into_response())
+}
+
+/// The latest replays the caller may see (those of its tenants when it is bound to some).
+async fn list_replays(
+    State(api): State<Api>,
+    who: Extension<Arc<Principal>>,
+    query: Result<Query<ReplayQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let limit = query.limit.unwrap_or(DEFAULT_REPLAYS);
+    if !(1..=REPLAY_HISTORY).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "limit: must be between 1 and {REPLAY_HISTORY}"
+        )));
+    }
+    let who = caller(&who);
+    let replays = api
+        .replays
+        .history(limit, |p| who.sees(p.spec.filter.tenant.as_deref()))
+        .await?;
+    Ok(Json(ReplayList { replays }).into_response())
 }

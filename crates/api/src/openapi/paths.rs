@@ -475,6 +475,18 @@ fn show_letter() {}
 fn start_replay() {}
 
 #[utoipa::path(
+    get, path = "/v1/dlq/replays", tag = "dlq",
+    summary = "The latest replays, newest first",
+    params(("limit" = Option<usize>, Query, description = "At most this many, 1 to 1000 (default 50)")),
+    responses(
+        (status = 200, description = "The replays the caller may see", body = dlq::ReplayList),
+        (status = 400, description = "A bad limit (`invalid_field`)", body = ErrorBody),
+        Always,
+    )
+)]
+fn list_replays() {}
+
+#[utoipa::path(
     get, path = "/v1/dlq/replays/{id}", tag = "dlq",
     summary = "A replay's progress",
     params(("id" = String, Path, description = "The replay id")),

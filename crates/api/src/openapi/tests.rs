@@ -45,6 +45,7 @@ fn document_is_openapi_3_1_with_every_path() {
         ("/v1/dlq/stats", "get"),
         ("/v1/dlq/{partition}/{offset}", "get"),
         ("/v1/dlq/replays", "post"),
+        ("/v1/dlq/replays", "get"),
         ("/v1/dlq/replays/{id}", "get"),
         ("/v1/openapi.json", "get"),
     ] {

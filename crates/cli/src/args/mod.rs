@@ -239,6 +239,14 @@ pub enum DlqCommand {
     /// command does not stop it. Without `--yes` it asks for confirmation on a terminal and
     /// refuses otherwise (exit 6).
     Replay(Box<ReplayArgs>),
+    /// List the latest replays, newest first, dry runs included (GET /v1/dlq/replays).
+    ///
+    /// The replayer keeps the latest 1000 replays, each for a week after it finished.
+    Replays {
+        /// Most replays to list (1 to 1000).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
 }
 
 /// Filters of `sked dlq ls|stats|replay`; every given filter must match.

@@ -1,6 +1,6 @@
 //! Dead letters: browse by app, reason, stage, error text, tenant and time; a letter with
 //! every header and its original bytes; replay with a dry run, a rate and a target topic,
-//! and its progress.
+//! its progress, and the latest replays.
 
 use axum::{
     body::Bytes,
@@ -9,7 +9,9 @@ use axum::{
     response::Response,
 };
 use maud::{Markup, html};
-use sked_api::dlq::{self, DlqStats, LetterDetail, LetterList, ReplayProgress, ReplayRequest};
+use sked_api::dlq::{
+    self, DlqStats, LetterDetail, LetterList, ReplayList, ReplayProgress, ReplayRequest,
+};
 
 use super::{Nav, counts, csrf, failure, layout, notice, page, pretty, time_opt};
 use crate::{
@@ -65,9 +67,11 @@ pub async fn list(State(app): State<App>, Signed(s): Signed, RawQuery(q): RawQue
     listed.push(("limit", f.get("limit").unwrap_or("100").to_owned()));
     let ql = query(listed.iter().map(|(k, v)| (*k, v.as_str())));
     let (list_path, stats_path) = (format!("/v1/dlq{ql}"), format!("/v1/dlq/stats{qf}"));
-    let (letters, stats) = tokio::join!(
+    let (letters, stats, replays) = tokio::join!(
         app.api.get::<LetterList>(Api::Dlq, s.token(), &list_path),
         app.api.get::<DlqStats>(Api::Dlq, s.token(), &stats_path),
+        app.api
+            .get::<ReplayList>(Api::Dlq, s.token(), "/v1/dlq/replays?limit=20"),
     );
     let letters = match letters {
         Ok(l) => l,
@@ -120,11 +124,57 @@ pub async fn list(State(app): State<App>, Signed(s): Signed, RawQuery(q): RawQue
             h2 { "Replay the letters of this filter" }
             (replay_form(&s, &app, &filter))
         }
+        @if let Ok(r) = &replays { (replay_history(&app, r)) }
     };
     page(
         StatusCode::OK,
         layout(&app, Some(&s), Nav::Dlq, "Dead letters", body),
     )
+}
+
+/// The latest replays (dry runs included), newest first, each linking to its progress.
+fn replay_history(app: &App, list: &ReplayList) -> Markup {
+    html! {
+        h2 #replays { "Latest replays" }
+        table data-test="replays" {
+            thead { tr { th scope="col" { "replay" } th scope="col" { "started" } th scope="col" { "status" } th scope="col" { "selected" } th scope="col" { "published" } th scope="col" { "filter" } } }
+            tbody {
+                @if list.replays.is_empty() { tr { td colspan="6" { "No replay yet." } } }
+                @for r in &list.replays {
+                    tr {
+                        td { a href=(app.href(&format!("/dlq/replays/{}", seg(&r.spec.id)))) { code { (r.spec.id) } } }
+                        td { (time_opt(chrono::DateTime::from_timestamp_millis(r.spec.created_at).as_ref())) }
+                        td data-test="replay-row-status" { @if r.spec.dry_run { "dry run" } @else { (r.status) } }
+                        td.num { (r.spec.selected) }
+                        td.num { (r.published) }
+                        td { (replay_filter(&r.spec.filter)) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A replay's filter as `key=value` words, `(all)` when it has none.
+fn replay_filter(f: &dlq::Filter) -> String {
+    let words: Vec<String> = [
+        ("app", &f.app),
+        ("reason", &f.reason),
+        ("stage", &f.stage),
+        ("error", &f.error),
+        ("tenant", &f.tenant),
+        ("job_id", &f.job_id),
+        ("since", &f.since),
+        ("until", &f.until),
+    ]
+    .iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+    .collect();
+    if words.is_empty() {
+        "(all)".to_owned()
+    } else {
+        words.join(" ")
+    }
 }
 
 fn replay_form(s: &crate::session::Session, app: &App, filter: &[(&str, String)]) -> Markup {

@@ -36,6 +36,7 @@
 //! | `P:{replays}:replay:<id>:items` | string | selected letters, `partition:offset` per line |
 //! | `P:{replays}:replay:<id>:lease` | string, TTL | owner token of the replayer publishing it |
 //! | `P:{replays}:active` | sorted set | ids of unfinished replays, scored by creation (epoch ms) |
+//! | `P:{replays}:history` | sorted set | ids of the latest `REPLAY_HISTORY` (1,000) replays, dry runs included, scored by creation; `GET /v1/dlq/replays` reads it and drops the ids of expired replays |
 //!
 //! Modules: `api` (the request, the spec, the progress and the error), `select` (step 1),
 //! `store` (the Redis keys above: persisting, progress and the lease), `publish` (step 3, 4 and

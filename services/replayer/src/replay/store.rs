@@ -10,6 +10,8 @@ use chrono::Utc;
 use redis::AsyncCommands;
 use tracing::{info, warn};
 
+use sked_api::dlq::REPLAY_HISTORY;
+
 use super::{Error, Progress, Replays, Spec};
 
 /// How long a replay's lease lives without renewal: a dead replayer's replay is resumed
@@ -30,24 +32,39 @@ impl Replays {
         format!("{}:{{replays}}:active", self.prefix)
     }
 
+    fn history_key(&self) -> String {
+        format!("{}:{{replays}}:history", self.prefix)
+    }
+
+    /// Adds replay `id` to the history, keeping the latest [`REPLAY_HISTORY`].
+    fn remember(&self, pipe: &mut redis::Pipeline, spec: &Spec) {
+        let history = self.history_key();
+        pipe.zadd(&history, &spec.id, spec.created_at)
+            .ignore()
+            .zremrangebyrank(&history, 0, -(REPLAY_HISTORY as isize) - 1)
+            .ignore();
+    }
+
     /// Writes a replay that publishes nothing (a dry run, or nothing selected): done at once.
     pub(super) async fn save_done(&self, spec: &Spec) -> Result<(), Error> {
         let key = self.key(&spec.id);
         let mut conn = self.conn.clone();
         let json = encode(spec)?;
         let now = Utc::now().timestamp_millis();
-        let _: () = redis::pipe()
-            .hset_multiple(
-                &key,
-                &[
-                    ("spec", json),
-                    ("status", "done".to_owned()),
-                    ("finished_at", now.to_string()),
-                ],
-            )
-            .pexpire(&key, ttl_ms(KEEP_FINISHED))
-            .query_async(&mut conn)
-            .await?;
+        let mut pipe = redis::pipe();
+        pipe.hset_multiple(
+            &key,
+            &[
+                ("spec", json),
+                ("status", "done".to_owned()),
+                ("finished_at", now.to_string()),
+            ],
+        )
+        .ignore()
+        .pexpire(&key, ttl_ms(KEEP_FINISHED))
+        .ignore();
+        self.remember(&mut pipe, spec);
+        let _: () = pipe.query_async(&mut conn).await?;
         Ok(())
     }
 
@@ -66,8 +83,9 @@ impl Replays {
         self.lock_running().insert(id.clone());
         let json = encode(&spec)?;
         let mut conn = self.conn.clone();
-        let written: Result<(), redis::RedisError> = redis::pipe()
-            .set(format!("{key}:items"), items)
+        let mut pipe = redis::pipe();
+        pipe.set(format!("{key}:items"), items)
+            .ignore()
             .hset_multiple(
                 &key,
                 &[
@@ -76,9 +94,11 @@ impl Replays {
                     ("published", "0".to_owned()),
                 ],
             )
+            .ignore()
             .zadd(self.active_key(), &id, spec.created_at)
-            .query_async(&mut conn)
-            .await;
+            .ignore();
+        self.remember(&mut pipe, &spec);
+        let written: Result<(), redis::RedisError> = pipe.query_async(&mut conn).await;
         if let Err(err) = written {
             self.lock_running().remove(&id);
             let _ = self.release_lease(&id).await;
@@ -100,32 +120,50 @@ impl Replays {
     pub async fn progress(&self, id: &str) -> Result<Progress, Error> {
         let mut conn = self.conn.clone();
         let fields: BTreeMap<String, String> = conn.hgetall(self.key(id)).await?;
-        let Some(spec) = fields.get("spec") else {
-            return Err(Error::NotFound(id.to_owned()));
-        };
-        let spec: Spec = serde_json::from_str(spec).map_err(|e| Error::Corrupt {
-            id: id.to_owned(),
-            reason: e.to_string(),
-        })?;
-        let num = |k: &str| {
-            fields
-                .get(k)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        Ok(Progress {
-            status: fields
-                .get("status")
-                .cloned()
-                .unwrap_or_else(|| "running".into()),
-            published: num("published"),
-            already_published: num("already_published"),
-            missing: num("missing"),
-            resumes: num("resumes"),
-            finished_at: fields.get("finished_at").and_then(|v| v.parse().ok()),
-            last_error: fields.get("last_error").cloned(),
-            spec,
-        })
+        parse_progress(id, &fields)?.ok_or_else(|| Error::NotFound(id.to_owned()))
+    }
+
+    /// The latest replays (of [`REPLAY_HISTORY`]), newest first, that `keep` accepts, at most
+    /// `limit`: the history read [`HISTORY_PAGE`] ids at a time, their hashes in one pipeline
+    /// per page. Ids whose replay expired leave the history here.
+    pub async fn history(
+        &self,
+        limit: usize,
+        keep: impl Fn(&Progress) -> bool,
+    ) -> Result<Vec<Progress>, Error> {
+        let mut conn = self.conn.clone();
+        let history = self.history_key();
+        let mut out = Vec::new();
+        let mut start = 0;
+        while out.len() < limit && start < REPLAY_HISTORY {
+            let stop = (start + HISTORY_PAGE).min(REPLAY_HISTORY) - 1;
+            let ids: Vec<String> = conn
+                .zrevrange(&history, start as isize, stop as isize)
+                .await?;
+            if ids.is_empty() {
+                break;
+            }
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.hgetall(self.key(id));
+            }
+            let all: Vec<BTreeMap<String, String>> = pipe.query_async(&mut conn).await?;
+            let mut gone = Vec::new();
+            for (id, fields) in ids.iter().zip(&all) {
+                match parse_progress(id, fields) {
+                    Ok(Some(p)) if keep(&p) && out.len() < limit => out.push(p),
+                    Ok(Some(_)) => {}
+                    Ok(None) => gone.push(id.as_str()),
+                    // One unreadable replay does not hide the others; its own page says why.
+                    Err(err) => warn!(replay.id = %id, error = %err, "replay history: skipped"),
+                }
+            }
+            if !gone.is_empty() {
+                let _: () = conn.zrem(&history, &gone).await?;
+            }
+            start += ids.len() - gone.len();
+        }
+        Ok(out)
     }
 
     /// The selected letters of replay `id`, as (partition, offset).
@@ -257,6 +295,39 @@ impl Replays {
             .await?;
         Ok(n == 1)
     }
+}
+
+/// Ids of the history read per round trip.
+const HISTORY_PAGE: usize = 100;
+
+/// A replay's progress from its hash; `None` when there is none (unknown or expired).
+fn parse_progress(id: &str, fields: &BTreeMap<String, String>) -> Result<Option<Progress>, Error> {
+    let Some(spec) = fields.get("spec") else {
+        return Ok(None);
+    };
+    let spec: Spec = serde_json::from_str(spec).map_err(|e| Error::Corrupt {
+        id: id.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let num = |k: &str| {
+        fields
+            .get(k)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok(Some(Progress {
+        status: fields
+            .get("status")
+            .cloned()
+            .unwrap_or_else(|| "running".into()),
+        published: num("published"),
+        already_published: num("already_published"),
+        missing: num("missing"),
+        resumes: num("resumes"),
+        finished_at: fields.get("finished_at").and_then(|v| v.parse().ok()),
+        last_error: fields.get("last_error").cloned(),
+        spec,
+    }))
 }
 
 /// `partition:offset`.
