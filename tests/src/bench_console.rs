@@ -1,6 +1,6 @@
 //! `sked-bench console [--requests N]`: the console's server time per page at N pending jobs
 //! (the jobs of `sked-bench operate`: 100 apps, 1,000 tenants, a `batch` label of 100
-//! values). Starts ingest, the replayer and the console in-process, signs in with a token,
+//! values; every `--cron-every`-th job a daily cron, which `/schedules` lists). Starts ingest, the replayer and the console in-process, signs in with a token,
 //! then times each page's first render (the console's calls to the API included), as a
 //! browser without cache would fetch it: p50 / p99 / max over 100 loads.
 
@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crate::{
     TEST_TOKEN,
-    bench_operate::{Loaded, load, percentile},
+    bench_operate::{Loaded, load_with, percentile},
     console::Console,
     ingest::Ingest,
     replayer::Replayer,
@@ -39,12 +39,13 @@ async fn time_page(client: &reqwest::Client, console: &Console, cookie: &str, pa
     );
 }
 
-/// Runs the benchmark with `jobs` pending jobs.
-pub async fn run(jobs: usize) {
+/// Runs the benchmark with `jobs` pending jobs, every `cron_every`-th a cron (what
+/// `/schedules` lists; 0: none), the rest one-shots.
+pub async fn run(jobs: usize, cron_every: usize) {
     let Loaded {
         redis: _redis,
         mut config,
-    } = load(jobs).await;
+    } = load_with(jobs, cron_every).await;
     let ingest = Ingest::start(config.clone()).await;
     config.replayer.listen_addr = ([127, 0, 0, 1], 0).into();
     let replayer = Replayer::start(config.clone()).await;

@@ -103,6 +103,12 @@ pub async fn run(jobs: usize) {
 
 /// Stores `jobs` pending jobs into a new private Redis; prints the time and bytes per job.
 pub async fn load(jobs: usize) -> Loaded {
+    load_with(jobs, 0).await
+}
+
+/// [`load`], with every `cron_every`-th job a daily cron (`m h * * *`, spread over the day)
+/// instead of a one-shot; 0: none.
+pub async fn load_with(jobs: usize, cron_every: usize) -> Loaded {
     let redis = PrivateRedis::start_with(false);
     let url = redis.url();
     let ns = unique("bench-op");
@@ -117,12 +123,19 @@ pub async fn load(jobs: usize) -> Loaded {
     let mut ops = Vec::with_capacity(5000);
     for i in 0..jobs {
         let at = now + chrono::Duration::seconds(3600 + (i as i64 * 2_592_000 / jobs as i64));
+        let when = if cron_every > 0 && i % cron_every == 0 {
+            format!(r#""cron":"{} {} * * *""#, i % 60, (i / 60) % 24)
+        } else {
+            format!(
+                r#""run_at":"{}""#,
+                at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            )
+        };
         let json = format!(
-            r#"{{"id":"bench-{i:07}","app":"app{}","tenant":"tenant{}","labels":{{"batch":"b{}"}},"run_at":"{}","payload":{PAYLOAD}}}"#,
+            r#"{{"id":"bench-{i:07}","app":"app{}","tenant":"tenant{}","labels":{{"batch":"b{}"}},{when},"payload":{PAYLOAD}}}"#,
             i % 100,
             i % 1000,
             (i / 7) % 100,
-            at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
         );
         let spec = parse(json.as_bytes(), &limits, &origin).expect("request");
         ops.push(Op::insert(spec, json.as_bytes()));

@@ -11,8 +11,8 @@
 //! `sked-bench operate [--requests N]`: the operating API at N pending jobs (default for this
 //! mode: pass `--requests 1000000`); see `sked_e2e::bench_operate`.
 //!
-//! `sked-bench console [--requests N]`: the console's server time per page at N pending jobs;
-//! see `sked_e2e::bench_console`.
+//! `sked-bench console [--requests N] [--cron-every K]`: the console's server time per page at
+//! N pending jobs, every K-th a cron (default 100; 0: none); see `sked_e2e::bench_console`.
 //!
 //! `sked-bench dlq [--requests N]`: the DLQ index and API at N dead letters (pass
 //! `--requests 1000000`); see `sked_e2e::bench_dlq`.
@@ -59,13 +59,15 @@ struct Args {
     limits: bool,
     /// `failover`: when the replica is killed, in ms after the herd's due time.
     kill_after_ms: u64,
+    /// `console`: every K-th job is a cron (0: none).
+    cron_every: usize,
 }
 
 fn parse_args() -> Result<(String, Args), String> {
     let mut it = std::env::args().skip(1);
     let cmd = it
         .next()
-        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] [--encrypt on|off] | scheduler [--seconds S] [--herd N] [--drain N] [--drain-kind once|cron] | worker [--requests N] [--seconds S] [--limits on|off] | replay [--requests N] | failover [--herd N] [--kill-after-ms MS] [--set k=v] | operate [--requests N] | console [--requests N] | dlq [--requests N] | rest [--requests N] [--set auth.enabled=false] | chaos [--seconds S] [--rate R] [--seed N] [--kill-every S]")?;
+        .ok_or("usage: sked-bench ingest [--requests N] [--rate PER_SEC] [--partitions P] [--encrypt on|off] | scheduler [--seconds S] [--herd N] [--drain N] [--drain-kind once|cron] | worker [--requests N] [--seconds S] [--limits on|off] | replay [--requests N] | failover [--herd N] [--kill-after-ms MS] [--set k=v] | operate [--requests N] | console [--requests N] [--cron-every K] | dlq [--requests N] | rest [--requests N] [--set auth.enabled=false] | chaos [--seconds S] [--rate R] [--seed N] [--kill-every S]")?;
     let mut args = Args {
         requests: 200_000,
         rate: None,
@@ -81,6 +83,7 @@ fn parse_args() -> Result<(String, Args), String> {
         encrypt: false,
         limits: false,
         kill_after_ms: 250,
+        cron_every: 100,
     };
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -105,6 +108,7 @@ fn parse_args() -> Result<(String, Args), String> {
             "--limits" => return Err(format!("--limits: `{value}`: on or off")),
             "--phases" => args.phases = value.clone(),
             "--kill-after-ms" => args.kill_after_ms = value.parse().map_err(bad)?,
+            "--cron-every" => args.cron_every = value.parse().map_err(bad)?,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -126,7 +130,7 @@ async fn main() {
         "worker" => worker(args).await,
         "replay" => replay(args).await,
         "operate" => sked_e2e::bench_operate::run(args.requests).await,
-        "console" => sked_e2e::bench_console::run(args.requests).await,
+        "console" => sked_e2e::bench_console::run(args.requests, args.cron_every).await,
         "dlq" => sked_e2e::bench_dlq::run(args.requests).await,
         "rest" => rest(args).await,
         "failover" => {
