@@ -107,9 +107,27 @@ async fn the_cluster_view_shows_the_due_backlog_group_lag_and_warnings() {
         "{worker}"
     );
 
-    // Two fired records that no worker reads: lag on the due topic, then, once the committed
-    // offset has not moved for `kafka.stall_after`, a warning naming the partition.
+    // Rates: three requests on the ingest topic show as ingested, between two reads.
     let producer = producer();
+    for i in 0..3 {
+        let request =
+            json!({"id": format!("kafka-{i}"), "app": "sms", "delay": "1d", "payload": {}});
+        produce(
+            &producer,
+            &config.topics.ingest,
+            None,
+            None,
+            Some(request.to_string().as_bytes()),
+            &[],
+        )
+        .await;
+    }
+    let r = grown(&api, "ingested_per_s", 3.0).await;
+    assert_eq!(r["fired_per_s"], 0.0, "{r}");
+
+    // Two fired records that no worker reads: fired, not executed; lag on the due topic,
+    // then, once the committed offset has not moved for `kafka.stall_after`, a warning
+    // naming the partition.
     for _ in 0..2 {
         produce(
             &producer,
@@ -121,6 +139,9 @@ async fn the_cluster_view_shows_the_due_backlog_group_lag_and_warnings() {
         )
         .await;
     }
+    let r = grown(&api, "fired_per_s", 2.0).await;
+    assert_eq!(r["executed_per_s"], 0.0, "no worker: {r}");
+    assert!(r["failure_rate"].is_null(), "nothing executed: {r}");
     let warning = eventually(Duration::from_secs(30), "a stall warning", || async {
         let v: Value = http()
             .get(format!("{api}/v1/cluster"))
@@ -158,4 +179,38 @@ async fn the_cluster_view_shows_the_due_backlog_group_lag_and_warnings() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "forbidden");
     ingest.stop().await;
+}
+
+/// Sums `rate × seconds` over the reads of `GET /v1/cluster` (each read once) until it
+/// reaches `want` (30 s at most), and asserts it is `want`, not more: the rates count each
+/// record once, however the reads split them. Returns the rates of the last read summed.
+async fn grown(api: &str, rate: &str, want: f64) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (mut sum, mut last_at, mut last) = (0.0, Value::Null, Value::Null);
+    while sum < want - 0.01 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let Ok(resp) = http().get(format!("{api}/v1/cluster")).send().await else {
+            continue;
+        };
+        let Ok(v) = resp.json::<Value>().await else {
+            continue;
+        };
+        if v["at"] == last_at || v["rates"].is_null() {
+            continue;
+        }
+        last_at = v["at"].clone();
+        let r = v["rates"].clone();
+        let seconds = r["seconds"].as_f64().unwrap();
+        assert!(
+            (4.0..8.0).contains(&seconds),
+            "about 5 s between reads: {r}"
+        );
+        sum += r[rate].as_f64().unwrap() * seconds;
+        last = r;
+    }
+    assert!(
+        (sum - want).abs() < 0.01,
+        "{rate}: {sum} records, not {want}: {last}"
+    );
+    last
 }

@@ -139,6 +139,7 @@ impl Modify for BearerAuth {
         stats::Stats,
         stats::Whoami,
         stats::Cluster,
+        stats::Rates,
         stats::DueIndex,
         stats::GroupLag,
         stats::PartitionLag,

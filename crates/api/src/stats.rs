@@ -44,7 +44,7 @@ pub struct Whoami {
 
 /// Answer of `GET /v1/cluster`: what the due index and the consumer groups look like now,
 /// refreshed by the ingest service every few seconds (`at`), and the warnings that hold now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Cluster {
     /// When these figures were read.
     pub at: DateTime<Utc>,
@@ -56,6 +56,34 @@ pub struct Cluster {
     /// well.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Throughput between this read and the one before; absent on the first read and when
+    /// a group or topic could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rates: Option<Rates>,
+}
+
+/// Throughput between two reads of the figures (about 5 s apart), from how far the topics'
+/// high watermarks and the groups' committed offsets moved: cluster-wide, whichever replica
+/// did the work.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Rates {
+    /// Seconds between the two reads.
+    pub seconds: f64,
+    /// Requests the ingest group read from the ingest topics (REST submissions are not on a
+    /// topic and are not counted).
+    pub ingested_per_s: f64,
+    /// Fires published to the due topics (the shared one and every app's), replays included.
+    pub fired_per_s: f64,
+    /// Fires the worker group is done with (committed), whatever the outcome.
+    pub executed_per_s: f64,
+    /// Failed runs sent to the retry topic.
+    pub retried_per_s: f64,
+    /// Records sent to the DLQ (by ingest and by the worker).
+    pub dead_lettered_per_s: f64,
+    /// (retried + dead-lettered) / executed, when anything was executed. Dead letters of
+    /// ingest (malformed requests) count too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_rate: Option<f64>,
 }
 
 /// The due index over every shard.

@@ -2,7 +2,8 @@
 //! service's consumer group, read every [`EVERY`] by one task, so a call (the console's
 //! overview, a script) costs nothing but a copy. Warnings that hold now: the schedulers are
 //! behind by more than `scheduler.misfire_threshold`, a group has no member, a partition has
-//! lag and has not moved for `kafka.stall_after`, a group could not be read.
+//! lag and has not moved for `kafka.stall_after`, a group could not be read. Rates come from
+//! how far the offsets moved between two reads ([`Totals`]).
 
 use std::{
     collections::BTreeMap,
@@ -12,7 +13,7 @@ use std::{
 
 use chrono::Utc;
 use rdkafka::consumer::BaseConsumer;
-use sked_api::stats::{Cluster, DueIndex, GroupLag, PartitionLag};
+use sked_api::stats::{Cluster, DueIndex, GroupLag, PartitionLag, Rates};
 use sked_core::{
     config::Config,
     job::Shard,
@@ -52,6 +53,42 @@ struct Group {
 /// Since when a partition has had lag without its committed offset moving.
 type Still = BTreeMap<(String, String, i32), (i64, Instant)>;
 
+/// Counts that only grow, summed over partitions, read together: their differences between
+/// two reads are the [`Rates`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Totals {
+    /// Committed offsets of the ingest group on the ingest topics.
+    ingested: i64,
+    /// High watermarks of the due topics.
+    fired: i64,
+    /// Committed offsets of the worker group on the due topics.
+    executed: i64,
+    /// High watermarks of the retry topic.
+    retried: i64,
+    /// High watermarks of the DLQ.
+    dead: i64,
+}
+
+impl Totals {
+    /// The rates from `before` (read `seconds` earlier) to `self`. A count that went back (a
+    /// topic deleted and made again) counts as 0.
+    fn rates_since(&self, before: &Totals, seconds: f64) -> Rates {
+        let per_s = |now: i64, then: i64| (now - then).max(0) as f64 / seconds;
+        let executed = per_s(self.executed, before.executed);
+        let retried = per_s(self.retried, before.retried);
+        let dead = per_s(self.dead, before.dead);
+        Rates {
+            seconds,
+            ingested_per_s: per_s(self.ingested, before.ingested),
+            fired_per_s: per_s(self.fired, before.fired),
+            executed_per_s: executed,
+            retried_per_s: retried,
+            dead_lettered_per_s: dead,
+            failure_rate: (executed > 0.0).then(|| (retried + dead) / executed),
+        }
+    }
+}
+
 /// Reads the figures into `view` every [`EVERY`] until `cancel`.
 pub async fn run(
     view: View,
@@ -90,8 +127,39 @@ pub async fn run(
     let behind_warn = config.scheduler.misfire_threshold.get();
     let stall_after = config.kafka.stall_after.get();
     let mut still = Still::new();
+    let dlq = vec![config.topics.dlq.clone()];
+    let mut before: Option<(Instant, Totals)> = None;
     loop {
-        let c = read(&store, &groups, behind_warn, stall_after, &mut still).await;
+        let (mut c, totals) = read(&store, &groups, behind_warn, stall_after, &mut still).await;
+        let at = Instant::now();
+        let totals = match totals {
+            Some(mut t) => {
+                // The DLQ has no group of sked's: its watermarks, through any client.
+                let (client, dlq) = (groups[0].client.clone(), dlq.clone());
+                match tokio::task::spawn_blocking(move || stall::written(&client, &dlq)).await {
+                    Ok(Ok(dead)) => {
+                        t.dead = dead;
+                        Some(t)
+                    }
+                    Ok(Err(e)) => {
+                        warn!(error = %e, "cluster view: cannot read the dlq's watermarks");
+                        None
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "cluster view: the dlq read failed");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        if let (Some((then, b)), Some(t)) = (&before, &totals) {
+            let seconds = at.duration_since(*then).as_secs_f64();
+            if seconds > 0.0 {
+                c.rates = Some(t.rates_since(b, seconds));
+            }
+        }
+        before = totals.map(|t| (at, t));
         view.set(c);
         tokio::select! {
             () = cancel.cancelled() => return Ok(()),
@@ -106,7 +174,7 @@ async fn read(
     behind_warn: Duration,
     stall_after: Duration,
     still: &mut Still,
-) -> Cluster {
+) -> (Cluster, Option<Totals>) {
     let now = Utc::now();
     let mut warnings = Vec::new();
     let due = match due_index(store, now.timestamp_millis()).await {
@@ -125,6 +193,7 @@ async fn read(
     }
     let mut out = Vec::new();
     let at = Instant::now();
+    let mut totals = Some(Totals::default());
     for g in groups {
         let (client, id, topics) = (g.client.clone(), g.id.clone(), g.topics.clone());
         let read = tokio::task::spawn_blocking(move || {
@@ -146,9 +215,20 @@ async fn read(
                 warn!(group = %g.id, error = %e, "cluster view: cannot read the group");
                 warnings.push(format!("group {} could not be read: {e}", g.id));
                 lag.error = Some(e);
+                totals = None;
             }
             Ok((members, readings)) => {
                 lag.members = members;
+                let (committed, high): (i64, i64) = readings
+                    .values()
+                    .fold((0, 0), |(c, h), r| (c + r.committed, h + r.high));
+                if let Some(t) = &mut totals {
+                    match g.service {
+                        "ingest" => t.ingested = committed,
+                        "worker" => (t.executed, t.fired) = (committed, high),
+                        _ => t.retried = high,
+                    }
+                }
                 for ((topic, partition), r) in readings {
                     let behind = (r.high - r.committed).max(0);
                     let key = (g.id.clone(), topic.clone(), partition);
@@ -189,12 +269,16 @@ async fn read(
         }
         out.push(lag);
     }
-    Cluster {
-        at: now,
-        due,
-        groups: out,
-        warnings,
-    }
+    (
+        Cluster {
+            at: now,
+            due,
+            groups: out,
+            warnings,
+            rates: None,
+        },
+        totals,
+    )
 }
 
 async fn due_index(store: &Store, now_ms: i64) -> Result<DueIndex, sked_core::store::Error> {
@@ -210,4 +294,35 @@ async fn due_index(store: &Store, now_ms: i64) -> Result<DueIndex, sked_core::st
         oldest_due_at: oldest.and_then(chrono::DateTime::from_timestamp_millis),
         behind_ms: oldest.map_or(0, |o| (now_ms - o).max(0)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_the_growth_per_second_and_never_negative() {
+        let before = Totals {
+            ingested: 100,
+            fired: 50,
+            executed: 40,
+            retried: 2,
+            dead: 7,
+        };
+        let now = Totals {
+            ingested: 150,
+            fired: 70,
+            executed: 60,
+            retried: 6,
+            dead: 3,
+        };
+        let r = now.rates_since(&before, 2.0);
+        assert_eq!(r.ingested_per_s, 25.0);
+        assert_eq!(r.fired_per_s, 10.0);
+        assert_eq!(r.executed_per_s, 10.0);
+        assert_eq!(r.retried_per_s, 2.0);
+        assert_eq!(r.dead_lettered_per_s, 0.0, "a DLQ made again");
+        assert_eq!(r.failure_rate, Some(0.2));
+        assert_eq!(before.rates_since(&before, 5.0).failure_rate, None);
+    }
 }

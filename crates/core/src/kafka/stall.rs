@@ -297,25 +297,49 @@ pub fn group_members(client: &BaseConsumer, group: &str) -> Option<u32> {
     u32::try_from(g.members().len()).ok()
 }
 
+/// Every partition of `topics`, from the broker's metadata.
+fn partitions(client: &BaseConsumer, topics: &[String]) -> Result<Vec<(String, i32)>, String> {
+    let mut out = Vec::new();
+    for topic in topics {
+        let metadata = client
+            .fetch_metadata(Some(topic), READ_TIMEOUT)
+            .map_err(|e| format!("metadata of {topic}: {e}"))?;
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                out.push((t.name().to_owned(), p.id()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// How long one metadata, offsets or watermarks request may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The sum of the high watermarks of every partition of `topics`: how many records were
+/// ever written to them.
+pub fn written(client: &BaseConsumer, topics: &[String]) -> Result<i64, String> {
+    let mut sum = 0;
+    for (topic, partition) in partitions(client, topics)? {
+        let (_, high) = client
+            .fetch_watermarks(&topic, partition, READ_TIMEOUT)
+            .map_err(|e| format!("watermarks of {topic}/{partition}: {e}"))?;
+        sum += high.max(0);
+    }
+    Ok(sum)
+}
+
 /// The committed offset and high watermark of every partition of `topics` for `group`.
 pub fn read_group(
     client: &BaseConsumer,
     group: &str,
     topics: &[String],
 ) -> Result<BTreeMap<(String, i32), Reading>, String> {
-    let timeout = Duration::from_secs(10);
+    let timeout = READ_TIMEOUT;
+    let partitions = partitions(client, topics)?;
     let mut tpl = TopicPartitionList::new();
-    let mut partitions: Vec<(String, i32)> = Vec::new();
-    for topic in topics {
-        let metadata = client
-            .fetch_metadata(Some(topic), timeout)
-            .map_err(|e| format!("metadata of {topic}: {e}"))?;
-        for t in metadata.topics() {
-            for p in t.partitions() {
-                partitions.push((t.name().to_owned(), p.id()));
-                tpl.add_partition(t.name(), p.id());
-            }
-        }
+    for (topic, partition) in &partitions {
+        tpl.add_partition(topic, *partition);
     }
     let committed = client
         .committed_offsets(tpl, timeout)

@@ -21,6 +21,24 @@ pub fn summary(c: &Cluster) -> Markup {
                 div.card { h2 { (g.service) " lag" } p.big { (g.lag) } p.muted { "group " code { (g.group) } } }
             }
         }
+        @if let Some(r) = &c.rates {
+            div.cards data-test="rates" {
+                div.card { h2 { "Ingested" } p.big data-test="ingested-rate" { (per_s(r.ingested_per_s)) } p.muted { "per second, from the ingest topics" } }
+                div.card { h2 { "Fired" } p.big data-test="fired-rate" { (per_s(r.fired_per_s)) } p.muted { "per second, to the due topics" } }
+                div.card { h2 { "Executed" } p.big data-test="executed-rate" { (per_s(r.executed_per_s)) } p.muted { "per second, by the workers" } }
+                div.card { h2 { "Failure rate" } p.big data-test="failure-rate" { @match r.failure_rate { Some(f) => { (format!("{:.1} %", f * 100.0)) } None => { "—" } } } p.muted { (per_s(r.retried_per_s)) " retried, " (per_s(r.dead_lettered_per_s)) " dead-lettered per second" } }
+            }
+            p.muted { "Rates over the last " (format!("{:.0}", r.seconds)) " s." }
+        }
+    }
+}
+
+/// A rate, with a decimal under 10 per second.
+fn per_s(r: f64) -> String {
+    if r < 10.0 {
+        format!("{r:.1}")
+    } else {
+        format!("{r:.0}")
     }
 }
 
