@@ -10,8 +10,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sked_core::config::token_hash;
 use sked_e2e::{
-    create_topics, eventually, http, http_as, ingest::Ingest, produce, producer, test_config,
-    unique,
+    create_topics, eventually, http, http_as, ingest::Ingest, produce, producer,
+    scheduler::Scheduler, test_config, unique,
 };
 
 const ACME: &str = "acme-cluster-token-5Tq";
@@ -213,4 +213,100 @@ async fn grown(api: &str, rate: &str, want: f64) -> Value {
         "{rate}: {sum} records, not {want}: {last}"
     );
     last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_processes_announce_themselves_and_leave_when_they_drain() {
+    use sked_core::store::{Store, replicas::Replica};
+    let ns = unique("replicas");
+    let config = test_config(&ns, &[]);
+    create_topics(&config, 1).await;
+    let ingest = Ingest::start(config.clone()).await;
+    let scheduler = Scheduler::start(config.clone()).await;
+    let api = ingest.api();
+    // What a process killed -9 leaves: one quiet for 30 s (not listed, kept) and one for
+    // 11 minutes (removed by the next read).
+    let store = Store::connect(&config.redis).await.unwrap();
+    let ghost = |id: &str, ago: chrono::Duration| {
+        let at = chrono::Utc::now() - ago;
+        Replica {
+            service: "worker".into(),
+            id: id.into(),
+            host: format!("{id}-host"),
+            version: "0.0.0".into(),
+            started_at: at,
+            seen_at: at,
+            figures: Default::default(),
+        }
+    };
+    store
+        .announce(&ghost("quiet", chrono::Duration::seconds(30)))
+        .await
+        .unwrap();
+    store
+        .announce(&ghost("gone", chrono::Duration::minutes(11)))
+        .await
+        .unwrap();
+    let resp = http()
+        .post(format!("{api}/v1/jobs"))
+        .json(&json!({"id": "now", "app": "sms", "delay": "0s", "payload": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+
+    let cluster = || async {
+        let v: Value = http()
+            .get(format!("{api}/v1/cluster"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        Some(v["replicas"].as_array()?.clone())
+    };
+    let replicas = eventually(Duration::from_secs(30), "the scheduler's fire", || async {
+        let r = cluster().await?;
+        r.iter()
+            .any(|r| r["service"] == "scheduler" && r["figures"]["fired"] == 1)
+            .then_some(r)
+    })
+    .await;
+    let services: Vec<&str> = replicas
+        .iter()
+        .map(|r| r["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(services, ["ingest", "scheduler"], "{replicas:?}");
+    let s = &replicas[1];
+    assert_eq!(s["figures"]["early"], 0, "{s}");
+    assert_eq!(s["figures"]["claimed"], 1, "{s}");
+    assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
+    assert_ne!(replicas[0]["id"], s["id"]);
+    let mut conn = store.connection();
+    let kept: Vec<String> = redis::cmd("ZRANGE")
+        .arg(store.keys().replicas_seen())
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(kept.contains(&"quiet".to_owned()), "{kept:?}");
+    assert!(!kept.contains(&"gone".to_owned()), "{kept:?}");
+    let info: Option<String> = redis::cmd("HGET")
+        .arg(store.keys().replica_info())
+        .arg("gone")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(info, None);
+
+    // A scheduler that drains leaves the list at once, not 20 s later.
+    scheduler.stop().await;
+    eventually(Duration::from_secs(12), "the scheduler gone", || async {
+        let r = cluster().await?;
+        (!r.iter().any(|r| r["service"] == "scheduler")).then_some(())
+    })
+    .await;
+    ingest.stop().await;
 }

@@ -140,6 +140,7 @@ impl Modify for BearerAuth {
         stats::Whoami,
         stats::Cluster,
         stats::Rates,
+        stats::Replica,
         stats::DueIndex,
         stats::GroupLag,
         stats::PartitionLag,

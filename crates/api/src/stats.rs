@@ -60,6 +60,32 @@ pub struct Cluster {
     /// a group or topic could not be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rates: Option<Rates>,
+    /// The sked processes that announced themselves lately, by service then host.
+    #[serde(default)]
+    pub replicas: Vec<Replica>,
+}
+
+/// One running sked process, as it last announced itself (every 5 s; listed until 20 s
+/// without news, and gone at once when it drains).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Replica {
+    /// `ingest`, `scheduler`, `worker` or `replayer`.
+    pub service: String,
+    /// Random, new at every start.
+    pub id: String,
+    /// The host name (`HOSTNAME`: the pod's name on Kubernetes).
+    pub host: String,
+    /// The sked version it runs.
+    pub version: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it last announced itself.
+    pub seen_at: DateTime<Utc>,
+    /// Its own counts since it started: a scheduler's `claimed`, `fired` and `early` (fires
+    /// published before their due time: always 0 unless something is wrong), a worker's
+    /// `in_flight` (fires read and not finished).
+    #[serde(default)]
+    pub figures: BTreeMap<String, i64>,
 }
 
 /// Throughput between two reads of the figures (about 5 s apart), from how far the topics'

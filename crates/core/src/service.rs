@@ -9,7 +9,8 @@
 //!    routes);
 //! 3. [`Base::start`]: the admin endpoints, then Redis;
 //! 4. its consumers, listeners and loops, as tasks of [`Base::tasks`];
-//! 5. [`Base::spawn_probe`], last, so `/readyz` passes only once everything runs.
+//! 5. [`Base::spawn_announce`] (who runs, for `GET /v1/cluster`), then [`Base::spawn_probe`],
+//!    last, so `/readyz` passes only once everything runs.
 //!
 //! Its `Running::wait` is [`Base::wait`] (or [`Base::wait_then`]).
 
@@ -27,7 +28,7 @@ use crate::{
     kafka,
     readiness::{self, Readiness},
     runtime::{self, StoppedBeforeReady},
-    store::{Keyring, Store},
+    store::{Keyring, Store, replicas},
     supervise::Tasks,
 };
 
@@ -158,6 +159,51 @@ impl Base {
             cancel,
         );
         self.tasks.spawn("probe", probe);
+    }
+
+    /// Spawns the task `announce`: every [`replicas::ANNOUNCE_EVERY`] the process records
+    /// itself in Redis (service, host, version, start, and `figures()`, its own counts) for
+    /// `GET /v1/cluster`; at `cancel` it takes itself off the list. A Redis failure is logged
+    /// (once until it answers again) and retried at the next beat; the task never ends early.
+    pub fn spawn_announce<F>(&mut self, figures: F, cancel: CancellationToken)
+    where
+        F: Fn() -> std::collections::BTreeMap<String, i64> + Send + 'static,
+    {
+        let store = self.store.clone();
+        let now = chrono::Utc::now();
+        let mut me = replicas::Replica {
+            service: self.service.to_owned(),
+            id: uuid::Uuid::now_v7().simple().to_string(),
+            host: std::env::var("HOSTNAME").unwrap_or_default(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at: now,
+            seen_at: now,
+            figures: std::collections::BTreeMap::new(),
+        };
+        self.tasks.spawn("announce", async move {
+            let mut failing = false;
+            loop {
+                me.seen_at = chrono::Utc::now();
+                me.figures = figures();
+                match store.announce(&me).await {
+                    Ok(()) => failing = false,
+                    Err(err) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %err, "cannot announce this process in redis; retrying");
+                    }
+                    Err(_) => {}
+                }
+                tokio::select! {
+                    () = cancel.cancelled() => {
+                        if let Err(err) = store.retire(&me.id).await {
+                            tracing::warn!(error = %err, "cannot take this process off the list of replicas; it drops off in 20 s");
+                        }
+                        return Ok(());
+                    }
+                    () = tokio::time::sleep(replicas::ANNOUNCE_EVERY) => {}
+                }
+            }
+        });
     }
 
     /// Starts the stall watch of the consumer group `group` over `topics` as the task

@@ -3,7 +3,8 @@
 //! overview, a script) costs nothing but a copy. Warnings that hold now: the schedulers are
 //! behind by more than `scheduler.misfire_threshold`, a group has no member, a partition has
 //! lag and has not moved for `kafka.stall_after`, a group could not be read. Rates come from
-//! how far the offsets moved between two reads ([`Totals`]).
+//! how far the offsets moved between two reads ([`Totals`]); the running processes from what
+//! they announce (`sked_core::store::replicas`).
 
 use std::{
     collections::BTreeMap,
@@ -191,6 +192,15 @@ async fn read(
             due.due_now
         ));
     }
+    let replicas = match store.replicas().await {
+        Ok(r) => r,
+        Err(e) => {
+            warnings.push(format!(
+                "the list of running processes could not be read: {e}"
+            ));
+            Vec::new()
+        }
+    };
     let mut out = Vec::new();
     let at = Instant::now();
     let mut totals = Some(Totals::default());
@@ -276,6 +286,7 @@ async fn read(
             groups: out,
             warnings,
             rates: None,
+            replicas,
         },
         totals,
     )

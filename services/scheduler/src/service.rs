@@ -99,9 +99,28 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
             cancel.clone(),
         ),
     );
+    let (claimed, fired, early) = (
+        metrics.claimed.clone(),
+        metrics.fired.clone(),
+        metrics.early.clone(),
+    );
     base.tasks.spawn(
         "gauges",
         firing::gauges(base.store.clone(), metrics, cancel.clone()),
+    );
+    base.spawn_announce(
+        move || {
+            let n = |c: &prometheus_client::metrics::counter::Counter| {
+                i64::try_from(c.get()).unwrap_or(i64::MAX)
+            };
+            [
+                ("claimed".to_owned(), n(&claimed)),
+                ("fired".to_owned(), n(&fired)),
+                ("early".to_owned(), n(&early)),
+            ]
+            .into()
+        },
+        cancel.clone(),
     );
     base.spawn_probe(config.topics.due.clone(), cancel);
     Ok(Running {

@@ -220,6 +220,11 @@ pub async fn start_with(
     };
     base.tasks
         .spawn("consumer", worker.run(cancel.clone(), hard_stop));
+    let in_flight = metrics.in_flight.clone();
+    base.spawn_announce(
+        move || [("in_flight".to_owned(), in_flight.get())].into(),
+        cancel.clone(),
+    );
     let probe_topic = topics.first().cloned().unwrap_or(config.topics.due.clone());
     base.spawn_probe(probe_topic, cancel);
     Ok(Running {

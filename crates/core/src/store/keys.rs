@@ -232,6 +232,17 @@ impl Keys {
         }
     }
 
+    /// The running processes by when each last announced itself (sorted set: replica id by ms),
+    /// under the hash tag `{replicas}` with [`Keys::replica_info`].
+    pub fn replicas_seen(&self) -> String {
+        format!("{}:{{replicas}}:seen", self.prefix)
+    }
+
+    /// What each running process announced (hash: replica id → JSON).
+    pub fn replica_info(&self) -> String {
+        format!("{}:{{replicas}}:info", self.prefix)
+    }
+
     /// The wake-up channel the scheduler listens on.
     pub fn wake_channel(&self) -> String {
         format!("{}:wake", self.prefix)

@@ -23,6 +23,7 @@
 //! | `P:{sN}:h:<job id>` | list | its last 50 fires, `<due ms>:<at ms>:<origin>` |
 //! | `P:{calendars}` | hash | exclusion calendars created through the API: name → calendar JSON ([`calendars`]) |
 //! | `P:pauses` | hash | the paused apps and tenants, for listing |
+//! | `P:{replicas}:seen`, `P:{replicas}:info` | sorted set, hash | the running processes: id by last announcement ms, id → what it announced ([`replicas`]) |
 //! | `P:wake` | pub/sub channel | `<shard>:<due ms>` when a batch lowers a shard's earliest due |
 //!
 //! Secondary indexes change in the same script as the job (insert, claim, ack, pause) except
@@ -55,6 +56,7 @@ mod record;
 #[cfg(test)]
 mod record_fuzz;
 pub mod recurring;
+pub mod replicas;
 pub mod runs;
 mod scripts;
 pub mod seal;

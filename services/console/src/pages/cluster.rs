@@ -17,6 +17,11 @@ pub fn summary(c: &Cluster) -> Markup {
             div.card { h2 { "Schedulers behind" } p.big { (millis(c.due.behind_ms)) } }
             div.card { h2 { "In flight" } p.big { (c.due.in_flight) } p.muted { "claimed, being published" } }
             div.card { h2 { "Due index" } p.big { (c.due.indexed) } p.muted { "earliest " (time_opt(c.due.oldest_due_at.as_ref())) } }
+            @let schedulers: Vec<_> = c.replicas.iter().filter(|r| r.service == "scheduler").collect();
+            @if !schedulers.is_empty() {
+                @let early: i64 = schedulers.iter().filter_map(|r| r.figures.get("early")).sum();
+                div.card { h2 { "Early fires" } p.big data-test="early-fires" { (early) } p.muted { "by the " (schedulers.len()) " schedulers running, since they started" } }
+            }
             @for g in &c.groups {
                 div.card { h2 { (g.service) " lag" } p.big { (g.lag) } p.muted { "group " code { (g.group) } } }
             }
@@ -56,6 +61,23 @@ pub async fn show(State(app): State<App>, Signed(s): Signed) -> Response {
         div #cluster-live data-live {
             p.muted { "Read " (time(&c.at)) " by the ingest service (every 5 s)." }
             (summary(&c))
+            h2 { "Processes" }
+            table data-test="replicas" {
+                thead { tr { th scope="col" { "service" } th scope="col" { "host" } th scope="col" { "version" } th scope="col" { "started" } th scope="col" { "last seen" } th scope="col" { "figures" } } }
+                tbody {
+                    @if c.replicas.is_empty() { tr { td colspan="6" { "No process has announced itself." } } }
+                    @for r in &c.replicas {
+                        tr data-test="replica" {
+                            td { (r.service) }
+                            td { code { (if r.host.is_empty() { r.id.as_str() } else { r.host.as_str() }) } }
+                            td { (r.version) }
+                            td { (time(&r.started_at)) }
+                            td { (time(&r.seen_at)) }
+                            td { @for (k, v) in &r.figures { (k) " " (v) " " } }
+                        }
+                    }
+                }
+            }
             @for g in &c.groups {
                 h2 { (g.service) ": group " code { (g.group) } }
                 p {
