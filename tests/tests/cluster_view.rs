@@ -58,8 +58,7 @@ async fn the_cluster_view_shows_the_due_backlog_group_lag_and_warnings() {
         Duration::from_secs(20),
         "the figures with the jobs",
         || async {
-            let resp = http().get(format!("{api}/v1/cluster")).send().await.ok()?;
-            let v: Value = resp.json().await.ok()?;
+            let v = read_view(&api).await?;
             (v["due"]["indexed"] == 4).then_some(v)
         },
     )
@@ -143,14 +142,7 @@ async fn the_cluster_view_shows_the_due_backlog_group_lag_and_warnings() {
     assert_eq!(r["executed_per_s"], 0.0, "no worker: {r}");
     assert!(r["failure_rate"].is_null(), "nothing executed: {r}");
     let warning = eventually(Duration::from_secs(30), "a stall warning", || async {
-        let v: Value = http()
-            .get(format!("{api}/v1/cluster"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let v = read_view(&api).await?;
         let lag = v["groups"][1]["lag"].as_i64()?;
         v["warnings"]
             .as_array()?
@@ -181,6 +173,18 @@ async fn the_cluster_view_shows_the_due_backlog_group_lag_and_warnings() {
     ingest.stop().await;
 }
 
+/// `GET /v1/cluster` as the test token; `None` on any failure (to be asked again).
+async fn read_view(api: &str) -> Option<Value> {
+    http()
+        .get(format!("{api}/v1/cluster"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
+
 /// Sums `rate × seconds` over the reads of `GET /v1/cluster` (each read once) until it
 /// reaches `want` (30 s at most), and asserts it is `want`, not more: the rates count each
 /// record once, however the reads split them. Returns the rates of the last read summed.
@@ -189,10 +193,7 @@ async fn grown(api: &str, rate: &str, want: f64) -> Value {
     let (mut sum, mut last_at, mut last) = (0.0, Value::Null, Value::Null);
     while sum < want - 0.01 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let Ok(resp) = http().get(format!("{api}/v1/cluster")).send().await else {
-            continue;
-        };
-        let Ok(v) = resp.json::<Value>().await else {
+        let Some(v) = read_view(api).await else {
             continue;
         };
         if v["at"] == last_at || v["rates"].is_null() {
@@ -255,17 +256,7 @@ async fn the_running_processes_announce_themselves_and_leave_when_they_drain() {
         .unwrap();
     assert!(resp.status().is_success());
 
-    let cluster = || async {
-        let v: Value = http()
-            .get(format!("{api}/v1/cluster"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        Some(v["replicas"].as_array()?.clone())
-    };
+    let cluster = || async { Some(read_view(&api).await?["replicas"].as_array()?.clone()) };
     let replicas = eventually(Duration::from_secs(30), "the scheduler's fire", || async {
         let r = cluster().await?;
         r.iter()
