@@ -623,6 +623,31 @@ async fn recurring_jobs_outside_the_recurring_index_are_listed_by_kind_before_an
         (10, 30),
         "the every jobs are held or firing"
     );
+    // One firing job whose claim is gone (a record left firing): indexed at now.
+    let mut conn = store.connection();
+    let mut lost = None;
+    for s in 0..store.keys().shards() {
+        let shard = sked_core::job::Shard(s);
+        let claims: Vec<String> = redis::cmd("ZRANGE")
+            .arg(store.keys().inflight(shard))
+            .arg(0)
+            .arg(0)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if let Some(member) = claims.first() {
+            let () = redis::cmd("ZREM")
+                .arg(store.keys().inflight(shard))
+                .arg(member)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let id = member.split_once('|').unwrap().1.to_owned();
+            lost = Some((shard, id));
+            break;
+        }
+    }
+    let (lost_shard, lost_id) = lost.expect("a claim");
 
     forget_recurring_index(&store).await;
     assert!(!store.recurring_ready().await.unwrap());
@@ -631,17 +656,35 @@ async fn recurring_jobs_outside_the_recurring_index_are_listed_by_kind_before_an
         crons,
         "without the index"
     );
+    // Without the index, a job is listed from the set it waits in: the one left firing, in
+    // none, is not.
+    let mut seen = everies.clone();
+    assert!(seen.remove(&lost_id), "{lost_id} is an every job");
     assert_eq!(
         store_kind(&store, Kind::Every).await,
-        everies,
+        seen,
         "without the index"
     );
 
+    let before = Utc::now().timestamp_millis();
     assert_eq!(
         store.backfill_recurring(&Default::default()).await.unwrap(),
         100
     );
+    let after = Utc::now().timestamp_millis();
     assert!(store.recurring_ready().await.unwrap());
+    let score: Option<f64> = redis::cmd("ZSCORE")
+        .arg(
+            store
+                .keys()
+                .index(lost_shard, &sked_core::store::Index::Recurring),
+        )
+        .arg(&lost_id)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let score = score.expect("the job left firing is indexed") as i64;
+    assert!((before..=after).contains(&score), "{score} at now");
     assert_eq!(recurring_entries(&store).await, 100);
     assert_eq!(
         store_kind(&store, Kind::Cron).await,

@@ -17,6 +17,10 @@ use crate::job::Shard;
 /// Jobs per backfill step (one page of the creation index and one script call).
 const STEP: usize = 500;
 
+/// Script calls for the firing jobs of one step before those with no claim found are placed
+/// at now (100 ms apart: about 2 s).
+const FIRING_ROUNDS: u32 = 20;
+
 /// How far before the previous walk's start the next one begins: a job an older version
 /// stored while that walk ran (a rolling upgrade) is seen by the walk of the next start.
 const OVERLAP_MS: i64 = 60_000;
@@ -110,7 +114,10 @@ impl Store {
 
     /// One backfill step: the recurring jobs among `ids` into the shard's index. A job firing
     /// now is placed at the due of its claim (read from the in-flight set); one that moved
-    /// meanwhile is asked about again until it is seen somewhere.
+    /// meanwhile is asked about again, every 100 ms, [`FIRING_ROUNDS`] times at most. One
+    /// still firing with no claim found after that (a claim beyond the first
+    /// [`MAX_EXAMINED`] of a herd, or a record left firing) is placed at now: its next ack
+    /// moves the entry to its next due, and a listing shows it meanwhile.
     async fn index_recurring(
         &self,
         shard: Shard,
@@ -120,46 +127,72 @@ impl Store {
         let mut added = 0;
         let mut todo: Vec<(String, String)> =
             ids.iter().map(|id| (id.clone(), String::new())).collect();
+        let mut rounds = 0;
         while !todo.is_empty() {
-            let mut inv = scripts::RECURRING.prepare_invoke();
-            inv.key(self.keys.index(shard, &Index::Recurring))
-                .key(self.keys.due(shard))
-                .key(self.keys.paused(shard))
-                .key(self.keys.held(shard));
-            for (id, claimed) in &todo {
-                inv.key(format!("{}{id}", self.keys.job_prefix(shard)))
-                    .arg(id)
-                    .arg(claimed);
-            }
-            let mut cmds = self.conn.commands();
-            cmds.group().invoke_script(&inv);
-            let reply = self.query_scripts(&cmds).await?;
-            let (n, firing) = match reply.into_iter().next() {
-                Some(Value::Array(mut items)) if !items.is_empty() => {
-                    let n: u64 = from_redis_value(&items.remove(0))?;
-                    (n, from_redis_value::<Vec<String>>(&Value::Array(items))?)
-                }
-                _ => return Err(Error::Protocol("malformed RECURRING reply".into())),
-            };
+            let (n, firing) = self.recurring_call(shard, &todo).await?;
             added += n;
             if firing.is_empty() || cancel.is_cancelled() {
                 break;
             }
+            rounds += 1;
+            if rounds > 1 {
+                // Acked and claimed again between two calls, or not found among the claims:
+                // let the claims settle.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             let claims = self.claimed_dues(shard).await?;
-            let asked_with_due = todo.iter().any(|(_, c)| !c.is_empty());
+            let last = rounds >= FIRING_ROUNDS;
+            let now = chrono::Utc::now().timestamp_millis().to_string();
             todo = firing
                 .into_iter()
                 .map(|id| {
-                    let due = claims.get(&id).cloned().unwrap_or_default();
+                    let due = match claims.get(&id) {
+                        Some(due) => due.clone(),
+                        None if last => now.clone(),
+                        None => String::new(),
+                    };
                     (id, due)
                 })
                 .collect();
-            if asked_with_due {
-                // Acked and claimed again between two calls: let the claim settle.
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            if last {
+                tracing::warn!(
+                    shard = shard.0,
+                    jobs = todo.len(),
+                    "recurring index backfill: firing jobs with no claim found; indexed at now until their next ack"
+                );
+                added += self.recurring_call(shard, &todo).await?.0;
+                break;
             }
         }
         Ok(added)
+    }
+
+    /// One RECURRING script call for `todo` (id, claimed due or ''): how many entries it
+    /// added, and the ids of firing jobs it was given no due for.
+    async fn recurring_call(
+        &self,
+        shard: Shard,
+        todo: &[(String, String)],
+    ) -> Result<(u64, Vec<String>), Error> {
+        let mut inv = scripts::RECURRING.prepare_invoke();
+        inv.key(self.keys.index(shard, &Index::Recurring))
+            .key(self.keys.due(shard))
+            .key(self.keys.paused(shard))
+            .key(self.keys.held(shard));
+        for (id, claimed) in todo {
+            inv.key(format!("{}{id}", self.keys.job_prefix(shard)))
+                .arg(id)
+                .arg(claimed);
+        }
+        let mut cmds = self.conn.commands();
+        cmds.group().invoke_script(&inv);
+        match self.query_scripts(&cmds).await?.into_iter().next() {
+            Some(Value::Array(mut items)) if !items.is_empty() => {
+                let n: u64 = from_redis_value(&items.remove(0))?;
+                Ok((n, from_redis_value::<Vec<String>>(&Value::Array(items))?))
+            }
+            _ => Err(Error::Protocol("malformed RECURRING reply".into())),
+        }
     }
 
     /// Job id → due score of the shard's claimed fires (the in-flight set is as large as the
