@@ -360,6 +360,25 @@ async fn all_four_services_on_a_cluster_run_each_job_once_on_time_retry_and_repl
         per_node.iter().filter(|n| **n > 0).count() >= 2,
         "keys are spread over the cluster's nodes: {per_node:?}"
     );
+    // All four processes announce themselves on a cluster too (their keys share one slot).
+    let services = eventually(Duration::from_secs(15), "four processes", || async {
+        let v: serde_json::Value = http()
+            .get(format!("{}/v1/cluster", ingest.api()))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let s: Vec<String> = v["replicas"]
+            .as_array()?
+            .iter()
+            .filter_map(|r| r["service"].as_str().map(str::to_owned))
+            .collect();
+        (s.len() == 4).then_some(s)
+    })
+    .await;
+    assert_eq!(services, ["ingest", "replayer", "scheduler", "worker"]);
     replayer.stop().await;
     worker.stop().await;
     scheduler.stop().await;
