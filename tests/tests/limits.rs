@@ -149,8 +149,10 @@ async fn a_global_rate_of_50_per_second_holds_within_10_percent_across_three_wor
     // consecutive starts (of any worker) is about 20 ms. This is judged over all the gaps, not
     // per second: a worker that is off the CPU for a few hundred ms (two cores shared with the
     // whole suite) starts its overdue jobs together when it wakes, which puts one second over
-    // 50 (68 was seen once in CI) without the limiter being wrong. A limiter that let starts
-    // through in bursts, even at the right average rate, makes most gaps near zero.
+    // 50 (68 was seen once in CI) without the limiter being wrong; such stalls also put some
+    // gaps near zero (226 of 2,999, 7.5 %, once in CI). A limiter that let starts through in
+    // bursts, even at the right average rate, makes most gaps near zero (80 % for starts
+    // rounded to 100 ms boundaries), so a quarter is the bound.
     let mut at: Vec<DateTime<Utc>> = window.iter().map(|c| c.at).collect();
     at.sort();
     let gaps: Vec<i64> = at
@@ -164,7 +166,7 @@ async fn a_global_rate_of_50_per_second_holds_within_10_percent_across_three_wor
     }
     let busiest = per_second.values().max().copied().unwrap_or(0);
     assert!(
-        close * 20 <= gaps.len(),
+        close * 4 <= gaps.len(),
         "{close} of {} consecutive starts were under 5 ms apart (limit 50/s, burst 1: about 20 ms); \
          the busiest second had {busiest}",
         gaps.len()
