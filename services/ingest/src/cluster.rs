@@ -144,10 +144,14 @@ pub async fn run(
                     }
                     Ok(Err(e)) => {
                         warn!(error = %e, "cluster view: cannot read the dlq's watermarks");
+                        c.warnings
+                            .push(format!("the dlq could not be read (no rates): {e}"));
                         None
                     }
                     Err(e) => {
                         warn!(error = %e, "cluster view: the dlq read failed");
+                        c.warnings
+                            .push(format!("the dlq could not be read (no rates): {e}"));
                         None
                     }
                 }
