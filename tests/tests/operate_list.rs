@@ -69,6 +69,15 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 /// The request of job `i` of the listing corpus: 10 apps, 20 tenants, 100 batch labels, one
 /// job in ten a cron, due from tomorrow on (nothing fires during the test). Several share a
 /// due time, so the order's tie-break on ids is exercised.
+/// A time field of a listed job, parsed; `None` when it is absent.
+fn time_of(v: &Value) -> Option<DateTime<Utc>> {
+    v.as_str().map(|t| {
+        DateTime::parse_from_rfc3339(t)
+            .unwrap_or_else(|e| panic!("{t:?} is not RFC 3339: {e}"))
+            .with_timezone(&Utc)
+    })
+}
+
 fn corpus_job(i: usize, base: DateTime<Utc>) -> String {
     let (app, tenant, batch) = (i % 10, i % 20, i % 100);
     let common = format!(
@@ -165,16 +174,13 @@ async fn listing_filters_and_pages_without_skips_or_repeats_while_others_churn()
     // In due order, ids breaking ties.
     let (status, page) = get(&ingest, "/v1/jobs?limit=1000").await;
     assert_eq!(status, StatusCode::OK);
-    let order: Vec<(String, String)> = page["jobs"]
+    // As times, not strings: a whole second is written without a fraction ("43Z"), which
+    // sorts after "43.055Z" as text.
+    let order: Vec<(Option<DateTime<Utc>>, String)> = page["jobs"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|j| {
-            (
-                j["next_due"].as_str().unwrap_or("").to_owned(),
-                j["id"].as_str().unwrap().to_owned(),
-            )
-        })
+        .map(|j| (time_of(&j["next_due"]), j["id"].as_str().unwrap().to_owned()))
         .collect();
     let mut sorted = order.clone();
     sorted.sort();
@@ -230,15 +236,14 @@ async fn listing_filters_and_pages_without_skips_or_repeats_while_others_churn()
     assert_eq!(corpus_created.len(), 10_000, "every job once by creation");
     let (status, page) = get(&ingest, "/v1/jobs?order=created&limit=1000").await;
     assert_eq!(status, StatusCode::OK, "{page}");
-    let created: Vec<(String, String)> = page["jobs"]
+    let created: Vec<(Option<DateTime<Utc>>, String)> = page["jobs"]
         .as_array()
         .unwrap()
         .iter()
         .map(|j| {
-            (
-                j["created_at"].as_str().unwrap().to_owned(),
-                j["id"].as_str().unwrap().to_owned(),
-            )
+            let at = time_of(&j["created_at"]);
+            assert!(at.is_some(), "a creation time: {j}");
+            (at, j["id"].as_str().unwrap().to_owned())
         })
         .collect();
     let mut sorted = created.clone();
