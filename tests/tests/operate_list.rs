@@ -180,7 +180,12 @@ async fn listing_filters_and_pages_without_skips_or_repeats_while_others_churn()
         .as_array()
         .unwrap()
         .iter()
-        .map(|j| (time_of(&j["next_due"]), j["id"].as_str().unwrap().to_owned()))
+        .map(|j| {
+            (
+                time_of(&j["next_due"]),
+                j["id"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     let mut sorted = order.clone();
     sorted.sort();
