@@ -361,24 +361,36 @@ async fn all_four_services_on_a_cluster_run_each_job_once_on_time_retry_and_repl
         "keys are spread over the cluster's nodes: {per_node:?}"
     );
     // All four processes announce themselves on a cluster too (their keys share one slot).
-    let services = eventually(Duration::from_secs(15), "four processes", || async {
-        let v: serde_json::Value = http()
-            .get(format!("{}/v1/cluster", ingest.api()))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        let s: Vec<String> = v["replicas"]
-            .as_array()?
-            .iter()
-            .filter_map(|r| r["service"].as_str().map(str::to_owned))
-            .collect();
-        (s.len() == 4).then_some(s)
-    })
+    let services = eventually(
+        Duration::from_secs(15),
+        "four processes and their fires",
+        || async {
+            let v: serde_json::Value = http()
+                .get(format!("{}/v1/cluster", ingest.api()))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let s: Vec<String> = v["replicas"]
+                .as_array()?
+                .iter()
+                .filter_map(|r| r["service"].as_str().map(str::to_owned))
+                .collect();
+            (s.len() == 4 && v["lateness"]["fires"].as_u64() > Some(0)).then_some((s, v))
+        },
+    )
     .await;
+    let (services, v) = services;
     assert_eq!(services, ["ingest", "replayer", "scheduler", "worker"]);
+    // INFO memory answers once per primary on a cluster: all three are summed.
+    assert_eq!(v["redis"]["nodes"], 3, "{}", v["redis"]);
+    assert!(
+        v["redis"]["used_bytes"].as_u64() > Some(0),
+        "{}",
+        v["redis"]
+    );
     replayer.stop().await;
     worker.stop().await;
     scheduler.stop().await;

@@ -238,6 +238,7 @@ async fn the_running_processes_announce_themselves_and_leave_when_they_drain() {
             started_at: at,
             seen_at: at,
             figures: Default::default(),
+            lateness: None,
         }
     };
     store
@@ -251,6 +252,14 @@ async fn the_running_processes_announce_themselves_and_leave_when_they_drain() {
     let resp = http()
         .post(format!("{api}/v1/jobs"))
         .json(&json!({"id": "now", "app": "sms", "delay": "0s", "payload": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    // One job that stays pending, for the bytes per pending job.
+    let resp = http()
+        .post(format!("{api}/v1/jobs"))
+        .json(&json!({"id": "later", "app": "sms", "delay": "1h", "payload": {}}))
         .send()
         .await
         .unwrap();
@@ -274,6 +283,64 @@ async fn the_running_processes_announce_themselves_and_leave_when_they_drain() {
     assert_eq!(s["figures"]["claimed"], 1, "{s}");
     assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
     assert_ne!(replicas[0]["id"], s["id"]);
+
+    // The lateness of the last minute: the scheduler's histogram holds its one fire, and the
+    // merge over every scheduler gives it as p50, p99 and max alike.
+    let window: sked_core::store::replicas::LatenessWindow =
+        serde_json::from_value(s["lateness"].clone()).unwrap();
+    assert_eq!(window.counts.iter().sum::<u64>(), 1, "{s}");
+    assert_eq!(window.counts.len(), window.bounds_us.len() + 1);
+    let v = eventually(
+        Duration::from_secs(12),
+        "the lateness and memory",
+        || async {
+            let v = read_view(&api).await?;
+            (v["lateness"]["fires"] == 1 && v["redis"]["pending"] == 1).then_some(v)
+        },
+    )
+    .await;
+    let l = &v["lateness"];
+    let max = l["max_ms"].as_f64().unwrap();
+    assert!((0.0..10_000.0).contains(&max), "{l}");
+    assert_eq!(l["p50_ms"], l["max_ms"], "{l}");
+    assert_eq!(l["p99_ms"], l["max_ms"], "{l}");
+    assert_eq!(l["seconds"], 60);
+    let m = &v["redis"];
+    assert_eq!(m["nodes"], 1, "{m}");
+    assert!(m["used_bytes"].as_u64().unwrap() > 100_000, "{m}");
+    assert_eq!(
+        m["bytes_per_pending"], m["used_bytes"],
+        "one job pending: {m}"
+    );
+    // A second scheduler's 99 fires 2.5 s late (in the bucket up to 3 s) are merged with it.
+    let mut twin = ghost("twin", chrono::Duration::zero());
+    twin.service = "scheduler".into();
+    let three_s = window
+        .bounds_us
+        .iter()
+        .position(|b| *b == 3_000_000)
+        .unwrap();
+    let mut counts = vec![0; window.counts.len()];
+    counts[three_s] = 99;
+    twin.lateness = Some(sked_core::store::replicas::LatenessWindow {
+        counts,
+        max_us: 2_500_000,
+        ..window.clone()
+    });
+    store.announce(&twin).await.unwrap();
+    let l = eventually(
+        Duration::from_secs(12),
+        "both schedulers merged",
+        || async {
+            let v = read_view(&api).await?;
+            (v["lateness"]["fires"] == 100).then(|| v["lateness"].clone())
+        },
+    )
+    .await;
+    assert_eq!(l["p50_ms"], 2500.0, "{l}");
+    assert_eq!(l["p99_ms"], 2500.0, "{l}");
+    assert_eq!(l["max_ms"], 2500.0, "{l}");
+    store.retire("twin").await.unwrap();
     let mut conn = store.connection();
     let kept: Vec<String> = redis::cmd("ZRANGE")
         .arg(store.keys().replicas_seen())

@@ -165,6 +165,13 @@ async fn an_operator_finds_pauses_triggers_bulk_cancels_and_replays_in_a_browser
     assert_eq!(b.text("[data-test=actor]").await, "test");
     b.find("[data-test=pending]").await;
     b.find("[data-test=due-now]").await;
+    // The schedulers' lateness of the last minute and Redis against the 33 pending jobs.
+    b.find("[data-test=lateness]").await;
+    let per_job = b.text("[data-test=bytes-per-pending]").await;
+    assert!(
+        per_job.ends_with("iB") || per_job.ends_with(" B"),
+        "{per_job}"
+    );
     b.screenshot("overview").await;
     b.click("nav a[href='/sked/cluster']").await;
     let partitions = b.text("[data-test=partitions]").await;

@@ -63,6 +63,103 @@ pub struct Cluster {
     /// The sked processes that announced themselves lately, by service then host.
     #[serde(default)]
     pub replicas: Vec<Replica>,
+    /// Firing lateness over the last minute, merged from what every scheduler announced;
+    /// absent when no scheduler runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lateness: Option<Lateness>,
+    /// What Redis holds; absent when it could not be read (a warning says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisMemory>,
+}
+
+/// Fired minus due of the fires of the last [`Lateness::seconds`], over every scheduler.
+/// The quantiles are the upper bound of the histogram bucket they fall in (the buckets step
+/// 1, 1.5, 2, 3, 5, 7 per decade, from 0.1 ms), never more than `max_ms`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Lateness {
+    /// The window: the last minute.
+    pub seconds: u32,
+    /// Fires published in it.
+    pub fires: u64,
+    /// Median lateness, ms (absent with no fires).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_ms: Option<f64>,
+    /// 99th percentile, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ms: Option<f64>,
+    /// The latest fire in the window, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ms: Option<f64>,
+}
+
+/// A scheduler's firing lateness over its last minute, as a histogram (what it announces;
+/// [`Lateness`] is the merge over every scheduler).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LatenessWindow {
+    /// Seconds the window spans.
+    pub seconds: u32,
+    /// Upper bounds of the buckets, µs, rising; one more bucket above the last is implied.
+    pub bounds_us: Vec<u64>,
+    /// Fires per bucket: one more than `bounds_us`.
+    pub counts: Vec<u64>,
+    /// The largest lateness in the window, µs.
+    pub max_us: u64,
+}
+
+impl LatenessWindow {
+    /// The merge of `windows` (those whose buckets differ from the first's are left out: a
+    /// scheduler of another version), as quantiles; `None` when `windows` is empty.
+    pub fn merge<'a>(windows: impl IntoIterator<Item = &'a LatenessWindow>) -> Option<Lateness> {
+        let mut windows = windows.into_iter();
+        let first = windows.next()?;
+        let mut counts = first.counts.clone();
+        let mut max_us = first.max_us;
+        for w in windows {
+            if w.bounds_us != first.bounds_us || w.counts.len() != counts.len() {
+                continue;
+            }
+            for (sum, n) in counts.iter_mut().zip(&w.counts) {
+                *sum += n;
+            }
+            max_us = max_us.max(w.max_us);
+        }
+        let fires: u64 = counts.iter().sum();
+        let ms = |us: u64| us as f64 / 1000.0;
+        let quantile = |q: f64| {
+            let rank = ((q * fires as f64).ceil() as u64).max(1);
+            let mut seen = 0;
+            for (i, n) in counts.iter().enumerate() {
+                seen += n;
+                if seen >= rank {
+                    let bound = first.bounds_us.get(i).copied().unwrap_or(max_us);
+                    return ms(bound.min(max_us));
+                }
+            }
+            ms(max_us)
+        };
+        Some(Lateness {
+            seconds: first.seconds,
+            fires,
+            p50_ms: (fires > 0).then(|| quantile(0.5)),
+            p99_ms: (fires > 0).then(|| quantile(0.99)),
+            max_ms: (fires > 0).then(|| ms(max_us)),
+        })
+    }
+}
+
+/// Redis memory (`INFO memory` of every primary) against the jobs it holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RedisMemory {
+    /// `used_memory`, summed over the primaries: everything sked keeps, not only jobs.
+    pub used_bytes: u64,
+    /// Primaries read (1 without Redis Cluster).
+    pub nodes: u32,
+    /// Jobs that will still fire (scheduled, paused, held, firing).
+    pub pending: u64,
+    /// `used_bytes / pending`, when anything is pending: an upper bound of a job's cost, as
+    /// it includes every other key (the DLQ index, histories, the audit log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_pending: Option<u64>,
 }
 
 /// One running sked process, as it last announced itself (every 5 s; listed until 20 s
@@ -86,6 +183,9 @@ pub struct Replica {
     /// `in_flight` (fires read and not finished).
     #[serde(default)]
     pub figures: BTreeMap<String, i64>,
+    /// A scheduler's firing lateness over its last minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lateness: Option<LatenessWindow>,
 }
 
 /// Throughput between two reads of the figures (about 5 s apart), from how far the topics'
@@ -312,4 +412,53 @@ pub struct PreviewResponse {
     pub timezone: String,
     /// The slots, soonest first.
     pub slots: Vec<PreviewSlot>,
+}
+
+#[cfg(test)]
+mod lateness_tests {
+    use super::*;
+
+    fn window(counts: Vec<u64>, max_us: u64) -> LatenessWindow {
+        LatenessWindow {
+            seconds: 60,
+            bounds_us: vec![1_000, 2_000, 5_000],
+            counts,
+            max_us,
+        }
+    }
+
+    #[test]
+    fn merged_quantiles_are_bucket_bounds_capped_by_the_max() {
+        // 60 fires under 1 ms, 39 under 2 ms, 1 at 40 ms (above every bound).
+        let a = window(vec![60, 0, 0, 0], 900);
+        let b = window(vec![0, 39, 0, 1], 40_000);
+        let l = LatenessWindow::merge([&a, &b]).unwrap();
+        assert_eq!(l.fires, 100);
+        assert_eq!(l.p50_ms, Some(1.0));
+        assert_eq!(l.p99_ms, Some(2.0));
+        assert_eq!(l.max_ms, Some(40.0));
+        // One scheduler alone: capped by its max, not its bucket's bound.
+        let l = LatenessWindow::merge([&a]).unwrap();
+        assert_eq!(
+            (l.p50_ms, l.p99_ms, l.max_ms),
+            (Some(0.9), Some(0.9), Some(0.9))
+        );
+        // The overflow bucket's quantile is the max.
+        let c = window(vec![0, 0, 0, 3], 7_500);
+        assert_eq!(LatenessWindow::merge([&c]).unwrap().p50_ms, Some(7.5));
+    }
+
+    #[test]
+    fn no_fires_no_quantiles_and_other_buckets_are_left_out() {
+        let empty = window(vec![0, 0, 0, 0], 0);
+        let l = LatenessWindow::merge([&empty]).unwrap();
+        assert_eq!((l.fires, l.p50_ms, l.max_ms), (0, None, None));
+        assert!(LatenessWindow::merge([]).is_none());
+        let other = LatenessWindow {
+            bounds_us: vec![10],
+            counts: vec![5, 5],
+            ..empty.clone()
+        };
+        assert_eq!(LatenessWindow::merge([&empty, &other]).unwrap().fires, 0);
+    }
 }

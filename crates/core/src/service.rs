@@ -162,12 +162,13 @@ impl Base {
     }
 
     /// Spawns the task `announce`: every [`replicas::ANNOUNCE_EVERY`] the process records
-    /// itself in Redis (service, host, version, start, and `figures()`, its own counts) for
+    /// itself in Redis (service, host, version, start, and what `fill` adds: its own counts,
+    /// a scheduler's lateness) for
     /// `GET /v1/cluster`; at `cancel` it takes itself off the list. A Redis failure is logged
     /// (once until it answers again) and retried at the next beat; the task never ends early.
-    pub fn spawn_announce<F>(&mut self, figures: F, cancel: CancellationToken)
+    pub fn spawn_announce<F>(&mut self, fill: F, cancel: CancellationToken)
     where
-        F: Fn() -> std::collections::BTreeMap<String, i64> + Send + 'static,
+        F: Fn(&mut replicas::Replica) + Send + 'static,
     {
         let store = self.store.clone();
         let now = chrono::Utc::now();
@@ -179,12 +180,13 @@ impl Base {
             started_at: now,
             seen_at: now,
             figures: std::collections::BTreeMap::new(),
+            lateness: None,
         };
         self.tasks.spawn("announce", async move {
             let mut failing = false;
             loop {
                 me.seen_at = chrono::Utc::now();
-                me.figures = figures();
+                fill(&mut me);
                 match store.announce(&me).await {
                     Ok(()) => failing = false,
                     Err(err) if !failing => {

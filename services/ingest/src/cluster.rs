@@ -4,7 +4,8 @@
 //! behind by more than `scheduler.misfire_threshold`, a group has no member, a partition has
 //! lag and has not moved for `kafka.stall_after`, a group could not be read. Rates come from
 //! how far the offsets moved between two reads ([`Totals`]); the running processes from what
-//! they announce (`sked_core::store::replicas`).
+//! they announce (`sked_core::store::replicas`), and with them the schedulers' firing lateness
+//! of the last minute; Redis memory from `INFO memory` against the pending jobs.
 
 use std::{
     collections::BTreeMap,
@@ -14,7 +15,9 @@ use std::{
 
 use chrono::Utc;
 use rdkafka::consumer::BaseConsumer;
-use sked_api::stats::{Cluster, DueIndex, GroupLag, PartitionLag, Rates};
+use sked_api::stats::{
+    Cluster, DueIndex, GroupLag, LatenessWindow, PartitionLag, Rates, RedisMemory,
+};
 use sked_core::{
     config::Config,
     job::Shard,
@@ -205,6 +208,19 @@ async fn read(
             Vec::new()
         }
     };
+    let lateness = LatenessWindow::merge(
+        replicas
+            .iter()
+            .filter(|r| r.service == "scheduler")
+            .filter_map(|r| r.lateness.as_ref()),
+    );
+    let redis = match redis_memory(store).await {
+        Ok(m) => Some(m),
+        Err(e) => {
+            warnings.push(format!("redis memory could not be read: {e}"));
+            None
+        }
+    };
     let mut out = Vec::new();
     let at = Instant::now();
     let mut totals = Some(Totals::default());
@@ -291,9 +307,23 @@ async fn read(
             warnings,
             rates: None,
             replicas,
+            lateness,
+            redis,
         },
         totals,
     )
+}
+
+/// Redis memory against the jobs that will still fire.
+async fn redis_memory(store: &Store) -> Result<RedisMemory, sked_core::store::Error> {
+    let (used_bytes, nodes) = store.memory().await?;
+    let pending = store.stats().await?.pending();
+    Ok(RedisMemory {
+        used_bytes,
+        nodes,
+        pending,
+        bytes_per_pending: used_bytes.checked_div(pending),
+    })
 }
 
 async fn due_index(store: &Store, now_ms: i64) -> Result<DueIndex, sked_core::store::Error> {

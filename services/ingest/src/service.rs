@@ -163,7 +163,7 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
         quotas,
     };
     base.tasks.spawn("consumer", ingest.run(cancel.clone()));
-    base.spawn_announce(Default::default, cancel.clone());
+    base.spawn_announce(|_| {}, cancel.clone());
     base.spawn_probe(config.topics.ingest.clone(), cancel);
     Ok(Running {
         http_addr,

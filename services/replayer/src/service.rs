@@ -155,7 +155,7 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
         readiness: base.readiness.clone(),
     };
     base.tasks.spawn("retry", drain.run(cancel.clone()));
-    base.spawn_announce(Default::default, cancel.clone());
+    base.spawn_announce(|_| {}, cancel.clone());
     base.spawn_probe(config.topics.retry.clone(), cancel);
     Ok(Running {
         http_addr,

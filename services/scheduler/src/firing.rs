@@ -588,6 +588,7 @@ impl Firing {
                             produced.fires += 1;
                             let late = (fired_at - due).num_microseconds().unwrap_or(0).max(0);
                             self.metrics.lateness.observe(late as f64 / 1e6);
+                            self.metrics.recent.observe(late as u64);
                             self.metrics.fired.inc();
                         }
                         Err(err) => {

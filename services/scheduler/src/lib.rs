@@ -2,6 +2,7 @@
 //! any number of replicas.
 
 mod firing;
+mod lateness;
 mod metrics;
 mod plan;
 mod service;

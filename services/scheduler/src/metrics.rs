@@ -25,6 +25,8 @@ pub struct SlotLabel {
 pub struct Metrics {
     /// fired_at − due_at of every fire.
     pub lateness: Histogram,
+    /// The same, over the last minute only (announced for `GET /v1/cluster`).
+    pub recent: crate::lateness::Recent,
     /// Fires produced and acknowledged by Kafka.
     pub fired: Counter,
     /// Jobs claimed from the due index.
@@ -67,6 +69,7 @@ impl Metrics {
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 10.0, 30.0, 60.0, 300.0,
             ]),
+            recent: crate::lateness::Recent::default(),
             fired: Counter::default(),
             claimed: Counter::default(),
             reclaimed: Counter::default(),

@@ -99,26 +99,28 @@ pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<
             cancel.clone(),
         ),
     );
-    let (claimed, fired, early) = (
+    let (claimed, fired, early, recent) = (
         metrics.claimed.clone(),
         metrics.fired.clone(),
         metrics.early.clone(),
+        metrics.recent.clone(),
     );
     base.tasks.spawn(
         "gauges",
         firing::gauges(base.store.clone(), metrics, cancel.clone()),
     );
     base.spawn_announce(
-        move || {
+        move |me| {
             let n = |c: &prometheus_client::metrics::counter::Counter| {
                 i64::try_from(c.get()).unwrap_or(i64::MAX)
             };
-            [
+            me.figures = [
                 ("claimed".to_owned(), n(&claimed)),
                 ("fired".to_owned(), n(&fired)),
                 ("early".to_owned(), n(&early)),
             ]
-            .into()
+            .into();
+            me.lateness = Some(recent.window());
         },
         cancel.clone(),
     );

@@ -222,7 +222,7 @@ pub async fn start_with(
         .spawn("consumer", worker.run(cancel.clone(), hard_stop));
     let in_flight = metrics.in_flight.clone();
     base.spawn_announce(
-        move || [("in_flight".to_owned(), in_flight.get())].into(),
+        move |me| me.figures = [("in_flight".to_owned(), in_flight.get())].into(),
         cancel.clone(),
     );
     let probe_topic = topics.first().cloned().unwrap_or(config.topics.due.clone());

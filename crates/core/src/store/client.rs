@@ -839,6 +839,33 @@ impl Store {
         Ok(counts.into_iter().sum())
     }
 
+    /// `used_memory` of `INFO memory`, summed over the primaries, and how many answered (a
+    /// cluster routes `INFO` to every primary and answers a map of node to reply).
+    pub async fn memory(&self) -> Result<(u64, u32), Error> {
+        let mut conn = self.conn.clone();
+        let reply: Value = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut conn)
+            .await?;
+        let texts: Vec<String> = match reply {
+            Value::Map(nodes) => nodes
+                .iter()
+                .map(|(_, v)| from_redis_value(v))
+                .collect::<Result<_, _>>()?,
+            other => vec![from_redis_value(&other)?],
+        };
+        let mut used = 0u64;
+        for text in &texts {
+            let bytes = text
+                .lines()
+                .find_map(|l| l.strip_prefix("used_memory:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| Error::Protocol("INFO memory has no used_memory line".to_owned()))?;
+            used += bytes;
+        }
+        Ok((used, u32::try_from(texts.len()).unwrap_or(u32::MAX)))
+    }
+
     /// The earliest due entries of a shard (id, due), for inspection and tests.
     pub async fn peek_due(&self, shard: Shard, n: isize) -> Result<Vec<(String, f64)>, Error> {
         let mut conn = self.conn.clone();

@@ -306,6 +306,16 @@ pub struct Stats {
     pub by_tenant: BTreeMap<String, u64>,
 }
 
+impl Stats {
+    /// Jobs that will still fire: scheduled, paused, held and firing.
+    pub fn pending(&self) -> u64 {
+        ["scheduled", "paused", "held", "firing"]
+            .iter()
+            .filter_map(|s| self.by_state.get(*s))
+            .sum()
+    }
+}
+
 /// Where a stream reads from.
 #[derive(Debug, Clone)]
 enum Source {

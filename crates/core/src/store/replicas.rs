@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use redis::AsyncCommands;
-pub use sked_api::stats::Replica;
+pub use sked_api::stats::{LatenessWindow, Replica};
 
 use super::{Error, Store};
 

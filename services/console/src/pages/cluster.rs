@@ -22,6 +22,32 @@ pub fn summary(c: &Cluster) -> Markup {
                 @let early: i64 = schedulers.iter().filter_map(|r| r.figures.get("early")).sum();
                 div.card { h2 { "Early fires" } p.big data-test="early-fires" { (early) } p.muted { "by the " (schedulers.len()) " schedulers running, since they started" } }
             }
+            @if let Some(l) = &c.lateness {
+                div.card data-test="lateness" {
+                    h2 { "Firing lateness" }
+                    @match (l.p50_ms, l.p99_ms, l.max_ms) {
+                        (Some(p50), Some(p99), Some(max)) => {
+                            p.big { span data-test="lateness-p99" { (ms(p99)) } }
+                            p.muted { "p99 · p50 " span data-test="lateness-p50" { (ms(p50)) } " · max " span data-test="lateness-max" { (ms(max)) } }
+                        }
+                        _ => { p.big { "—" } }
+                    }
+                    p.muted { span data-test="lateness-fires" { (l.fires) } @if l.fires == 1 { " fire" } @else { " fires" } " in the last " (l.seconds) " s, fired minus due" }
+                }
+            }
+            @if let Some(m) = &c.redis {
+                div.card data-test="redis-memory" {
+                    h2 { "Redis memory" }
+                    p.big data-test="redis-used" { (bytes(m.used_bytes)) }
+                    p.muted {
+                        @match m.bytes_per_pending {
+                            Some(b) => { span data-test="bytes-per-pending" { (bytes(b)) } " per pending job (" (m.pending) " pending, all keys counted)" }
+                            None => { "no pending job" }
+                        }
+                        @if m.nodes > 1 { " · " (m.nodes) " primaries" }
+                    }
+                }
+            }
             @for g in &c.groups {
                 div.card { h2 { (g.service) " lag" } p.big { (g.lag) } p.muted { "group " code { (g.group) } } }
             }
@@ -36,6 +62,33 @@ pub fn summary(c: &Cluster) -> Markup {
             p.muted { "Rates over the last " (format!("{:.0}", r.seconds)) " s." }
         }
     }
+}
+
+/// A lateness in ms: µs under a millisecond, seconds above 10 s.
+fn ms(v: f64) -> String {
+    if v < 1.0 {
+        format!("{:.0} µs", v * 1000.0)
+    } else if v < 10_000.0 {
+        format!("{v:.1} ms").replace(".0 ms", " ms")
+    } else {
+        format!("{:.1} s", v / 1000.0)
+    }
+}
+
+/// Bytes, in the largest unit under 1,024 of it.
+fn bytes(n: u64) -> String {
+    let mut v = n as f64;
+    for unit in ["B", "KiB", "MiB", "GiB"] {
+        if v < 1024.0 {
+            return if unit == "B" {
+                format!("{n} B")
+            } else {
+                format!("{v:.1} {unit}")
+            };
+        }
+        v /= 1024.0;
+    }
+    format!("{v:.1} TiB")
 }
 
 /// A rate, with a decimal under 10 per second.
@@ -98,10 +151,26 @@ pub async fn show(State(app): State<App>, Signed(s): Signed) -> Response {
                 }
             }
         }
-        p.muted { "Scheduler replicas and their shard leases, and workers' jobs in flight, are on each service's " code { "/metrics" } "; the API does not serve them yet." }
+        p.muted { "The schedulers share every shard (each claim holds its own lease), so there are no shard leases to show. Each service's " code { "/metrics" } " has the rest." }
     };
     page(
         StatusCode::OK,
         layout(&app, Some(&s), Nav::Cluster, "Cluster", body),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lateness_and_bytes_read_naturally() {
+        assert_eq!(ms(0.25), "250 µs");
+        assert_eq!(ms(3.0), "3 ms");
+        assert_eq!(ms(1.5), "1.5 ms");
+        assert_eq!(ms(30_000.0), "30.0 s");
+        assert_eq!(bytes(744), "744 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
 }

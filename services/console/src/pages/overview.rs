@@ -134,7 +134,7 @@ pub async fn show(State(app): State<App>, Signed(s): Signed) -> Response {
                 }
             }
         }
-        p.muted { "Rates and firing lateness are on each service's " code { "/metrics" } " (Grafana dashboards in " code { "dashboards/" } "); the public API does not serve them yet." }
+        p.muted { "Longer histories are on each service's " code { "/metrics" } " (Grafana dashboards in " code { "dashboards/" } ")." }
     };
     page(
         StatusCode::OK,

@@ -184,12 +184,8 @@ pub async fn stats(State(api): State<Api>, Caller(who): Caller) -> Answer {
             ..Stats::default()
         }
     } else {
-        let pending = ["scheduled", "paused", "held", "firing"]
-            .iter()
-            .filter_map(|k| s.by_state.get(*k))
-            .sum();
         Stats {
-            pending,
+            pending: s.pending(),
             by_state: s.by_state,
             by_app: s.by_app,
             by_tenant: s.by_tenant,
