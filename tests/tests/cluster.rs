@@ -202,6 +202,7 @@ async fn store_on_a_cluster_spreads_shards_over_nodes_and_keeps_its_semantics() 
             runs::RunState::Succeeded,
             Duration::from_millis(3),
             None,
+            &runs::AttemptDetail::default(),
         )
         .await
         .unwrap();
@@ -211,6 +212,76 @@ async fn store_on_a_cluster_spreads_shards_over_nodes_and_keeps_its_semantics() 
     );
     let info = store.run_info(&job).await.unwrap().unwrap();
     assert_eq!(info.state, runs::RunState::Succeeded);
+
+    // The job's attempts: newest first, 20 kept, with the run's TTL, in the job's slot.
+    for attempt in 2..=25 {
+        let run = runs::Run { attempt, ..run };
+        store
+            .finish_run(
+                run,
+                runs::RunState::Retrying,
+                Duration::from_millis(1),
+                Some("boom"),
+                &runs::AttemptDetail {
+                    traceparent: Some(
+                        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+                    ),
+                    headers: vec![("sked-fire-id".into(), "c-5@1".into())],
+                    keep: 20,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let key = runs::attempts_key(store.keys(), &job);
+    let mut conn = store.connection();
+    let kept: Vec<String> = redis::cmd("LRANGE")
+        .arg(&key)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let kept: Vec<runs::AttemptInfo> = kept
+        .iter()
+        .map(|a| serde_json::from_str(a).unwrap())
+        .collect();
+    assert_eq!(kept.len(), 20);
+    let numbers: Vec<u32> = kept.iter().map(|a| a.attempt).collect();
+    assert_eq!(numbers, (6..=25).rev().collect::<Vec<u32>>());
+    assert_eq!(
+        kept[0].trace_id.as_deref(),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+    assert_eq!(kept[0].error.as_deref(), Some("boom"));
+    assert_eq!(kept[0].headers["sked-fire-id"], "c-5@1");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 0, "the attempts expire with the run: {ttl}");
+    // `worker.attempts_kept = 0` records none.
+    let run = runs::Run { attempt: 26, ..run };
+    store
+        .finish_run(
+            run,
+            runs::RunState::Dead,
+            Duration::from_millis(1),
+            Some("off"),
+            &runs::AttemptDetail::default(),
+        )
+        .await
+        .unwrap();
+    let head: Vec<String> = redis::cmd("LRANGE")
+        .arg(&key)
+        .arg(0)
+        .arg(0)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(head[0].contains(r#""attempt":25"#), "{head:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -361,6 +361,31 @@ async fn an_operator_finds_pauses_triggers_bulk_cancels_and_replays_in_a_browser
         t == "succeeded"
     })
     .await;
+    // Both attempts, newest first: the replay's success, and the failure with its error and
+    // the trace id it ran under.
+    let outcomes = b
+        .client
+        .execute(
+            "return [...document.querySelectorAll('[data-test=attempt]')].map(r => r.dataset.outcome)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcomes, json!(["succeeded", "dead"]));
+    let failed = b.text("[data-test=attempt][data-outcome=dead]").await;
+    assert!(failed.contains("500"), "{failed}");
+    let trace = b
+        .text("[data-test=attempt][data-outcome=dead] [data-test=trace-id]")
+        .await;
+    assert_eq!(trace.len(), 32, "{trace}");
+    b.client
+        .execute(
+            "document.querySelector('[data-test=attempts]').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.screenshot("job-attempts").await;
 
     // Sign out: the session ends in the console, not only in the browser.
     let cookie = b

@@ -159,6 +159,55 @@ async fn failing_job_retries_with_backoff_dead_letters_once_and_runs_once_after_
         "the replay ran the job once"
     );
 
+    // Every attempt, newest first, with its outcome, error, headers and the trace id the
+    // handler was called under.
+    let (_, job) = ingest.get_job("broken-1").await;
+    let attempts = job["attempts"].as_array().expect("attempts").clone();
+    let seen: Vec<(String, u64, u64)> = attempts
+        .iter()
+        .map(|a| {
+            (
+                a["outcome"].as_str().unwrap().to_owned(),
+                a["attempt"].as_u64().unwrap(),
+                a["replay"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, u64, u64)> = [
+        ("succeeded", 1, 1),
+        ("dead", 3, 0),
+        ("retrying", 2, 0),
+        ("retrying", 1, 0),
+    ]
+    .into_iter()
+    .map(|(o, a, r)| (o.to_owned(), a, r))
+    .collect();
+    assert_eq!(seen, want, "{attempts:#?}");
+    let calls = endpoint.calls_for("broken-1");
+    for (a, call) in attempts.iter().rev().zip(&calls) {
+        let traceparent = call.headers["traceparent"].to_str().unwrap();
+        assert_eq!(
+            a["trace_id"].as_str(),
+            traceparent.split('-').nth(1),
+            "the trace id the handler got: {a}"
+        );
+        assert_eq!(a["headers"]["sked-fire-id"], a["fire_id"], "{a}");
+        assert_eq!(
+            Some(a["fire_id"].as_str().unwrap()),
+            call.headers["sked-fire-id"].to_str().ok()
+        );
+        let started: chrono::DateTime<chrono::Utc> =
+            serde_json::from_value(a["started_at"].clone()).unwrap();
+        let finished: chrono::DateTime<chrono::Utc> =
+            serde_json::from_value(a["finished_at"].clone()).unwrap();
+        assert!(started <= finished, "{a}");
+        if a["outcome"] == "succeeded" {
+            assert!(a.get("error").is_none(), "{a}");
+        } else {
+            assert!(a["error"].as_str().unwrap().contains("500"), "{a}");
+        }
+    }
+
     replayer.stop().await;
     worker.stop().await;
     scheduler.stop().await;

@@ -375,6 +375,39 @@ pub struct RunInfo {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
+/// One finished attempt of a run, as the worker recorded it (the latest `worker.attempts_kept`
+/// of a job, default 20, each for `redis.idempotency_ttl`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AttemptInfo {
+    /// The fire it ran.
+    pub fire_id: String,
+    /// Execution attempt of that fire (1 = first).
+    pub attempt: u32,
+    /// Times the fire had been replayed from the DLQ (0 = never).
+    #[serde(default)]
+    pub replay: u32,
+    /// `succeeded`, `retrying` (a retry is scheduled) or `dead` (dead-lettered).
+    pub outcome: String,
+    /// When the handler was called.
+    pub started_at: DateTime<Utc>,
+    /// When the worker recorded the outcome (after the retry or dead letter was out).
+    pub finished_at: DateTime<Utc>,
+    /// How long the handler took, in milliseconds.
+    pub duration_ms: u64,
+    /// The error, when it failed (at most 1 KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The W3C trace id the attempt ran under (from `traceparent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// The worker's host name (`HOSTNAME`: the pod on Kubernetes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// The Kafka headers of the fire record it ran (at most 32, values cut at 256 bytes).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
 /// Answer of `GET /v1/jobs/{id}`: everything about one job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobDescription {
@@ -422,6 +455,10 @@ pub struct JobDescription {
     /// The worker's latest run, if any.
     #[serde(default)]
     pub run: Option<RunInfo>,
+    /// Its latest finished attempts, newest first (`worker.attempts_kept`, default 20, each
+    /// kept for `redis.idempotency_ttl`).
+    #[serde(default)]
+    pub attempts: Vec<AttemptInfo>,
     /// The stored job spec, as JSON; its `payload` exactly as submitted (numbers keep their
     /// digits, strings their escapes).
     #[schema(value_type = Object)]

@@ -119,6 +119,7 @@ impl Modify for BearerAuth {
         jobs::FireSummary,
         jobs::Counters,
         jobs::RunInfo,
+        jobs::AttemptInfo,
         jobs::JobDescription,
         jobs::PauseRequest,
         jobs::TriggerRequest,

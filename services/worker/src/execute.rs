@@ -41,7 +41,7 @@ use sked_core::{
     retry,
     store::{
         self, Store,
-        runs::{Begin, Run, RunState},
+        runs::{AttemptDetail, Begin, Run, RunState},
     },
     trace,
 };
@@ -91,7 +91,13 @@ pub struct Settings {
     pub retry_topic: String,
     /// `[global_limits]` (`None`: none configured).
     pub limits: Option<Limits>,
+    /// `worker.attempts_kept`.
+    pub attempts_kept: usize,
 }
+
+/// This host's name (`HOSTNAME`: the pod on Kubernetes), recorded with each attempt.
+static HOSTNAME: std::sync::LazyLock<Option<String>> =
+    std::sync::LazyLock::new(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()));
 
 /// How producing a retry record ended.
 #[derive(Debug)]
@@ -323,6 +329,17 @@ impl Executor {
         let traceparent = trace::traceparent(&Span::current())
             .or_else(|| records::header(msg, h::TRACEPARENT).map(str::to_owned))
             .unwrap_or_else(|| envelope.traceparent());
+        let detail = AttemptDetail {
+            started_at: started,
+            traceparent: Some(traceparent.clone()),
+            worker: HOSTNAME.clone(),
+            headers: if self.settings.attempts_kept > 0 {
+                records::headers(msg, 32)
+            } else {
+                Vec::new()
+            },
+            keep: self.settings.attempts_kept,
+        };
         let result = match route.and_then(|r| r.handler.clone()) {
             None => Err(Failed::NoHandler),
             Some(handler) => {
@@ -355,7 +372,10 @@ impl Executor {
             Ok(()) => {
                 debug!(sked.job.id = %job_id, sked.fire.id = %envelope.fire_id, attempt, took_ms = took.as_millis() as u64, "job succeeded");
                 return self
-                    .store_call(|| self.store.finish_run(run, RunState::Succeeded, took, None))
+                    .store_call(|| {
+                        self.store
+                            .finish_run(run, RunState::Succeeded, took, None, &detail)
+                    })
                     .await
                     .is_some();
             }
@@ -411,7 +431,10 @@ impl Executor {
         };
         durable
             && self
-                .store_call(|| self.store.finish_run(run, state, took, Some(&message)))
+                .store_call(|| {
+                    self.store
+                        .finish_run(run, state, took, Some(&message), &detail)
+                })
                 .await
                 .is_some()
     }

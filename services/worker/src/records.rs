@@ -111,6 +111,22 @@ where
         .and_then(|v| std::str::from_utf8(v).ok())
 }
 
+/// Every header of `msg`, in order, values as UTF-8 (lossy; an absent value is empty), for
+/// the job's attempts (`GET /v1/jobs/{id}`); at most `max`.
+pub fn headers<M: Message>(msg: &M, max: usize) -> Vec<(String, String)> {
+    msg.headers().map_or_else(Vec::new, |hs| {
+        hs.iter()
+            .take(max)
+            .map(|x| {
+                (
+                    x.key.to_owned(),
+                    String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
+                )
+            })
+            .collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use rdkafka::{Timestamp, message::OwnedMessage};

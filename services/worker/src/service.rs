@@ -195,6 +195,7 @@ pub async fn start_with(
             lease_grace: config.worker.lease_grace.get(),
             retry_topic: config.topics.retry.clone(),
             limits: Limits::from_options(&config.global_limits),
+            attempts_kept: config.worker.attempts_kept,
         },
         metrics: metrics.clone(),
         readiness: base.readiness.clone(),

@@ -181,6 +181,8 @@ pub struct WorkerOptions {
     pub lease_grace: HumanDuration,
     /// How often finished offsets are committed (and always at the end of a drain).
     pub commit_interval: HumanDuration,
+    /// Finished attempts kept per job for `GET /v1/jobs/{id}` (0 to 100; 0 keeps none).
+    pub attempts_kept: usize,
 }
 
 /// `[replayer]`: retry drain and the DLQ API.
@@ -582,6 +584,11 @@ impl Config {
             !self.kafka.brokers.trim().is_empty(),
             "kafka.brokers",
             "must name at least one broker",
+        );
+        check(
+            self.worker.attempts_kept <= crate::store::runs::ATTEMPTS_KEPT_MAX,
+            "worker.attempts_kept",
+            "must be at most 100",
         );
         let urls = self.redis.urls();
         check(!urls.is_empty(), "redis.url", "must name a Redis server");

@@ -100,6 +100,8 @@ pub struct Described {
     pub runs: u64,
     /// The latest run.
     pub run: Option<RunInfo>,
+    /// The latest finished attempts, newest first.
+    pub attempts: Vec<runs::AttemptInfo>,
 }
 
 impl Store {
@@ -122,11 +124,26 @@ impl Store {
             )
             .hgetall(self.keys.counters(shard, id.as_str()))
             .hget(self.keys.runs(shard), id.as_str())
-            .hgetall(&run_key);
+            .hgetall(&run_key)
+            .lrange(
+                runs::attempts_key(&self.keys, id),
+                0,
+                runs::ATTEMPTS_KEPT_MAX as isize - 1,
+            );
         let r = cmds.query(&self.conn).await?;
-        let [raw, due, paused, held, note, hist, counters, runs, run] =
-            <[Value; 9]>::try_from(r)
-                .map_err(|r| Error::Protocol(format!("{} replies for 9", r.len())))?;
+        let [
+            raw,
+            due,
+            paused,
+            held,
+            note,
+            hist,
+            counters,
+            runs,
+            run,
+            attempts,
+        ] = <[Value; 10]>::try_from(r)
+            .map_err(|r| Error::Protocol(format!("{} replies for 10", r.len())))?;
         let Some(raw): Option<Vec<u8>> = from_redis_value(&raw)? else {
             return Ok(None);
         };
@@ -160,6 +177,11 @@ impl Store {
             counters.insert("dead".into(), run.dead);
         }
         let history = self.fires(id, &entries, run.as_ref()).await?;
+        // An entry that does not parse (written by another version) is left out, not fatal.
+        let attempts = from_redis_value::<Vec<String>>(&attempts)?
+            .iter()
+            .filter_map(|a| serde_json::from_str(a).ok())
+            .collect();
         Ok(Some(Described {
             record: JobRecord {
                 state,
@@ -173,6 +195,7 @@ impl Store {
             counters,
             runs: runs.unwrap_or(0),
             run,
+            attempts,
         }))
     }
 

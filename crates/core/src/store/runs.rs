@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `P:{sN}:fire:<fire id>` | string, PX | `running:<attempt>:<replay>` while a worker holds the run's lease; `done` after a success; `closed:<attempt>:<replay>` once that attempt's failure was handed over (retry or DLQ record acknowledged) |
 //! | `P:{sN}:run:<job id>` | hash, TTL | the job's latest run: `state`, `attempts`, `last_error`, `last_duration_ms`, `fire_id`, `updated_at` (epoch ms); and how many attempts went to a retry (`retrying`) or to the DLQ (`dead`) while the hash lived |
+//! | `P:{sN}:attempts:<job id>` | list, TTL | the job's latest `worker.attempts_kept` (at most [`ATTEMPTS_KEPT_MAX`]) finished attempts, newest first, each an [`AttemptInfo`] as JSON (outcome, start, duration, error, trace id, worker, the fire record's headers) |
 //!
 //! Protocol of one execution ([`Store::begin_run`] then [`Store::finish_run`]):
 //! - `done` → [`Begin::AlreadyDone`]: the record is acknowledged without running the handler;
@@ -55,10 +56,11 @@ redis.call('PEXPIRE', KEYS[2], ARGV[6])
 return {'run', 0}
 "#;
 
-/// Records the end of a run: `done` or `closed:<attempt>:<replay>`, and the run info.
+/// Records the end of a run: `done` or `closed:<attempt>:<replay>`, the run info, and the
+/// attempt at the head of the job's attempts.
 ///
-/// KEYS: fire, run. ARGV: state, attempt, replay, now ms, duration ms, error (`''` = none),
-/// ttl ms, fire id.
+/// KEYS: fire, run, attempts. ARGV: state, attempt, replay, now ms, duration ms, error (`''` =
+/// none), ttl ms, fire id, attempt JSON, attempts kept.
 static FINISH: LazyLock<Script> = LazyLock::new(|| Script::new(FINISH_LUA));
 
 const FINISH_LUA: &str = r#"
@@ -72,11 +74,59 @@ redis.call('HSET', KEYS[2], 'state', ARGV[1], 'attempts', ARGV[2], 'fire_id', AR
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[2], 'last_error', ARGV[6]) end
 if ARGV[1] == 'retrying' or ARGV[1] == 'dead' then redis.call('HINCRBY', KEYS[2], ARGV[1], 1) end
 redis.call('PEXPIRE', KEYS[2], ARGV[7])
+local keep = tonumber(ARGV[10])
+if keep > 0 then
+  redis.call('LPUSH', KEYS[3], ARGV[9])
+  redis.call('LTRIM', KEYS[3], 0, keep - 1)
+  redis.call('PEXPIRE', KEYS[3], ARGV[7])
+end
 return 1
 "#;
 
 /// Longest `last_error` kept, in bytes.
 const MAX_ERROR_BYTES: usize = 1024;
+/// Most finished attempts kept per job (`worker.attempts_kept`, default 20).
+pub const ATTEMPTS_KEPT_MAX: usize = 100;
+/// Most headers kept of an attempt's fire record.
+const MAX_HEADERS: usize = 32;
+/// Longest header value kept, in bytes.
+const MAX_HEADER_BYTES: usize = 256;
+
+pub use sked_api::jobs::AttemptInfo;
+
+/// What a worker knows of an attempt besides its outcome ([`Store::finish_run`]).
+#[derive(Debug, Clone, Default)]
+pub struct AttemptDetail {
+    /// When the handler was called.
+    pub started_at: DateTime<Utc>,
+    /// The W3C `traceparent` the attempt ran under.
+    pub traceparent: Option<String>,
+    /// The worker's host name.
+    pub worker: Option<String>,
+    /// The fire record's headers, in order (cut to 32, values to 256 bytes).
+    pub headers: Vec<(String, String)>,
+    /// How many attempts of the job to keep (`worker.attempts_kept`); 0 records none.
+    pub keep: usize,
+}
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The trace id of a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`).
+fn trace_id(traceparent: &str) -> Option<String> {
+    let id = traceparent.split('-').nth(1)?;
+    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) && id.bytes().any(|b| b != b'0'))
+        .then(|| id.to_ascii_lowercase())
+}
 
 /// State of a job's latest run.
 #[derive(
@@ -164,6 +214,11 @@ pub fn run_key(keys: &Keys, job: &JobId) -> String {
     format!("{}run:{}", shard_prefix(keys, job), job.as_str())
 }
 
+/// `P:{sN}:attempts:<job id>`.
+pub fn attempts_key(keys: &Keys, job: &JobId) -> String {
+    format!("{}attempts:{}", shard_prefix(keys, job), job.as_str())
+}
+
 /// `P:{sN}:`, derived from the job key prefix (`P:{sN}:j:`) so keys.rs stays the one builder.
 fn shard_prefix(keys: &Keys, job: &JobId) -> String {
     let jobs = keys.job_prefix(keys.shard_of(job));
@@ -205,35 +260,63 @@ impl Store {
 
     /// Records the end of `run`: `state` is [`RunState::Succeeded`] (marks the fire done),
     /// or [`RunState::Retrying`] / [`RunState::Dead`] once the retry or dead letter is
-    /// acknowledged by Kafka (closes this attempt).
+    /// acknowledged by Kafka (closes this attempt). The attempt, with `detail`, goes to the
+    /// head of the job's attempts.
     pub async fn finish_run(
         &self,
         run: Run<'_>,
         state: RunState,
         duration: Duration,
         error: Option<&str>,
+        detail: &AttemptDetail,
     ) -> Result<(), Error> {
-        let mut error = error.unwrap_or_default().to_owned();
-        if error.len() > MAX_ERROR_BYTES {
-            let mut cut = MAX_ERROR_BYTES;
-            while !error.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            error.truncate(cut);
-        }
+        let error = cut(error.unwrap_or_default(), MAX_ERROR_BYTES);
         let state: &str = state.into();
+        let now = now_ms();
+        let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        let attempt = AttemptInfo {
+            fire_id: run.fire_id.to_owned(),
+            attempt: run.attempt,
+            replay: run.replay,
+            outcome: state.to_owned(),
+            started_at: detail.started_at,
+            finished_at: DateTime::<Utc>::from_timestamp_millis(now).unwrap_or_default(),
+            duration_ms,
+            error: (!error.is_empty()).then(|| error.to_owned()),
+            trace_id: detail.traceparent.as_deref().and_then(trace_id),
+            worker: detail.worker.clone().filter(|w| !w.is_empty()),
+            headers: detail
+                .headers
+                .iter()
+                .take(MAX_HEADERS)
+                .map(|(k, v)| {
+                    (
+                        cut(k, MAX_HEADER_BYTES).to_owned(),
+                        cut(v, MAX_HEADER_BYTES).to_owned(),
+                    )
+                })
+                .collect(),
+        };
+        let attempt = if detail.keep == 0 {
+            String::new()
+        } else {
+            serde_json::to_string(&attempt).map_err(|e| Error::Protocol(e.to_string()))?
+        };
         let mut conn = self.conn.clone();
         let _: i64 = FINISH
             .key(fire_key(&self.keys, run.job_id, run.fire_id))
             .key(run_key(&self.keys, run.job_id))
+            .key(attempts_key(&self.keys, run.job_id))
             .arg(state)
             .arg(run.attempt)
             .arg(run.replay)
-            .arg(now_ms())
-            .arg(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+            .arg(now)
+            .arg(duration_ms)
             .arg(error)
             .arg(self.ttl_ms)
             .arg(run.fire_id)
+            .arg(attempt)
+            .arg(detail.keep.min(ATTEMPTS_KEPT_MAX))
             .invoke_async(&mut conn)
             .await?;
         Ok(())
@@ -300,5 +383,25 @@ mod tests {
         let run = run_key(&keys, &id);
         assert_eq!(fire, format!("sked:{tag}:fire:order-1@1700000000000"));
         assert_eq!(run, format!("sked:{tag}:run:order-1"));
+        assert_eq!(
+            attempts_key(&keys, &id),
+            format!("sked:{tag}:attempts:order-1")
+        );
+    }
+
+    #[test]
+    fn trace_ids_come_from_valid_traceparents_only() {
+        assert_eq!(
+            trace_id("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01").as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(
+            trace_id("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+            None
+        );
+        assert_eq!(trace_id("00-abc-00f067aa0ba902b7-01"), None);
+        assert_eq!(trace_id("garbage"), None);
+        assert_eq!(cut("héllo", 2), "h");
+        assert_eq!(cut("héllo", 3), "hé");
     }
 }

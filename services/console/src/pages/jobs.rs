@@ -350,13 +350,57 @@ fn timeline(d: &JobDescription) -> Markup {
             } @else if let Some(next) = &d.next_due {
                 li { span.step { "due" } " " (time(next)) }
             }
+            @if let Some(a) = d.attempts.first() {
+                li data-test="last-attempt" {
+                    span.step { "started" } " " (time(&a.started_at))
+                    " · attempt " (a.attempt) @if a.replay > 0 { " of replay " (a.replay) }
+                    @if let Some(w) = &a.worker { " on " code { (w) } }
+                }
+                li { span.step { "finished" } " " (time(&a.finished_at)) " · " (a.outcome) " after " (millis(i64::try_from(a.duration_ms).unwrap_or(i64::MAX))) }
+            }
             @if let Some(run) = &d.run {
                 li {
                     span.step { "run" } " " strong data-test="run-state" { (run.state) }
                     " · attempts " (run.attempts)
                     @if let Some(ms) = run.last_duration_ms { " · took " (millis(i64::try_from(ms).unwrap_or(i64::MAX))) }
                     @if let Some(at) = &run.updated_at { " · " (time(at)) }
-                    @if let Some(e) = &run.last_error { div.error { "Last error: " (e) } }
+                    @if let Some(e) = &run.last_error {
+                        @if run.state == "succeeded" { div.muted { "Error of an earlier attempt: " (e) } }
+                        @else { div.error { "Last error: " (e) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every attempt the worker recorded (the latest 20), with its error, trace id and the
+/// headers of the record it ran.
+fn attempts(d: &JobDescription) -> Markup {
+    html! {
+        h2 { "Attempts" }
+        table.attempts data-test="attempts" {
+            thead { tr { th scope="col" { "fire id" } th scope="col" { "attempt" } th scope="col" { "outcome" } th scope="col" { "started" } th scope="col" { "took" } th scope="col" { "trace id" } th scope="col" { "error and headers" } } }
+            tbody {
+                @if d.attempts.is_empty() { tr { td colspan="7" { "No attempt recorded (none finished yet, or older than " code { "redis.idempotency_ttl" } ")." } } }
+                @for a in &d.attempts {
+                    tr data-test="attempt" data-outcome=(a.outcome) {
+                        td { code { (a.fire_id) } }
+                        td.num { (a.attempt) @if a.replay > 0 { " (replay " (a.replay) ")" } }
+                        td { span class=(format!("state {}", a.outcome)) { (a.outcome) } }
+                        td { (time(&a.started_at)) @if let Some(w) = &a.worker { br; span.muted { "on " code { (w) } } } }
+                        td.num { (millis(i64::try_from(a.duration_ms).unwrap_or(i64::MAX))) }
+                        td { @if let Some(t) = &a.trace_id { code data-test="trace-id" { (t) } } }
+                        td {
+                            @if let Some(e) = &a.error { div.error data-test="attempt-error" { (e) } }
+                            @if !a.headers.is_empty() {
+                                details {
+                                    summary { (a.headers.len()) " headers" }
+                                    dl.headers { @for (k, v) in &a.headers { dt { code { (k) } } dd { code { (v) } } } }
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -416,7 +460,12 @@ fn detail_body(app: &App, s: &Session, d: &JobDescription, done_msg: Option<&str
             table.history data-test="history" {
                 thead { tr { th scope="col" { "fire id" } th scope="col" { "due" } th scope="col" { "fired" } th scope="col" { "lateness" } th scope="col" { "origin" } th scope="col" { "outcome" } th scope="col" { "attempts" } } }
                 tbody {
-                    @if d.history.is_empty() { tr { td colspan="7" { "No fire yet." } } }
+                    @if d.history.is_empty() {
+                        tr { td colspan="7" {
+                            @if d.kind == JobKind::Once { "A one-shot job keeps no fire history: see its run above and its attempts below." }
+                            @else { "No fire yet." }
+                        } }
+                    }
                     @for h in &d.history {
                         tr data-fire=(h.fire_id) {
                             td { code { (h.fire_id) } }
@@ -430,6 +479,7 @@ fn detail_body(app: &App, s: &Session, d: &JobDescription, done_msg: Option<&str
                     }
                 }
             }
+            (attempts(d))
         }
         @if write && !finished {
             section.actions aria-label="Actions" data-test="actions" {

@@ -451,6 +451,7 @@ fn description(
         history,
         counters,
         run: d.run.as_ref().map(convert::run),
+        attempts: d.attempts,
         job: sked_api::jobs::RawJson(
             serde_json::value::to_raw_value(spec)
                 .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned()),
