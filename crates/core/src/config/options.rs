@@ -163,6 +163,9 @@ pub struct EncryptionKeyOptions {
     pub material: Option<KeyMaterial>,
 }
 
+/// Most finished attempts kept per job (`worker.attempts_kept`).
+pub const ATTEMPTS_KEPT_MAX: usize = 100;
+
 /// `[worker]`: executing fired jobs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -586,7 +589,7 @@ impl Config {
             "must name at least one broker",
         );
         check(
-            self.worker.attempts_kept <= crate::store::runs::ATTEMPTS_KEPT_MAX,
+            self.worker.attempts_kept <= ATTEMPTS_KEPT_MAX,
             "worker.attempts_kept",
             "must be at most 100",
         );

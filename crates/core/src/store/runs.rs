@@ -86,7 +86,7 @@ return 1
 /// Longest `last_error` kept, in bytes.
 const MAX_ERROR_BYTES: usize = 1024;
 /// Most finished attempts kept per job (`worker.attempts_kept`, default 20).
-pub const ATTEMPTS_KEPT_MAX: usize = 100;
+pub use crate::config::ATTEMPTS_KEPT_MAX;
 /// Most headers kept of an attempt's fire record.
 const MAX_HEADERS: usize = 32;
 /// Longest header value kept, in bytes.
