@@ -196,6 +196,16 @@ async fn an_operator_finds_pauses_triggers_bulk_cancels_and_replays_in_a_browser
         "{table}"
     );
     b.screenshot("jobs").await;
+    // Payload search: only once-1's payload holds the text.
+    b.fill("#f-label", "").await;
+    b.fill("#f-payload", r#""hello":"console""#).await;
+    b.click("[data-test=filter]").await;
+    let table = b.text("[data-test=jobs]").await;
+    assert!(table.contains("once-1"), "{table}");
+    assert!(
+        !table.contains("report-1") && !table.contains("batch-"),
+        "{table}"
+    );
     // The same page on a phone, in the dark theme (the toggle, as a user would).
     b.client.set_window_size(390, 844).await.unwrap();
     b.click("[data-theme-toggle]").await;

@@ -340,6 +340,19 @@ async fn sealed_payloads_never_reach_redis_in_clear_and_handlers_get_them_exactl
         .map(|j| j["id"].as_str().unwrap())
         .collect();
     assert!(listed.contains(&"later"), "{list}");
+    // A payload search never opens a sealed payload: neither its text nor the `null` it
+    // reads as in a listing matches.
+    for text in [marker.as_str(), "null"] {
+        let resp = http()
+            .get(format!("{}/v1/jobs", ingest.api()))
+            .query(&[("app", "sink"), ("payload", text)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let page: Value = resp.json().await.unwrap();
+        assert_eq!(page["jobs"], serde_json::json!([]), "{text}: {page}");
+    }
 
     // Every record is sealed with k1.
     for id in ["soon", "later", "every"] {

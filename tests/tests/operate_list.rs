@@ -723,3 +723,70 @@ async fn recurring_jobs_outside_the_recurring_index_are_listed_by_kind_before_an
     .await;
     assert_eq!(list_all(&ingest, "kind=every", 9).await.len(), 40);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payload_search_finds_every_match_over_pages_of_bounded_work() {
+    let ns = unique("psearch");
+    let config = test_config(&ns, &[]);
+    create_topics(&config, 1).await;
+    let store = Store::connect(&config.redis).await.unwrap();
+    let now = Utc::now();
+    let base = now + chrono::Duration::days(1);
+    let limits = sked_core::request::Limits::default();
+    // 25,000 jobs due one a second from tomorrow; seven carry the text, spread so that more
+    // than one page's budget of 10,000 examined jobs lies between some of them.
+    let needles = [3usize, 9_999, 10_000, 10_001, 17_500, 24_998, 24_999];
+    let mut ops = Vec::new();
+    for i in 0..25_000usize {
+        let note = if needles.contains(&i) {
+            r#"ref \"né-42\", urgent"#
+        } else {
+            "ref 42"
+        };
+        let json = format!(
+            r#"{{"id":"p-{i:05}","app":"a{}","run_at":"{}","payload":{{"order":{i},"note":"{note}"}}}}"#,
+            i % 2,
+            rfc3339(base + chrono::Duration::seconds(i as i64))
+        );
+        let spec = sked_core::request::parse(
+            json.as_bytes(),
+            &limits,
+            &sked_core::request::Origin::new(now),
+        )
+        .unwrap();
+        ops.push(Op::insert(spec, json.as_bytes()));
+    }
+    for chunk in ops.chunks(2000) {
+        store.apply(chunk).await.unwrap();
+    }
+    let ingest = Ingest::start(config.clone()).await;
+
+    // The stored JSON text is searched, escapes as written, case-sensitive.
+    let text = urlencode(r#"\"né-42\""#);
+    let found = list_all(&ingest, &format!("payload={text}"), 100).await;
+    let want: Vec<String> = needles.iter().map(|i| format!("p-{i:05}")).collect();
+    assert_eq!(found, want, "every match once, in due order");
+    // A page examines at most 10,000 jobs: the first answers what lies in them, with a
+    // cursor to go on from, though fewer than asked for were found.
+    let (status, page) = get(&ingest, &format!("/v1/jobs?limit=100&payload={text}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 2, "{page}");
+    assert!(page["next_cursor"].is_string(), "{page}");
+    // With the other filters.
+    let odd = list_all(&ingest, &format!("payload={text}&app=a1"), 3).await;
+    assert_eq!(odd, ["p-00003", "p-09999", "p-10001", "p-24999"]);
+    assert!(
+        list_all(&ingest, "payload=URGENT", 100).await.is_empty(),
+        "case-sensitive"
+    );
+    // Too long, or twice: the JSON error names the parameter.
+    for q in [
+        format!("payload={}", "x".repeat(257)),
+        "payload=a&payload=b".into(),
+    ] {
+        let (status, body) = get(&ingest, &format!("/v1/jobs?{q}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"]["param"], "payload", "{body}");
+    }
+    ingest.stop().await;
+}

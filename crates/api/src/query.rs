@@ -4,7 +4,8 @@
 //! ([`Selector::parse`], [`Selector::to_selector_string`]).
 //!
 //! Query string: `state=scheduled,paused&app=sms&tenant=acme&label=team=pay&label=tier=1&
-//! kind=cron&due_after=<RFC 3339>&due_before=<RFC 3339>&order=due&limit=100&cursor=<opaque>`.
+//! kind=cron&due_after=<RFC 3339>&due_before=<RFC 3339>&payload=<text>&order=due&limit=100&
+//! cursor=<opaque>`.
 //! `label` may repeat (every label must match); a repeated `state` adds states; any other
 //! repeated or unknown parameter, an empty value, or a bad value is an `invalid_parameter`
 //! error naming the parameter.
@@ -21,6 +22,9 @@ use crate::{
     error::ErrorDetail,
     jobs::{JobKind, JobState},
 };
+
+/// Longest `payload` search text, in bytes.
+pub const MAX_PAYLOAD_SEARCH: usize = 256;
 
 /// Largest `limit` of a list page.
 pub const MAX_LIMIT: u32 = 1000;
@@ -53,6 +57,12 @@ pub struct Selector {
     /// Only jobs next due before this instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_before: Option<DateTime<Utc>>,
+    /// Only jobs whose payload, as its stored JSON text, contains this text (case-sensitive,
+    /// 1 to 256 bytes; an encrypted payload is not searched). Not an index: a page examines
+    /// at most 10,000 jobs, so a rare text may answer fewer jobs than asked for, with a
+    /// cursor to go on from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
 }
 
 /// Order of a job list.
@@ -125,6 +135,16 @@ fn states(raw: &str) -> Result<String, ErrorDetail> {
     Ok(names.join(","))
 }
 
+fn payload(raw: &str) -> Result<&str, ErrorDetail> {
+    if raw.is_empty() || raw.len() > MAX_PAYLOAD_SEARCH {
+        return Err(bad(
+            "payload",
+            format!("payload: the search text must be 1 to {MAX_PAYLOAD_SEARCH} bytes"),
+        ));
+    }
+    Ok(raw)
+}
+
 fn label(raw: &str) -> Result<String, ErrorDetail> {
     match raw.split_once('=') {
         Some((key, _)) if !key.trim().is_empty() => Ok(raw.to_owned()),
@@ -163,10 +183,14 @@ impl Selector {
             .collect()
     }
 
-    /// Checks what serde cannot: the state names and the label forms (for the JSON form).
+    /// Checks what serde cannot: the state names, the label forms and the payload text's
+    /// length (for the JSON form).
     pub fn validate(&self) -> Result<(), ErrorDetail> {
         self.states()?;
         self.labels()?;
+        if let Some(p) = &self.payload {
+            payload(p)?;
+        }
         Ok(())
     }
 
@@ -215,6 +239,10 @@ impl Selector {
                 once(self.due_before.is_some())?;
                 self.due_before = Some(time(name, value)?);
             }
+            "payload" => {
+                once(self.payload.is_some())?;
+                self.payload = Some(payload(value)?.to_owned());
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -244,6 +272,9 @@ impl Selector {
         if let Some(t) = &self.due_before {
             pairs.push(("due_before", format_time(t)));
         }
+        if let Some(p) = &self.payload {
+            pairs.push(("payload", p.clone()));
+        }
         pairs
     }
 
@@ -268,7 +299,7 @@ impl Selector {
                     name,
                     format!(
                         "selector: unknown key `{name}`, expected one of state, app, tenant, \
-                         label, kind, due_after, due_before"
+                         label, kind, due_after, due_before, payload"
                     ),
                 ));
             }

@@ -150,6 +150,7 @@ pub fn list_query(args: &ListArgs) -> ListQuery {
             kind: args.kind,
             due_after: args.due_after,
             due_before: args.due_before,
+            payload: args.payload.clone(),
         },
         order: args.order,
         limit: args.limit,

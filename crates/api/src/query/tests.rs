@@ -15,6 +15,7 @@ fn full() -> ListQuery {
             kind: Some(JobKind::Cron),
             due_after: Some(at("2026-01-01T00:00:00Z")),
             due_before: Some(at("2026-02-01T00:00:00.5Z")),
+            payload: Some(r#""to":"+4412 & co""#.into()),
         },
         order: Some(Order::Created),
         limit: Some(50),
@@ -34,7 +35,7 @@ fn query_string_round_trips() {
         raw,
         "state=scheduled%2Cpaused&app=sms&tenant=acme+corp&label=team%3Dpay&label=expr%3Da%3Db%26c\
          &kind=cron&due_after=2026-01-01T00%3A00%3A00Z&due_before=2026-02-01T00%3A00%3A00.500Z\
-         &order=created&limit=50&cursor=abc%2F%2B%3D"
+         &payload=%22to%22%3A%22%2B4412+%26+co%22&order=created&limit=50&cursor=abc%2F%2B%3D"
     );
     assert_eq!(ListQuery::from_query_str(&raw).unwrap(), q);
     assert_eq!(ListQuery::default().to_query_string(), "");
@@ -76,6 +77,8 @@ fn query_string_errors_name_the_parameter() {
         ("app=a&app=b", "app"),
         ("app=", "app"),
         ("cursor=", "cursor"),
+        ("payload=a&payload=b", "payload"),
+        (&format!("payload={}", "x".repeat(257)), "payload"),
     ] {
         let e = err(raw);
         assert_eq!(e.code, "invalid_parameter", "{raw}");
@@ -90,8 +93,11 @@ fn selector_string_round_trips() {
     let raw = s.to_selector_string();
     assert_eq!(
         raw,
-        "state=scheduled,paused,app=sms,tenant=acme corp,label=team=pay,label=expr=a=b&c,\
-         kind=cron,due_after=2026-01-01T00:00:00Z,due_before=2026-02-01T00:00:00.500Z"
+        concat!(
+            "state=scheduled,paused,app=sms,tenant=acme corp,label=team=pay,label=expr=a=b&c,",
+            "kind=cron,due_after=2026-01-01T00:00:00Z,due_before=2026-02-01T00:00:00.500Z,",
+            r#"payload="to":"+4412 & co""#
+        )
     );
     assert_eq!(Selector::parse(&raw).unwrap(), s);
     let s = Selector::parse(" app=sms , label=team=pay,state=scheduled ").unwrap();

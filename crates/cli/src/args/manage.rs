@@ -37,6 +37,10 @@ pub struct ListArgs {
     /// Only jobs next due before this RFC 3339 time.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub due_before: Option<DateTime<Utc>>,
+    /// Only jobs whose payload JSON contains this text (case-sensitive; encrypted payloads
+    /// are not searched; a page examines at most 10,000 jobs, so `--all` to see every match).
+    #[arg(long, value_name = "TEXT")]
+    pub payload: Option<String>,
     /// Order: `due` (soonest first, the default) or `created` (oldest first).
     #[arg(long, value_parser = parse_order)]
     pub order: Option<Order>,
@@ -164,7 +168,7 @@ pub struct OpsCreateArgs {
     #[arg(long, value_parser = parse_action)]
     pub action: OperationAction,
     /// Which jobs: comma-separated `key=value` terms named like the `job ls` filters
-    /// (state, app, tenant, label, kind, due_after, due_before), e.g.
+    /// (state, app, tenant, label, kind, due_after, due_before, payload: no comma in its text), e.g.
     /// `app=sms,label=team=pay,state=scheduled,paused`.
     #[arg(long, value_parser = parse_selector)]
     pub selector: Selector,

@@ -143,6 +143,9 @@ pub struct Filter {
     pub due_before: Option<i64>,
     /// The order; with [`Order::Created`] the due range does not apply (the API refuses it).
     pub order: Order,
+    /// Text the payload's stored JSON must contain (case-sensitive). A sealed payload is not
+    /// opened by a listing, so it never matches.
+    pub payload: Option<String>,
 }
 
 impl Filter {
@@ -176,7 +179,7 @@ impl Filter {
         out
     }
 
-    fn matches(&self, state: ListState, score: i64, record: &JobRecord) -> bool {
+    fn matches(&self, state: ListState, score: i64, record: &JobRecord, sealed: bool) -> bool {
         let spec = &record.spec;
         let by_due = self.order == Order::Due;
         // Retry, trigger and backfill one-shots stand for their job's fires: not listed.
@@ -194,6 +197,10 @@ impl Filter {
             && self.kind.is_none_or(|k| k == Kind::of(&spec.schedule))
             && (!by_due || self.due_after.is_none_or(|a| score >= a))
             && (!by_due || self.due_before.is_none_or(|b| score < b))
+            && self
+                .payload
+                .as_ref()
+                .is_none_or(|p| !sealed && spec.payload.get().contains(p.as_str()))
     }
 
     /// Whether every job in the sets a listing reads matches (stale entries aside): the due
@@ -209,6 +216,7 @@ impl Filter {
             && named <= 1
             && self.due_after.is_none()
             && self.due_before.is_none()
+            && self.payload.is_none()
     }
 
     /// Whether a page must read the latest run of its candidates (only finished jobs have
@@ -284,6 +292,8 @@ pub struct Listed {
     pub pause: Option<Note>,
     /// Its latest run, when finished and run.
     pub run: Option<RunInfo>,
+    /// Its payload is sealed (and reads as `null` here).
+    pub sealed: bool,
 }
 
 /// One page.
@@ -392,7 +402,8 @@ impl Store {
                 left + left / 4 + 8
             } else {
                 left * 2 + 8
-            };
+            }
+            .min(MAX_EXAMINED - examined);
             let mut candidates = Vec::new();
             while candidates.len() < want {
                 let Some(i) = min_stream(&streams) else { break };
@@ -602,7 +613,7 @@ impl Store {
                     indexes: vec![index.clone()],
                 });
             }
-            out.push(listed.filter(|l| filter.matches(l.state, l.score, &l.record)));
+            out.push(listed.filter(|l| filter.matches(l.state, l.score, &l.record, l.sealed)));
         }
         if !stale.is_empty() {
             self.reindex(&stale).await?;
@@ -856,6 +867,7 @@ fn listed(
         created: created.map(|c| c as i64),
         pause,
         run,
+        sealed: record::sealed(&raw),
     }))
 }
 

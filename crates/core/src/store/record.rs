@@ -273,6 +273,11 @@ pub(crate) fn reclaimed(raw: &[u8]) -> bool {
     matches!(raw.get(STATE_OFFSET), Some(b'r' | b'R'))
 }
 
+/// True when the record's payload is sealed (encrypted with a configured key).
+pub(crate) fn sealed(raw: &[u8]) -> bool {
+    raw.get(STATE_OFFSET + 1) == Some(&LAYOUT_SEALED)
+}
+
 /// Parses the record of job `id`, opening a sealed payload with `keys` (or not: `payload`).
 pub(crate) fn decode(
     id: &JobId,

@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// The list filters, as the API names them: (parameter, label, placeholder).
-pub const FILTERS: [(&str, &str, &str); 7] = [
+pub const FILTERS: [(&str, &str, &str); 8] = [
     ("state", "State", "scheduled,paused (default: pending)"),
     ("app", "App", "sms"),
     ("tenant", "Tenant", "acme"),
@@ -31,6 +31,7 @@ pub const FILTERS: [(&str, &str, &str); 7] = [
     ("kind", "Kind", ""),
     ("due_after", "Due after", "2026-12-01T00:00:00Z"),
     ("due_before", "Due before", "2026-12-31T00:00:00Z"),
+    ("payload", "Payload contains", "\"order_id\":42"),
 ];
 
 /// A time as typed in a filter: RFC 3339 as it is; a zone-less `2026-12-01T10:00` (what a

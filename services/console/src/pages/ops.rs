@@ -64,6 +64,7 @@ fn selector(f: &Fields) -> Result<Selector, Failure> {
             .transpose()?,
         due_after: when("due_after")?,
         due_before: when("due_before")?,
+        payload: one("payload"),
     })
 }
 
@@ -83,6 +84,7 @@ fn selector_text(s: &Selector) -> String {
     push("kind", s.kind.map(|k| k.as_str().to_owned()));
     push("due_after", s.due_after.map(|t| t.to_rfc3339()));
     push("due_before", s.due_before.map(|t| t.to_rfc3339()));
+    push("payload", s.payload.as_ref().map(|p| format!("{p:?}")));
     if parts.is_empty() {
         "every pending job".into()
     } else {

@@ -20,6 +20,7 @@ use sked_core::{
 
 /// The store filter of an API selector (the list filter and the bulk selector alike).
 pub fn filter(selector: &Selector) -> Result<Filter, ErrorDetail> {
+    selector.validate()?;
     let states = selector
         .states()?
         .into_iter()
@@ -58,6 +59,7 @@ pub fn filter(selector: &Selector) -> Result<Filter, ErrorDetail> {
         due_after: selector.due_after.map(|t| t.timestamp_millis()),
         due_before: selector.due_before.map(|t| t.timestamp_millis()),
         order: Order::Due,
+        payload: selector.payload.clone(),
     })
 }
 
