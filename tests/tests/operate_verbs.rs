@@ -488,7 +488,7 @@ async fn the_cli_lists_describes_pauses_and_bulk_cancels_against_the_real_servic
     let api = ingest.api();
     for i in 0..3 {
         let body = format!(
-            r#"{{"id":"cli-{i}","app":"sms","tenant":"acme","labels":{{"team":"pay"}},"delay":"1h"}}"#
+            r#"{{"id":"cli-{i}","app":"sms","tenant":"acme","labels":{{"team":"pay"}},"delay":"1h","payload":{{"n":{i}}}}}"#
         );
         assert_eq!(
             post(&ingest, "/v1/jobs", &body).await.0,
@@ -512,6 +512,15 @@ async fn the_cli_lists_describes_pauses_and_bulk_cancels_against_the_real_servic
         assert!(table.contains(&format!("cli-{i}")), "{table}");
     }
     assert!(table.contains("acme"), "{table}");
+    let found = cli(&["--json", "job", "ls", "--payload", r#""n":1"#, "--all"])
+        .await
+        .unwrap();
+    assert!(
+        found.contains(r#""cli-1""#)
+            && !found.contains(r#""cli-0""#)
+            && !found.contains(r#""cli-2""#),
+        "{found}"
+    );
     let described = cli(&["job", "describe", "cli-0"]).await.unwrap();
     assert!(described.contains("scheduled"), "{described}");
     cli(&["job", "pause", "cli-0", "--note", "cli test"])
