@@ -261,6 +261,9 @@ async fn an_operator_finds_pauses_triggers_bulk_cancels_and_replays_in_a_browser
         t.contains("trigger") && t.contains("succeeded")
     })
     .await;
+    // A trigger is not a slot: the yearly schedule has no slot that did not fire.
+    let slots = b.text("[data-test=slots]").await;
+    assert!(slots.contains("every slot so far fired"), "{slots}");
     b.screenshot("schedule").await;
     let d = job(&api, "report-1").await;
     assert_eq!(d["counters"]["triggered"], 1);

@@ -195,6 +195,31 @@ async fn a_cron_paused_across_slots_resumes_by_its_misfire_policy_on_two_replica
         let h = d["history"].as_array().unwrap();
         assert!(!h.is_empty(), "{d}");
         assert_eq!(h[0]["origin"], "schedule");
+        // The slot history names the slots of the pause that did not fire: all of them for
+        // skip, all but the one fired for fire_once, none for fire_all.
+        let skipped: Vec<i64> = d["slots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["outcome"] == "skipped")
+            .map(|s| {
+                serde_json::from_value::<chrono::DateTime<Utc>>(s["due_at"].clone())
+                    .unwrap()
+                    .timestamp_millis()
+            })
+            .filter(|due| *due > paused_at + 300 && *due < resumed_at - 1_000)
+            .collect();
+        let fired: Vec<i64> = all[id].iter().map(|f| f.0).collect();
+        assert!(
+            skipped.iter().all(|s| !fired.contains(s)),
+            "{id}: a skipped slot never fired: {skipped:?}"
+        );
+        let want = match id {
+            "c-skip" => slots,
+            "c-once" => slots - 1,
+            _ => 0,
+        };
+        assert_eq!(skipped.len(), want, "{id}: {}", d["slots"]);
     }
     s1.stop().await;
     s2.stop().await;

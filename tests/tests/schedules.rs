@@ -206,6 +206,40 @@ async fn a_calendar_excludes_its_days_counts_them_and_stops_once_deleted() {
     .await;
     let (_, job) = ingest.get_job("held-off").await;
     assert_eq!(job["counters"]["fired"], 0, "{job}");
+    // The slot history names each excluded slot, newest first, when it was passed over.
+    let slots = job["slots"].as_array().unwrap();
+    assert!(slots.len() >= 3, "{job}");
+    let dues: Vec<chrono::DateTime<chrono::Utc>> = slots
+        .iter()
+        .map(|s| serde_json::from_value(s["due_at"].clone()).unwrap())
+        .collect();
+    assert!(
+        dues.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {dues:?}"
+    );
+    assert!(
+        dues.iter().all(|d| d.timestamp_subsec_millis() == 0),
+        "{dues:?}"
+    );
+    for s in slots {
+        assert_eq!(s["outcome"], "excluded", "{s}");
+        let due: chrono::DateTime<chrono::Utc> =
+            serde_json::from_value(s["due_at"].clone()).unwrap();
+        let noted: chrono::DateTime<chrono::Utc> =
+            serde_json::from_value(s["noted_at"].clone()).unwrap();
+        assert!(noted >= due, "passed over once due: {s}");
+    }
+    // Under 50, one entry per counted slot (read together, an ack may land between them).
+    eventually(
+        Duration::from_secs(10),
+        "as many slots as counted",
+        || async {
+            let (_, job) = ingest.get_job("held-off").await;
+            let n = job["slots"].as_array()?.len() as u64;
+            (job["counters"]["excluded"].as_u64() == Some(n) || n == 50).then_some(())
+        },
+    )
+    .await;
     assert_eq!(job["calendars"], json!(["around"]));
     assert_eq!(
         job["next"],
@@ -215,6 +249,7 @@ async fn a_calendar_excludes_its_days_counts_them_and_stops_once_deleted() {
     let (_, free) = ingest.get_job("free").await;
     assert!(free["counters"]["fired"].as_u64() >= Some(2), "{free}");
     assert_eq!(free["counters"]["excluded"], 0);
+    assert_eq!(free["slots"], json!([]), "{free}");
     let metrics = scheduler.metrics().await;
     assert!(
         metric(&metrics, "sked_scheduler_slots_total{slot=\"excluded\"}") >= 3.0,

@@ -331,6 +331,18 @@ pub struct FireSummary {
     pub attempts: Option<u32>,
 }
 
+/// A slot of a recurring job that did not fire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SlotSummary {
+    /// The slot's due time.
+    pub due_at: DateTime<Utc>,
+    /// When the scheduler passed it over.
+    pub noted_at: DateTime<Utc>,
+    /// `skipped` (missed, and dropped by the misfire policy, or beyond `max_runs`) or
+    /// `excluded` (on a day an attached calendar excludes).
+    pub outcome: String,
+}
+
 /// Lifetime counters of a job.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default)]
@@ -449,6 +461,11 @@ pub struct JobDescription {
     /// The last `history` fires, newest first (query `history`).
     #[serde(default)]
     pub history: Vec<FireSummary>,
+    /// A recurring job's latest slots that did not fire, newest first: at most 50, at most
+    /// 10 noted per claim (after a long outage, the latest of them; `counters` has every
+    /// one), each kept 30 days after the latest.
+    #[serde(default)]
+    pub slots: Vec<SlotSummary>,
     /// Lifetime counters.
     #[serde(default)]
     pub counters: Counters,

@@ -120,6 +120,7 @@ impl Modify for BearerAuth {
         jobs::Counters,
         jobs::RunInfo,
         jobs::AttemptInfo,
+        jobs::SlotSummary,
         jobs::JobDescription,
         jobs::PauseRequest,
         jobs::TriggerRequest,

@@ -43,7 +43,7 @@ use sked_core::{
     store::{
         Ack, AckOutcome, ClaimBatch, Claimed, Index, Store,
         calendars::CalendarCache,
-        describe::{FireOrigin, history_entry},
+        describe::{FireOrigin, SlotOutcome, history_entry, slot_entry},
     },
     trace,
 };
@@ -53,7 +53,7 @@ use tracing::{Instrument as _, Span, debug, error, info_span, warn};
 
 use crate::{
     metrics::{Metrics, ShardLabel, SlotLabel},
-    plan::{self, Input},
+    plan::{self, Input, NotFired},
 };
 
 /// Where and how an app's fires are produced.
@@ -412,6 +412,20 @@ impl Firing {
                 } else {
                     Vec::new()
                 },
+                slots: if recurring {
+                    plan.not_fired
+                        .iter()
+                        .map(|&(due, why)| {
+                            let outcome = match why {
+                                NotFired::Skipped => SlotOutcome::Skipped,
+                                NotFired::Excluded => SlotOutcome::Excluded,
+                            };
+                            slot_entry(due, fired_ms, outcome)
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                },
             }));
         }
         for (id, score_raw, why) in &batch.corrupt {
@@ -429,6 +443,7 @@ impl Firing {
                 skipped: 0,
                 excluded: 0,
                 history: Vec::new(),
+                slots: Vec::new(),
             }));
         }
 

@@ -52,6 +52,7 @@
 //! times between the first [`MAX_MISSED`] and the latest are passed over: they neither fire nor
 //! count as missed or skipped.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,6 +72,19 @@ pub const MAX_MISSED: u64 = 100_000;
 /// planning continues.
 const MAX_SLOTS: u64 = 2 * MAX_MISSED;
 
+/// Most not-fired slots one plan names ([`Plan::not_fired`]): the latest ones. The counts
+/// stay exact.
+pub const MAX_NOT_FIRED: usize = 10;
+
+/// Why a slot did not fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotFired {
+    /// Missed, and dropped by the misfire policy (or beyond `max_runs`).
+    Skipped,
+    /// On a day an attached calendar excludes.
+    Excluded,
+}
+
 /// What to do with one claimed job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -84,6 +98,9 @@ pub struct Plan {
     pub missed: u64,
     /// Due times on days an attached calendar excludes (not fired).
     pub excluded: u64,
+    /// The latest [`MAX_NOT_FIRED`] of the skipped and excluded due times, oldest first, for
+    /// the job's slot history.
+    pub not_fired: Vec<(i64, NotFired)>,
     /// The next due-index score (epoch ms, jitter included), after `now`; `None` when the job
     /// has no fire left (one-shot, `end_at` passed, `max_runs` reached). Not after `now` only
     /// when the claimed score itself was not due yet (it is returned unchanged), or in the
@@ -130,6 +147,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
             skipped: 0,
             missed: 0,
             excluded: 0,
+            not_fired: Vec::new(),
             next: Some(score),
         };
     }
@@ -144,6 +162,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         skipped: 0,
         missed: u64::from(score < late_below),
         excluded: 0,
+        not_fired: Vec::new(),
         next: None,
     };
     if !input.schedule.is_recurring() {
@@ -196,6 +215,10 @@ struct Due {
     on_time: Vec<i64>,
     /// Due times a calendar excludes.
     excluded: u64,
+    /// The latest missed and excluded due times (at most [`MAX_NOT_FIRED`] of each), oldest
+    /// first.
+    recent_missed: VecDeque<i64>,
+    recent_excluded: VecDeque<i64>,
     /// The score of the first slot not due yet (or not looked at); `None` if the schedule ends.
     next: Option<i64>,
 }
@@ -304,6 +327,8 @@ impl Slots<'_> {
             missed: 0,
             on_time: Vec::new(),
             excluded: 0,
+            recent_missed: VecDeque::new(),
+            recent_excluded: VecDeque::new(),
             next: None,
         };
         let mut latest_missed = None;
@@ -324,8 +349,11 @@ impl Slots<'_> {
                 due.refired = Some(score);
             } else if excluded_by(self.calendars, slot).is_some() {
                 due.excluded += 1;
+                keep_latest(&mut due.recent_excluded, score, MAX_NOT_FIRED);
             } else if score < late_below {
                 due.missed += 1;
+                // One more than named: `fire_once` may fire the latest.
+                keep_latest(&mut due.recent_missed, score, MAX_NOT_FIRED + 1);
                 latest_missed = Some(score);
                 if (due.missed_fires.len() as u64) < keep {
                     due.missed_fires.push(score);
@@ -361,6 +389,14 @@ impl Slots<'_> {
     }
 }
 
+/// Pushes `score` to `recent`, keeping the latest `cap`.
+fn keep_latest(recent: &mut VecDeque<i64>, score: i64, cap: usize) {
+    if recent.len() == cap {
+        recent.pop_front();
+    }
+    recent.push_back(score);
+}
+
 /// Turns the enumerated due times into a plan, honouring `max_runs`.
 fn apply(due: Due, schedule: &Schedule, runs_so_far: u64) -> Plan {
     let Due {
@@ -369,8 +405,17 @@ fn apply(due: Due, schedule: &Schedule, runs_so_far: u64) -> Plan {
         missed,
         on_time,
         excluded,
+        recent_missed,
+        recent_excluded,
         mut next,
     } = due;
+    // The latest missed ones the policy did not choose to fire.
+    let mut not_fired: Vec<(i64, NotFired)> = recent_missed
+        .into_iter()
+        .filter(|s| !missed_fires.contains(s))
+        .map(|s| (s, NotFired::Skipped))
+        .chain(recent_excluded.into_iter().map(|s| (s, NotFired::Excluded)))
+        .collect();
     let mut skipped = missed - missed_fires.len() as u64;
     // Oldest first: what `max_runs` keeps when it cuts.
     let mut fires: Vec<i64> = refired
@@ -384,17 +429,22 @@ fn apply(due: Due, schedule: &Schedule, runs_so_far: u64) -> Plan {
             // `left` < fires.len() <= usize::MAX here.
             let keep = usize::try_from(left).unwrap_or(usize::MAX);
             skipped += (fires.len() - keep) as u64;
+            not_fired.extend(fires[keep..].iter().map(|&s| (s, NotFired::Skipped)));
             fires.truncate(keep);
             next = None;
         }
     }
     // Sorted already when the jitter is shorter than the period; keep the promise regardless.
     fires.sort_unstable();
+    not_fired.sort_unstable_by_key(|(s, _)| *s);
+    let cut = not_fired.len().saturating_sub(MAX_NOT_FIRED);
+    not_fired.drain(..cut);
     Plan {
         fires,
         skipped,
         missed,
         excluded,
+        not_fired,
         next,
     }
 }
@@ -499,6 +549,27 @@ mod tests {
         assert!(plan.fires.iter().all(|&f| f <= now_ms), "early: {plan:?}");
         assert!(plan.next.is_none_or(|n| n > now_ms), "{plan:?}");
         assert!(plan.skipped <= plan.missed || input.schedule.max_runs().is_some());
+        // The slot history names the latest not-fired slots, never a fire, and agrees with
+        // the counts.
+        assert!(plan.not_fired.len() <= MAX_NOT_FIRED, "{plan:?}");
+        assert!(
+            plan.not_fired.windows(2).all(|w| w[0].0 < w[1].0),
+            "{plan:?}"
+        );
+        assert!(
+            plan.not_fired.iter().all(|(s, _)| !plan.fires.contains(s)),
+            "{plan:?}"
+        );
+        let named = |k: NotFired| plan.not_fired.iter().filter(|(_, n)| *n == k).count() as u64;
+        assert_eq!(
+            named(NotFired::Excluded),
+            plan.excluded.min(MAX_NOT_FIRED as u64),
+            "{plan:?}"
+        );
+        assert!(named(NotFired::Skipped) <= plan.skipped, "{plan:?}");
+        if plan.skipped + plan.excluded <= MAX_NOT_FIRED as u64 {
+            assert_eq!(named(NotFired::Skipped), plan.skipped, "{plan:?}");
+        }
         if let Some(max) = input.schedule.max_runs() {
             let max = u64::from(max.get());
             assert!(plan.fires.is_empty() || input.runs_so_far + plan.fires.len() as u64 <= max);
@@ -538,6 +609,9 @@ mod tests {
                 skipped: 0,
                 missed: 0,
                 excluded: 3,
+                not_fired: (0..3)
+                    .map(|k| (score + k * MINUTE, NotFired::Excluded))
+                    .collect(),
                 next: Some(score + 3 * MINUTE),
             },
             "excluded slots are neither missed nor skipped"
@@ -598,6 +672,7 @@ mod tests {
                 skipped: 0,
                 missed: 0,
                 excluded: 0,
+                not_fired: vec![],
                 next: None
             }
         );
@@ -617,6 +692,7 @@ mod tests {
                 skipped: 0,
                 missed: 1,
                 excluded: 0,
+                not_fired: vec![],
                 next: None
             }
         );
@@ -640,6 +716,7 @@ mod tests {
                     skipped: 0,
                     missed: 0,
                     excluded: 0,
+                    not_fired: vec![],
                     next: Some(score)
                 }
             );
@@ -658,6 +735,7 @@ mod tests {
                 skipped: 0,
                 missed: 0,
                 excluded: 0,
+                not_fired: vec![],
                 next: Some(ms("2026-06-10T12:01:00Z"))
             }
         );
@@ -739,6 +817,7 @@ mod tests {
                     skipped: 0,
                     missed: 0,
                     excluded: 0,
+                    not_fired: vec![],
                     next: Some(claimed + 2_000)
                 },
                 "{misfire:?}"
@@ -759,6 +838,10 @@ mod tests {
                 skipped: 8,
                 missed: 11,
                 excluded: 0,
+                // 12:03 to 12:10: the missed slots past the cap.
+                not_fired: (3..11)
+                    .map(|k| (claimed + k * MINUTE, NotFired::Skipped))
+                    .collect(),
                 next: Some(ms("2026-06-10T12:11:00Z"))
             }
         );
@@ -785,6 +868,10 @@ mod tests {
                 skipped: 8,
                 missed: 10,
                 excluded: 0,
+                // 12:02 to 12:09: beyond `max_runs`.
+                not_fired: (2..10)
+                    .map(|k| (claimed + k * MINUTE, NotFired::Skipped))
+                    .collect(),
                 next: None
             }
         );
@@ -810,6 +897,7 @@ mod tests {
                 skipped: 1,
                 missed: 0,
                 excluded: 0,
+                not_fired: vec![(claimed, NotFired::Skipped)],
                 next: None
             },
             "runs already used up"
@@ -1012,6 +1100,12 @@ mod tests {
                     skipped: MAX_MISSED + 1,
                     missed: MAX_MISSED + 1,
                     excluded: 0,
+                    // The latest ten skipped: the last nine before the jump, and the latest.
+                    not_fired: (MAX_MISSED as i64 - 9..MAX_MISSED as i64)
+                        .map(|k| claimed + k * 1_000)
+                        .chain([ms("2026-06-11T23:59:55Z")])
+                        .map(|s| (s, NotFired::Skipped))
+                        .collect(),
                     next
                 },
                 "{misfire:?}"

@@ -299,6 +299,9 @@ pub struct Ack {
     pub excluded: u64,
     /// History entries of the fires produced ([`super::history_entry`]).
     pub history: Vec<String>,
+    /// Slot-history entries of the latest slots that did not fire
+    /// ([`super::describe::slot_entry`]).
+    pub slots: Vec<String>,
 }
 
 /// What an ack did.
@@ -645,7 +648,8 @@ impl Store {
             inv.key(format!("{prefix}{}", ack.id));
             if ack.recurring {
                 inv.key(self.keys.counters(shard, &ack.id))
-                    .key(self.keys.history(shard, &ack.id));
+                    .key(self.keys.history(shard, &ack.id))
+                    .key(self.keys.slots(shard, &ack.id));
             }
             for index in &ack.indexes {
                 inv.key(self.keys.index(shard, index));
@@ -666,7 +670,10 @@ impl Store {
             for entry in &ack.history {
                 inv.arg(entry);
             }
-            inv.arg(ack.excluded);
+            inv.arg(ack.excluded).arg(ack.slots.len());
+            for entry in &ack.slots {
+                inv.arg(entry);
+            }
         }
         let mut cmds = self.conn.commands();
         cmds.group().invoke_script(&inv);

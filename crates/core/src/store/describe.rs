@@ -4,7 +4,9 @@
 //!
 //! A recurring job's history holds its last 50 fires (`<due ms>:<at ms>:<origin>`, origin
 //! `s` scheduled, `t` triggered, `b` backfilled); it lives while the job is pending and
-//! expires with the record. A fire's outcome comes from the worker's run marker of its fire
+//! expires with the record. Its slot history holds its last 50 slots that did not fire
+//! (`<due ms>:<noted ms>:<k|x>`, skipped or excluded; at most 10 per claim, so after a long
+//! outage the latest ones), for 30 days after the latest. A fire's outcome comes from the worker's run marker of its fire
 //! id (runs.rs), which lives `redis.idempotency_ttl`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -40,6 +42,61 @@ impl FireOrigin {
             FireOrigin::Backfill => 'b',
         }
     }
+}
+
+/// Why a slot did not fire, in the slot history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum SlotOutcome {
+    /// Missed, and dropped by the misfire policy (or beyond `max_runs`).
+    Skipped,
+    /// On a day an attached calendar excludes.
+    Excluded,
+}
+
+/// One slot that did not fire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    /// Its due time.
+    pub due: DateTime<Utc>,
+    /// When the scheduler passed it over.
+    pub at: DateTime<Utc>,
+    /// Why.
+    pub outcome: SlotOutcome,
+}
+
+/// One slot-history entry: the slot due at `due_ms`, passed over at `at_ms`.
+pub fn slot_entry(due_ms: i64, at_ms: i64, outcome: SlotOutcome) -> String {
+    let code = match outcome {
+        SlotOutcome::Skipped => 'k',
+        SlotOutcome::Excluded => 'x',
+    };
+    format!("{due_ms}:{at_ms}:{code}")
+}
+
+/// Parses the slot-history `entries` (newest first), leaving out what does not parse and
+/// the same slot noted again (a claim whose lease expired is planned twice).
+fn slots(entries: &[String]) -> Vec<Slot> {
+    let mut seen = std::collections::HashSet::new();
+    entries
+        .iter()
+        .filter_map(|e| {
+            let mut parts = e.splitn(3, ':');
+            let due: i64 = parts.next()?.parse().ok()?;
+            let at: i64 = parts.next()?.parse().ok()?;
+            let outcome = match parts.next()? {
+                "k" => SlotOutcome::Skipped,
+                "x" => SlotOutcome::Excluded,
+                _ => return None,
+            };
+            seen.insert(due).then_some(())?;
+            Some(Slot {
+                due: DateTime::from_timestamp_millis(due)?,
+                at: DateTime::from_timestamp_millis(at)?,
+                outcome,
+            })
+        })
+        .collect()
 }
 
 /// One history entry of `job`: a fire due at `due_ms`, produced or requested at `at_ms`.
@@ -102,6 +159,8 @@ pub struct Described {
     pub run: Option<RunInfo>,
     /// The latest finished attempts, newest first.
     pub attempts: Vec<runs::AttemptInfo>,
+    /// The latest slots that did not fire, newest first (recurring jobs).
+    pub slots: Vec<Slot>,
 }
 
 impl Store {
@@ -129,7 +188,8 @@ impl Store {
                 runs::attempts_key(&self.keys, id),
                 0,
                 runs::ATTEMPTS_KEPT_MAX as isize - 1,
-            );
+            )
+            .lrange(self.keys.slots(shard, id.as_str()), 0, 49);
         let r = cmds.query(&self.conn).await?;
         let [
             raw,
@@ -142,8 +202,9 @@ impl Store {
             runs,
             run,
             attempts,
-        ] = <[Value; 10]>::try_from(r)
-            .map_err(|r| Error::Protocol(format!("{} replies for 10", r.len())))?;
+            slot_entries,
+        ] = <[Value; 11]>::try_from(r)
+            .map_err(|r| Error::Protocol(format!("{} replies for 11", r.len())))?;
         let Some(raw): Option<Vec<u8>> = from_redis_value(&raw)? else {
             return Ok(None);
         };
@@ -196,6 +257,7 @@ impl Store {
             runs: runs.unwrap_or(0),
             run,
             attempts,
+            slots: slots(&from_redis_value::<Vec<String>>(&slot_entries)?),
         }))
     }
 
@@ -296,6 +358,25 @@ mod tests {
         }
         assert_eq!(parse("12:x:s"), None);
         assert_eq!(parse("12:13:q"), None);
+    }
+
+    #[test]
+    fn slot_entries_round_trip_and_repeats_are_dropped() {
+        let entries = vec![
+            slot_entry(3_000, 3_500, SlotOutcome::Excluded),
+            slot_entry(2_000, 2_600, SlotOutcome::Skipped),
+            slot_entry(2_000, 2_500, SlotOutcome::Skipped),
+            "junk".to_owned(),
+        ];
+        let got = slots(&entries);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].outcome, SlotOutcome::Excluded);
+        assert_eq!(got[1].due.timestamp_millis(), 2_000);
+        assert_eq!(
+            got[1].at.timestamp_millis(),
+            2_600,
+            "the newest note of a slot"
+        );
     }
 
     #[test]

@@ -200,6 +200,12 @@ impl Keys {
         format!("{}:{}:h:{}", self.prefix, shard.tag(), id)
     }
 
+    /// A recurring job's latest slots that did not fire (list, newest first:
+    /// `<due ms>:<noted ms>:<skipped|excluded>`; 50 kept, 30 days after the latest).
+    pub fn slots(&self, shard: Shard, id: &str) -> String {
+        format!("{}:{}:sl:{}", self.prefix, shard.tag(), id)
+    }
+
     /// A job's counters (hash: `fired`, `missed`, `skipped`, `excluded`, `triggered`, `backfilled`).
     pub fn counters(&self, shard: Shard, id: &str) -> String {
         format!("{}:{}:c:{}", self.prefix, shard.tag(), id)

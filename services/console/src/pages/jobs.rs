@@ -480,6 +480,23 @@ fn detail_body(app: &App, s: &Session, d: &JobDescription, done_msg: Option<&str
                     }
                 }
             }
+            @if d.kind != JobKind::Once {
+                h2 { "Slots not fired" }
+                p.muted { "Skipped (missed, and dropped by the misfire policy) or excluded by a calendar; the counters above count every one, this lists the latest (10 a round at most)." }
+                table.slots data-test="slots" {
+                    thead { tr { th scope="col" { "due" } th scope="col" { "outcome" } th scope="col" { "passed over" } } }
+                    tbody {
+                        @if d.slots.is_empty() { tr { td colspan="3" { "None: every slot so far fired." } } }
+                        @for sl in &d.slots {
+                            tr data-test="slot" data-outcome=(sl.outcome) {
+                                td { (time(&sl.due_at)) }
+                                td { (sl.outcome) }
+                                td { (time(&sl.noted_at)) }
+                            }
+                        }
+                    }
+                }
+            }
             (attempts(d))
         }
         @if write && !finished {

@@ -451,6 +451,15 @@ fn description(
         history,
         counters,
         run: d.run.as_ref().map(convert::run),
+        slots: d
+            .slots
+            .iter()
+            .map(|s| sked_api::jobs::SlotSummary {
+                due_at: s.due,
+                noted_at: s.at,
+                outcome: s.outcome.to_string(),
+            })
+            .collect(),
         attempts: d.attempts,
         job: sked_api::jobs::RawJson(
             serde_json::value::to_raw_value(spec)

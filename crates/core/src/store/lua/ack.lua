@@ -1,6 +1,7 @@
 -- ACK (store/scripts.rs): acknowledges fires that Kafka accepted, for one shard.
 -- ARGV per job (scripts.rs has the whole list): ..., missed, skipped, nh, nh history entries,
--- then excluded (slots an attached calendar excluded; counted as `excluded`).
+-- then excluded (slots an attached calendar excluded; counted as `excluded`), ns, ns
+-- slot-history entries (the latest slots that did not fire; kept 30 days after the latest).
 local due, inflight, runs, done, cnt, created = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local ttl, channel, shard, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 trim_done(done, created, now - tonumber(ttl))
@@ -19,12 +20,13 @@ while a <= #ARGV do
   local key = KEYS[k]
   if seen[id] then batch_flush(b, delta) end
   seen[id] = true
-  local counters, history = nil, nil
+  local counters, history, slots = nil, nil, nil
   local first_index = k + 1
   if recurring then
-    counters, history = KEYS[k + 1], KEYS[k + 2]
-    first_index = k + 3
+    counters, history, slots = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+    first_index = k + 4
   end
+  local ns = tonumber(ARGV[a + 11 + nh])
   local member = score .. '|' .. id
   local held = redis.call('ZSCORE', inflight, member)
   local st = ''
@@ -84,12 +86,17 @@ while a <= #ARGV do
       redis.call('LPUSH', history, unpack(ARGV, a + 10, a + 9 + nh))
       redis.call('LTRIM', history, 0, 49)
     end
+    if ns > 0 then
+      redis.call('LPUSH', slots, unpack(ARGV, a + 12 + nh, a + 11 + nh + ns))
+      redis.call('LTRIM', slots, 0, 49)
+      redis.call('PEXPIRE', slots, 2592000000)
+    end
     if finished then
       redis.call('PEXPIRE', counters, ttl)
       redis.call('PEXPIRE', history, ttl)
     end
   end
-  a = a + 11 + nh
+  a = a + 12 + nh + ns
   k = first_index + n
 end
 batch_flush(b, delta)
