@@ -540,17 +540,16 @@ pub async fn get_json(url: &str) -> serde_json::Value {
         .expect("a JSON body")
 }
 
+/// `GET url` as the test client, its body as JSON; `None` on any failure, for a caller that
+/// asks again ([`eventually`]).
+pub async fn try_json(url: &str) -> Option<serde_json::Value> {
+    http().get(url).send().await.ok()?.json().await.ok()
+}
+
 /// Waits until bulk operation `id` of the REST API at `api` has succeeded; its resource.
 pub async fn operation_succeeded(api: &str, id: &str, timeout: Duration) -> serde_json::Value {
     eventually(timeout, "bulk operation succeeded", || async {
-        let o: serde_json::Value = http()
-            .get(format!("{api}/v1/operations/{id}"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let o = try_json(&format!("{api}/v1/operations/{id}")).await?;
         (o["state"] == "succeeded").then_some(o)
     })
     .await

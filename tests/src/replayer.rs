@@ -74,14 +74,7 @@ impl Replayer {
     pub async fn indexed(&self) {
         let url = format!("{}/v1/dlq/stats", self.api());
         crate::eventually(Duration::from_secs(30), "dlq index caught up", || async {
-            let body: Value = crate::http()
-                .get(&url)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let body = crate::try_json(&url).await?;
             (body["index"]["caught_up"] == true).then_some(())
         })
         .await

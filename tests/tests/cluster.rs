@@ -436,14 +436,7 @@ async fn all_four_services_on_a_cluster_run_each_job_once_on_time_retry_and_repl
         Duration::from_secs(15),
         "four processes and their fires",
         || async {
-            let v: serde_json::Value = http()
-                .get(format!("{}/v1/cluster", ingest.api()))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let v = sked_e2e::try_json(&format!("{}/v1/cluster", ingest.api())).await?;
             let s: Vec<String> = v["replicas"]
                 .as_array()?
                 .iter()

@@ -175,14 +175,7 @@ async fn the_cluster_view_shows_the_due_backlog_group_lag_and_warnings() {
 
 /// `GET /v1/cluster` as the test token; `None` on any failure (to be asked again).
 async fn read_view(api: &str) -> Option<Value> {
-    http()
-        .get(format!("{api}/v1/cluster"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()
+    sked_e2e::try_json(&format!("{api}/v1/cluster")).await
 }
 
 /// Sums `rate × seconds` over the reads of `GET /v1/cluster` (each read once) until it

@@ -321,14 +321,7 @@ async fn an_operator_finds_pauses_triggers_bulk_cancels_and_replays_in_a_browser
         Duration::from_secs(30),
         "broken-1 dead-lettered",
         || async {
-            let l: Value = http()
-                .get(format!("{dlq}/v1/dlq?job_id=broken-1"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let l = sked_e2e::try_json(&format!("{dlq}/v1/dlq?job_id=broken-1")).await?;
             (l["matched"] == 1).then_some(())
         },
     )
