@@ -648,8 +648,10 @@ impl Store {
             inv.key(format!("{prefix}{}", ack.id));
             if ack.recurring {
                 inv.key(self.keys.counters(shard, &ack.id))
-                    .key(self.keys.history(shard, &ack.id))
-                    .key(self.keys.slots(shard, &ack.id));
+                    .key(self.keys.history(shard, &ack.id));
+                if !ack.slots.is_empty() {
+                    inv.key(self.keys.slots(shard, &ack.id));
+                }
             }
             for index in &ack.indexes {
                 inv.key(self.keys.index(shard, index));

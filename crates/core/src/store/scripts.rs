@@ -78,7 +78,8 @@ pub(crate) static CLAIM: LazyLock<Script> = script!("claim.lua");
 /// misses, skips and calendar exclusions and keep their last 50 fires.
 ///
 /// KEYS: due, inflight, runs, done, counts, creation index, then per job: its key, for a
-/// recurring job its counters, history and slot-history keys, its index keys.
+/// recurring job its counters and history keys and, when it has slot-history entries, its
+/// slot-history key; its index keys.
 /// ARGV: ttl ms, wake channel, shard index, now ms, then per job: id, claimed score, the
 /// claim's lease deadline, fires produced, next score or '', `1` if recurring, number of index
 /// keys, missed, skipped, number of history entries, the entries, excluded, number of

@@ -22,11 +22,16 @@ while a <= #ARGV do
   seen[id] = true
   local counters, history, slots = nil, nil, nil
   local first_index = k + 1
-  if recurring then
-    counters, history, slots = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
-    first_index = k + 4
-  end
   local ns = tonumber(ARGV[a + 11 + nh])
+  if recurring then
+    counters, history = KEYS[k + 1], KEYS[k + 2]
+    first_index = k + 3
+    -- The slot-history key comes only with entries for it: most acks have none.
+    if ns > 0 then
+      slots = KEYS[k + 3]
+      first_index = k + 4
+    end
+  end
   local member = score .. '|' .. id
   local held = redis.call('ZSCORE', inflight, member)
   local st = ''
