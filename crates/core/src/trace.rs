@@ -28,8 +28,34 @@ use crate::kafka::headers::TRACEPARENT;
 
 /// The context of a W3C `traceparent` value (an empty context when it does not parse).
 pub fn context_of(traceparent: &str) -> Context {
-    let carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.trim().to_owned())]);
+    let traceparent = traceparent.trim();
+    if !well_formed(traceparent) {
+        return Context::new();
+    }
+    let carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.to_owned())]);
     TraceContextPropagator::new().extract(&carrier)
+}
+
+/// Whether `traceparent` has the W3C shape `vv-<32 hex>-<16 hex>-ff` (lowercase; a later
+/// version may append fields): the propagator alone takes a short trace id such as `abc`
+/// and pads it with zeros.
+fn well_formed(traceparent: &str) -> bool {
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let mut parts = traceparent.split('-');
+    let (Some(v), Some(trace), Some(span), Some(flags)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    hex(v, 2)
+        && hex(trace, 32)
+        && hex(span, 16)
+        && hex(flags, 2)
+        && (v != "00" || parts.next().is_none())
 }
 
 /// The last `traceparent` header of `headers`, as UTF-8.
@@ -127,6 +153,28 @@ mod tests {
     use super::*;
 
     const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn only_well_formed_traceparents_give_a_context() {
+        assert_eq!(
+            trace_id(TP).map(|t| t.to_string()).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert!(
+            trace_id(&format!(" {TP} ")).is_some(),
+            "blanks around it are trimmed"
+        );
+        for bad in [
+            "00-abc-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-abc-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "",
+        ] {
+            assert!(trace_id(bad).is_none(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn traceparent_round_trips_through_headers() {
