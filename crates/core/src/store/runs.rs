@@ -121,11 +121,11 @@ fn cut(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// The trace id of a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`).
+/// The trace id of a W3C `traceparent`, as 32 lowercase hex digits, by the parser the
+/// services propagate with ([`crate::trace::trace_id`]); read case-blind (W3C writes
+/// lowercase, and every `traceparent` sked sends is).
 fn trace_id(traceparent: &str) -> Option<String> {
-    let id = traceparent.split('-').nth(1)?;
-    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) && id.bytes().any(|b| b != b'0'))
-        .then(|| id.to_ascii_lowercase())
+    crate::trace::trace_id(&traceparent.to_ascii_lowercase()).map(|t| t.to_string())
 }
 
 /// State of a job's latest run.
