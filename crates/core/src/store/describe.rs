@@ -81,10 +81,8 @@ fn slots(entries: &[String]) -> Vec<Slot> {
     entries
         .iter()
         .filter_map(|e| {
-            let mut parts = e.splitn(3, ':');
-            let due: i64 = parts.next()?.parse().ok()?;
-            let at: i64 = parts.next()?.parse().ok()?;
-            let outcome = match parts.next()? {
+            let (due, at, code) = split_entry(e)?;
+            let outcome = match code {
                 "k" => SlotOutcome::Skipped,
                 "x" => SlotOutcome::Excluded,
                 _ => return None,
@@ -306,11 +304,17 @@ impl Store {
     }
 }
 
-fn parse(entry: &str) -> Option<(i64, i64, FireOrigin)> {
+/// `<due ms>:<at ms>:<code>`, the form of history and slot-history entries.
+fn split_entry(entry: &str) -> Option<(i64, i64, &str)> {
     let mut parts = entry.splitn(3, ':');
     let due = parts.next()?.parse().ok()?;
     let at = parts.next()?.parse().ok()?;
-    let origin = match parts.next()? {
+    Some((due, at, parts.next()?))
+}
+
+fn parse(entry: &str) -> Option<(i64, i64, FireOrigin)> {
+    let (due, at, code) = split_entry(entry)?;
+    let origin = match code {
         "s" => FireOrigin::Schedule,
         "t" => FireOrigin::Trigger,
         "b" => FireOrigin::Backfill,
