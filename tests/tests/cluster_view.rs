@@ -38,21 +38,17 @@ async fn the_cluster_view_shows_the_due_backlog_group_lag_and_warnings() {
     // No scheduler runs: three jobs an hour overdue, one due tomorrow.
     let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
     for i in 0..3 {
-        let resp = http()
-            .post(format!("{api}/v1/jobs"))
-            .json(&json!({"id": format!("late-{i}"), "app": "sms", "run_at": past, "payload": {}}))
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+        submit(
+            &api,
+            json!({"id": format!("late-{i}"), "app": "sms", "run_at": past, "payload": {}}),
+        )
+        .await;
     }
-    let resp = http()
-        .post(format!("{api}/v1/jobs"))
-        .json(&json!({"id": "later", "app": "sms", "delay": "1d", "payload": {}}))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
+    submit(
+        &api,
+        json!({"id": "later", "app": "sms", "delay": "1d", "payload": {}}),
+    )
+    .await;
 
     let view: Value = eventually(
         Duration::from_secs(20),
@@ -173,6 +169,22 @@ async fn the_cluster_view_shows_the_due_backlog_group_lag_and_warnings() {
     ingest.stop().await;
 }
 
+/// Submits `job` over REST; asserts it was accepted.
+async fn submit(api: &str, job: Value) {
+    let resp = http()
+        .post(format!("{api}/v1/jobs"))
+        .json(&job)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    assert!(
+        status.is_success(),
+        "{status}: {}",
+        resp.text().await.unwrap()
+    );
+}
+
 /// `GET /v1/cluster` as the test token; `None` on any failure (to be asked again).
 async fn read_view(api: &str) -> Option<Value> {
     sked_e2e::try_json(&format!("{api}/v1/cluster")).await
@@ -242,21 +254,17 @@ async fn the_running_processes_announce_themselves_and_leave_when_they_drain() {
         .announce(&ghost("gone", chrono::Duration::minutes(11)))
         .await
         .unwrap();
-    let resp = http()
-        .post(format!("{api}/v1/jobs"))
-        .json(&json!({"id": "now", "app": "sms", "delay": "0s", "payload": {}}))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
+    submit(
+        &api,
+        json!({"id": "now", "app": "sms", "delay": "0s", "payload": {}}),
+    )
+    .await;
     // One job that stays pending, for the bytes per pending job.
-    let resp = http()
-        .post(format!("{api}/v1/jobs"))
-        .json(&json!({"id": "later", "app": "sms", "delay": "1h", "payload": {}}))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
+    submit(
+        &api,
+        json!({"id": "later", "app": "sms", "delay": "1h", "payload": {}}),
+    )
+    .await;
 
     let cluster = || async { Some(read_view(&api).await?["replicas"].as_array()?.clone()) };
     let replicas = eventually(Duration::from_secs(30), "the scheduler's fire", || async {
