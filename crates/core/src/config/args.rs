@@ -61,6 +61,11 @@ impl Config {
         if copy.redis.password_file.is_some() {
             copy.redis.password = None;
         }
+        if let Some(oidc) = &mut copy.console.oidc
+            && oidc.client_secret_file.is_some()
+        {
+            oidc.client_secret = None;
+        }
         for (key, value) in copy.kafka.rdkafka.iter_mut() {
             if SECRET_MARKERS.iter().any(|m| key.contains(m))
                 || SECRET_PROPERTIES.contains(&key.as_str())

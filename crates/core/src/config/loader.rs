@@ -652,6 +652,7 @@ mod secret_file_tests {
         let sasl = write("sasl", "s4sl-pw\n");
         let auth = write("auth", "Bearer h00k-tok\n");
         let key = write("k1", &format!("{}\n", "ab".repeat(32)));
+        let oidc = write("oidc", "0idc-s3cret\n");
         let layers = Layers {
             env: vec![(
                 "SKED_KAFKA__RDKAFKA_FILES__SASL_PASSWORD".into(),
@@ -664,10 +665,16 @@ mod secret_file_tests {
                 "encryption.enabled=true".into(),
                 "encryption.current_key=k1".into(),
                 format!("encryption.keys.k1.file={key}"),
+                "console.oidc.issuer=https://idp.example".into(),
+                "console.oidc.client_id=sked".into(),
+                "console.oidc.redirect_url=https://ops.example/oidc/callback".into(),
+                format!("console.oidc.client_secret_file={oidc}"),
             ],
             ..Default::default()
         };
         let config = load(&layers).unwrap();
+        let oidc_secret = config.console.oidc.as_ref().unwrap().client_secret.as_ref();
+        assert_eq!(oidc_secret.unwrap().expose(), "0idc-s3cret");
         assert_eq!(config.redis.password.as_ref().unwrap().expose(), "r3dis-pw");
         assert_eq!(
             config.kafka.rdkafka_secrets["sasl.password"].expose(),
@@ -689,6 +696,7 @@ mod secret_file_tests {
             "r3dis-pw",
             "s4sl-pw",
             "h00k-tok",
+            "0idc-s3cret",
             &"ab".repeat(32),
             "171, 171",
         ] {
@@ -706,6 +714,48 @@ mod secret_file_tests {
         })
         .unwrap();
         assert_eq!(again.redis.password, config.redis.password);
+        let secret = |c: &Config| c.console.oidc.as_ref().unwrap().client_secret.clone();
+        assert_eq!(secret(&again), secret(&config));
+    }
+
+    #[test]
+    fn console_oidc_errors_name_the_key() {
+        let base = |extra: &[&str]| {
+            let mut sets: Vec<String> = [
+                "console.path_prefix=/sked",
+                "console.oidc.issuer=https://idp.example",
+                "console.oidc.client_id=sked",
+                "console.oidc.redirect_url=https://ops.example/sked/oidc/callback",
+            ]
+            .map(String::from)
+            .to_vec();
+            sets.extend(extra.iter().map(|s| s.to_string()));
+            with(&sets)
+        };
+        let ok = base(&[]).unwrap();
+        let oidc = ok.console.oidc.unwrap();
+        assert_eq!(oidc.scopes, ["openid"]);
+        assert_eq!(oidc.token, super::super::OidcToken::AccessToken);
+        for (set, needle) in [
+            (
+                "console.oidc.redirect_url=https://ops.example/oidc/callback",
+                "`console.oidc.redirect_url`: must be the console's callback",
+            ),
+            (
+                r#"console.oidc.scopes=["profile"]"#,
+                "`console.oidc.scopes`: must include `openid`",
+            ),
+            (
+                r#"console.oidc.scopes=["openid", "a b"]"#,
+                "`console.oidc.scopes`: every scope must be printable ASCII",
+            ),
+            ("console.oidc.issuer=idp.example", "`console.oidc.issuer`"),
+            ("console.oidc.client_id= ", "`console.oidc.client_id`"),
+            ("console.oidc.token=refresh_token", "console.oidc.token"),
+        ] {
+            let err = base(&[set]).unwrap_err().to_string();
+            assert!(err.contains(needle), "{set}: {err}");
+        }
     }
 
     #[test]
@@ -722,6 +772,11 @@ mod secret_file_tests {
             "apps.hook.url=http://hook/run".into(),
             "apps.hook.headers.authorization=inline".into(),
             format!("apps.hook.header_files.Authorization={pw}"),
+            "console.oidc.issuer=https://idp.example".into(),
+            "console.oidc.client_id=sked".into(),
+            "console.oidc.redirect_url=https://ops.example/oidc/callback".into(),
+            "console.oidc.client_secret=inline".into(),
+            format!("console.oidc.client_secret_file={pw}"),
         ])
         .unwrap_err();
         let text = err.to_string();
@@ -729,6 +784,7 @@ mod secret_file_tests {
             "`redis.password` and `redis.password_file` are both given",
             "`kafka.rdkafka.sasl.password` and `kafka.rdkafka_files.sasl.password` are both given",
             "`apps.hook.headers.Authorization` and `apps.hook.header_files.Authorization` are both given",
+            "`console.oidc.client_secret` and `console.oidc.client_secret_file` are both given",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
         }

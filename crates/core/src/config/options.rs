@@ -79,6 +79,104 @@ pub struct ConsoleOptions {
     pub session_max: super::HumanDuration,
     /// How often open pages refresh their live parts (0s: never).
     pub refresh: super::HumanDuration,
+    /// Sign-in through an OpenID Connect provider (the authorization-code flow with PKCE),
+    /// beside the token form. Not set: tokens only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<OidcOptions>,
+}
+
+/// Which token of the provider's answer the console sends to sked's APIs as the user's.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OidcToken {
+    /// The access token: it must be a JWT that `auth.jwt` accepts (its audience is sked's).
+    #[default]
+    AccessToken,
+    /// The ID token (its audience is `client_id`: list that in `auth.jwt.audience`).
+    IdToken,
+}
+
+/// `[console.oidc]`: sign in through an OpenID Connect provider (docs/console.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcOptions {
+    /// The provider's issuer URL; its discovery document is read from
+    /// `<issuer>/.well-known/openid-configuration` and must name the same issuer.
+    pub issuer: String,
+    /// The console's client id at the provider.
+    pub client_id: String,
+    /// The client secret (sent with HTTP Basic to the token endpoint). Not set: a public
+    /// client, protected by PKCE only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<Secret>,
+    /// File holding `client_secret` (a mounted Secret); not both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_file: Option<PathBuf>,
+    /// The console's callback as the browser reaches it and as registered at the provider:
+    /// `https://<host><console.path_prefix>/oidc/callback`.
+    pub redirect_url: String,
+    /// Scopes requested; must include `openid`.
+    #[serde(default = "default_oidc_scopes")]
+    pub scopes: Vec<String>,
+    /// The token sent to the APIs: `access_token` or `id_token`.
+    #[serde(default)]
+    pub token: OidcToken,
+    /// The provider's name on the sign-in button ("Sign in with <name>").
+    #[serde(default = "default_oidc_name")]
+    pub name: String,
+}
+
+fn default_oidc_scopes() -> Vec<String> {
+    vec!["openid".into()]
+}
+
+fn default_oidc_name() -> String {
+    "single sign-on".into()
+}
+
+impl OidcOptions {
+    fn validate(&self, prefix: &str, check: &mut impl FnMut(bool, &str, &str)) {
+        let url = |u: &str| u.starts_with("https://") || u.starts_with("http://");
+        check(
+            url(&self.issuer),
+            "console.oidc.issuer",
+            "must be an http:// or https:// URL",
+        );
+        check(
+            !self.client_id.trim().is_empty(),
+            "console.oidc.client_id",
+            "must not be empty",
+        );
+        let callback = format!("{prefix}/oidc/callback");
+        check(
+            url(&self.redirect_url)
+                && !self.redirect_url.contains(['?', '#'])
+                && self.redirect_url.ends_with(&callback),
+            "console.oidc.redirect_url",
+            &format!(
+                "must be the console's callback as the browser reaches it: an http:// or https:// URL ending in `{callback}` (console.path_prefix + /oidc/callback)"
+            ),
+        );
+        check(
+            self.scopes.iter().any(|s| s == "openid"),
+            "console.oidc.scopes",
+            "must include `openid`",
+        );
+        check(
+            self.scopes.iter().all(|s| {
+                !s.is_empty()
+                    && s.bytes()
+                        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+            }),
+            "console.oidc.scopes",
+            "every scope must be printable ASCII without spaces, `\"` or `\\`",
+        );
+        check(
+            !self.name.trim().is_empty() && self.name.chars().count() <= 60,
+            "console.oidc.name",
+            "must be 1 to 60 characters",
+        );
+    }
 }
 
 impl Default for ConsoleOptions {
@@ -93,6 +191,7 @@ impl Default for ConsoleOptions {
             session_idle: Duration::from_secs(30 * 60).into(),
             session_max: Duration::from_secs(12 * 3600).into(),
             refresh: Duration::from_secs(2).into(),
+            oidc: None,
         }
     }
 }
@@ -133,6 +232,9 @@ impl ConsoleOptions {
             "console.session_max",
             "must be at most 7d",
         );
+        if let Some(oidc) = &self.oidc {
+            oidc.validate(&self.path_prefix, check);
+        }
     }
 }
 

@@ -208,6 +208,21 @@ pub(super) fn load_files(config: &mut super::Config) -> Vec<String> {
             }
         }
     }
+    if let Some(oidc) = &mut config.console.oidc
+        && let Some(path) = &oidc.client_secret_file
+    {
+        if oidc.client_secret.is_some() {
+            problems.push(
+                "`console.oidc.client_secret` and `console.oidc.client_secret_file` are both given; give one"
+                    .to_owned(),
+            );
+        } else {
+            match Secret::from_file(path) {
+                Ok(secret) => oidc.client_secret = Some(secret),
+                Err(why) => problems.push(format!("`console.oidc.client_secret_file`: {why}")),
+            }
+        }
+    }
     for (id, key) in &mut config.encryption.keys {
         match KeyMaterial::from_file(&key.file) {
             Ok(material) => key.material = Some(material),
