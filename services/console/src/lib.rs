@@ -2,7 +2,8 @@
 //! JavaScript on top (live refresh, local times, theme), assets embedded in the binary.
 //!
 //! It holds no data and no credential of its own: a user signs in with an API token (a
-//! static token or a JWT from the issuer of `auth.jwt`), which the console keeps in memory
+//! static token or a JWT from the issuer of `auth.jwt`, pasted or obtained through the
+//! OpenID Connect provider of `console.oidc`), which the console keeps in memory
 //! for the session and sends, as the user's, to the public REST and DLQ APIs. So every page
 //! shows what the token may see (a tenant-bound token, its tenants only), every action is
 //! the API's, checked, refused (403) and audited there, and the action controls shown follow
@@ -18,8 +19,10 @@
 //! | `/ops`, `/ops/{id}` | bulk operations by selector: dry run, run, progress, history |
 //! | `/dlq`, `/dlq/{partition}/{offset}`, `/dlq/replays/{id}` | dead letters and replays |
 //! | `/login`, `/logout` | sign in with a token, sign out |
+//! | `/oidc/start`, `/oidc/callback` | sign in through the OpenID Connect provider of `console.oidc` |
 
 pub mod api;
+pub mod oidc;
 pub mod pages;
 pub mod session;
 mod web;
@@ -50,6 +53,8 @@ pub struct App {
     pub secure_cookie: bool,
     /// Live refresh period in ms (0: off).
     pub refresh_ms: u64,
+    /// Sign-in through the OpenID Connect provider of `console.oidc`, when set.
+    pub oidc: Option<Arc<oidc::Oidc>>,
 }
 
 impl App {
@@ -62,6 +67,10 @@ impl App {
             prefix: c.path_prefix.as_str().into(),
             secure_cookie: c.secure_cookie,
             refresh_ms: u64::try_from(c.refresh.0.as_millis()).unwrap_or(u64::MAX),
+            oidc: match &c.oidc {
+                Some(o) => Some(Arc::new(oidc::Oidc::new(o.clone())?)),
+                None => None,
+            },
         })
     }
 

@@ -33,6 +33,8 @@ pub fn router(app: App) -> Router {
             get(pages::login::form).post(pages::login::sign_in),
         )
         .route("/logout", post(pages::login::sign_out))
+        .route("/oidc/start", get(pages::login::oidc_start))
+        .route("/oidc/callback", get(pages::login::oidc_callback))
         .route("/jobs", get(pages::jobs::list).post(pages::jobs::submit))
         .route("/jobs/new", get(pages::jobs::new_form))
         .route("/jobs/selected", post(pages::jobs::act_on_selected))
