@@ -12,6 +12,7 @@ pub mod chaos;
 pub mod cluster;
 pub mod console;
 pub mod ingest;
+pub mod oidc;
 pub mod replayer;
 pub mod scheduler;
 pub mod worker;
