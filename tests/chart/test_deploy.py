@@ -149,6 +149,8 @@ NOT_CONFIG_PREFIXES = ("SKED_TEST_", "SKED_DEV_", "SKED_TOOLS_")
 MAP_TABLES = ("kafka.rdkafka", "kafka.rdkafka_files", "apps", "encryption.keys")
 # Optional keys without a default (docs/configuration.md): any string.
 OPTIONAL_KEYS = ("redis.password", "redis.password_file")
+# `[console.oidc]`, an optional table (not in default.toml): its keys.
+OIDC_KEYS = ("issuer", "client_id", "client_secret", "client_secret_file", "redirect_url", "scopes", "token", "name")
 
 
 @cache
@@ -197,6 +199,8 @@ def key_problem(path: list[str], value: object = None) -> str | None:
         if len(path) != 4 or path[3] not in ("hash", "scopes", "tenants"):
             return f"`{key}`: expected auth.tokens.<name>.hash|scopes|tenants"
         return None
+    if path[:2] == ["console", "oidc"]:
+        return None if len(path) == 3 and path[2] in OIDC_KEYS else f"`{key}`: not a console.oidc key ({OIDC_KEYS})"
     if path[:2] == ["auth", "jwt"] or key == "auth.tokens_file" or path[0] == "quotas":
         return None  # free-form tables, checked by sked's own loader
     if path[:2] == ["encryption", "keys"]:
@@ -246,7 +250,7 @@ def toml_problems(text: str) -> list[str]:
                 continue
             elif p[0] == "apps" and len(p) >= 3:
                 why = key_problem(p[:3])
-            elif p[:2] in (["auth", "tokens"], ["auth", "jwt"]) or p[0] == "quotas":
+            elif p[:2] in (["auth", "tokens"], ["auth", "jwt"], ["console", "oidc"]) or p[0] == "quotas":
                 why = key_problem(p, v) if not isinstance(v, dict) else None
                 if isinstance(v, dict):
                     walk(p, v)
@@ -553,12 +557,19 @@ def test_console_calls_the_release_services(overrides):
     assert set(cfg) == {"admin", "console", "log"}, "the console reads nothing else"
 
 
-def test_console_gets_no_secret():
-    """values-full has every Secret in use; the console pod mounts and references none of them."""
+def test_console_gets_no_secret_but_its_oidc_client_secret():
+    """values-full has every Secret in use; the console pod mounts none of them and references
+    only the OIDC client secret, whose sign-in settings are in its ConfigMap."""
     name = "values-full"
     (spec,) = [spec for workload, spec in pod_specs(name) if workload == "sked-console"]
     (c,) = spec["containers"]
-    assert not [e["name"] for e in c["env"] if "valueFrom" in e]
+    assert [(e["name"], e["valueFrom"]["secretKeyRef"]) for e in c["env"] if "valueFrom" in e] == [
+        ("SKED_CONSOLE__OIDC__CLIENT_SECRET", {"name": "sked-console-oidc", "key": "client-secret"})
+    ]
+    oidc = tomllib.loads(config_maps(name)["sked-console-config"])["console"]["oidc"]
+    assert oidc["client_id"] == "sked-console" and "client_secret" not in oidc
+    with pytest.raises(helm.HelmError, match="needs config.console.oidc"):
+        render({"console": {"enabled": True, "oidcClientSecret": {"existingSecret": "s"}}})
     assert not [v["name"] for v in spec["volumes"] if "secret" in v]
     assert {m["mountPath"] for m in c["volumeMounts"]} == {"/etc/sked/config", "/tmp"}
     text = config_maps(name)["sked-console-config"]

@@ -254,6 +254,16 @@ release's ingest and replayer Services.
       key: {{ $v.kafka.tls.keyPasswordKey }}
 {{- end }}
 {{- end }}
+{{- if and .noSecrets $v.console.oidcClientSecret.existingSecret }}
+{{- if not (dig "console" "oidc" "" ($v.config | default dict)) }}
+{{- fail "console.oidcClientSecret.existingSecret needs config.console.oidc (issuer, client_id, redirect_url)" }}
+{{- end }}
+- name: SKED_CONSOLE__OIDC__CLIENT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.console.oidcClientSecret.existingSecret }}
+      key: {{ $v.console.oidcClientSecret.key }}
+{{- end }}
 {{- with $v.extraEnv }}
 {{ toYaml . }}
 {{- end }}
