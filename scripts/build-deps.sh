@@ -27,16 +27,4 @@ command -v openssl >/dev/null || missing+=(openssl)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 
-if ! command -v apt-get >/dev/null; then
-  say "missing build dependencies: ${missing[*]} (Debian names); install them and run again" >&2
-  exit 1
-fi
-as_root() {
-  if [ "$(id -u)" = 0 ]; then "$@"
-  elif command -v sudo >/dev/null; then sudo "$@"
-  else say "need root to install: ${missing[*]}" >&2; exit 1
-  fi
-}
-say "installing ${missing[*]} (Debian packages)"
-as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+"$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" build-deps "${missing[@]}"

@@ -9,16 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 say() { printf 'oidc-deps: %s\n' "$*"; }
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  command -v apt-get >/dev/null || { say "missing: node and npm; install Node.js 18 or later and run again" >&2; exit 1; }
-  as_root() {
-    if [ "$(id -u)" = 0 ]; then "$@"
-    elif command -v sudo >/dev/null; then sudo "$@"
-    else say "need root to install nodejs and npm" >&2; exit 1
-    fi
-  }
-  say "installing nodejs and npm (Debian packages)"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  scripts/apt-install.sh oidc-deps nodejs npm
 fi
 
 major=$(node -p 'process.versions.node.split(".")[0]')

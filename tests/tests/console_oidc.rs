@@ -266,6 +266,19 @@ fn cookie_of<'a>(resp: &'a reqwest::Response, name: &str) -> Option<&'a str> {
         .find(|v| v.starts_with(&format!("{name}=")))
 }
 
+/// Asserts that the console refuses the callback `url` (sent with `cookie`) with a 400 whose
+/// page says `why`.
+async fn refused(client: &reqwest::Client, url: &str, cookie: Option<&str>, why: &str) {
+    let mut request = client.get(url);
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    let resp = request.send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{url}");
+    let text = resp.text().await.unwrap();
+    assert!(text.contains(why), "{why} in {text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sign_in_is_bound_to_its_browser_used_once_and_checked() {
     let s = stack("sso-http", "id_token").await;
@@ -315,29 +328,16 @@ async fn the_sign_in_is_bound_to_its_browser_used_once_and_checked() {
 
     // Without the cookie (another browser), and with another sign-in's: refused, and the
     // sign-in is still there for its own browser.
-    let resp = client.get(&callback).send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert!(
-        resp.text()
-            .await
-            .unwrap()
-            .contains("did not start this sign-in")
-    );
+    refused(&client, &callback, None, "did not start this sign-in").await;
     let (_, other) = start("%2F").await;
     let other = other.split(';').next().unwrap().to_owned();
-    let resp = client
-        .get(&callback)
-        .header(header::COOKIE, &other)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert!(
-        resp.text()
-            .await
-            .unwrap()
-            .contains("not for the sign-in this browser started")
-    );
+    refused(
+        &client,
+        &callback,
+        Some(&other),
+        "not for the sign-in this browser started",
+    )
+    .await;
     // Another sign-in's code brought back with that other sign-in's state and cookie (code
     // injection): its PKCE verifier is not the code's, so the provider refuses the code.
     let (auth_c, _) = start("%2F").await;
@@ -350,20 +350,16 @@ async fn the_sign_in_is_bound_to_its_browser_used_once_and_checked() {
         .next()
         .unwrap();
     let state_other = other.split_once('=').unwrap().1;
-    let resp = client
-        .get(console(&format!(
-            "/sked/oidc/callback?code={code_c}&state={state_other}"
-        )))
-        .header(header::COOKIE, &other)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let text = resp.text().await.unwrap();
-    assert!(
-        text.contains("the provider refused the code: invalid_grant"),
-        "{text}"
-    );
+    let injected = console(&format!(
+        "/sked/oidc/callback?code={code_c}&state={state_other}"
+    ));
+    refused(
+        &client,
+        &injected,
+        Some(&other),
+        "the provider refused the code: invalid_grant",
+    )
+    .await;
 
     // Its own browser: signed in, the state cookie cleared, the page moves on by itself.
     let resp = client
@@ -399,19 +395,13 @@ async fn the_sign_in_is_bound_to_its_browser_used_once_and_checked() {
     assert!(resp.text().await.unwrap().contains("jwt:ops"));
 
     // The same answer again (a replayed code): refused.
-    let resp = client
-        .get(&callback)
-        .header(header::COOKIE, &state_cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert!(
-        resp.text()
-            .await
-            .unwrap()
-            .contains("unknown or already used")
-    );
+    refused(
+        &client,
+        &callback,
+        Some(&state_cookie),
+        "unknown or already used",
+    )
+    .await;
 
     // The provider's own refusal is shown, with the cookie cleared.
     let (_, cookie) = start("%2F").await;
