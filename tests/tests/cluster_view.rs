@@ -207,10 +207,9 @@ async fn grown(api: &str, rate: &str, want: f64) -> Value {
         last_at = v["at"].clone();
         let r = v["rates"].clone();
         let seconds = r["seconds"].as_f64().unwrap();
-        assert!(
-            (4.0..8.0).contains(&seconds),
-            "about 5 s between reads: {r}"
-        );
+        // The view sleeps 5 s between its reads, and each read takes what the broker takes
+        // (4 s once, in a loaded CI run), so only the lower bound is the view's own.
+        assert!(seconds >= 4.9, "at least 5 s between reads: {r}");
         sum += r[rate].as_f64().unwrap() * seconds;
         last = r;
     }
