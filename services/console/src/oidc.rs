@@ -34,6 +34,8 @@ use sked_core::{
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
+use crate::session::{key, random_id, same};
+
 /// The cookie holding a pending sign-in's `state`.
 pub const STATE_COOKIE: &str = "sked_console_oidc";
 
@@ -136,13 +138,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 fn random() -> Result<String, Refusal> {
-    let mut raw = [0u8; 32];
-    getrandom::fill(&mut raw).map_err(|e| Refusal::Provider(format!("no OS randomness: {e}")))?;
-    Ok(b64(&raw))
-}
-
-fn key(state: &str) -> [u8; 32] {
-    Sha256::digest(state.as_bytes()).into()
+    random_id().map_err(|e| Refusal::Provider(e.to_string()))
 }
 
 /// Up to `MAX_ANSWER` bytes of an answer.
@@ -171,12 +167,6 @@ fn short(text: &str) -> String {
         out.push('…');
     }
     out
-}
-
-/// Whether two strings are equal, in time independent of where they differ.
-fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl Oidc {

@@ -57,8 +57,7 @@ impl Session {
 
     /// Whether `presented` is this session's CSRF token.
     pub fn csrf_ok(&self, presented: &str) -> bool {
-        let (a, b) = (self.csrf.as_bytes(), presented.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        same(&self.csrf, presented)
     }
 }
 
@@ -70,13 +69,21 @@ pub struct Sessions {
     max: Duration,
 }
 
-fn random_id() -> anyhow::Result<String> {
+/// Whether two secrets are equal, in time independent of where they differ.
+pub(crate) fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// 32 random bytes, base64url: a session id, a CSRF token, an OIDC state or verifier.
+pub(crate) fn random_id() -> anyhow::Result<String> {
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
 }
 
-fn key(id: &str) -> [u8; 32] {
+/// The map key of a secret id: its SHA-256, so the map never holds the id itself.
+pub(crate) fn key(id: &str) -> [u8; 32] {
     Sha256::digest(id.as_bytes()).into()
 }
 
