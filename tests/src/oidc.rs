@@ -60,14 +60,12 @@ impl Provider {
     }
 
     /// The `auth.jwt` settings under which sked's API accepts this provider's access tokens
-    /// (and, with `id_token_audience`, its ID tokens): roles in `sked_roles`, mapped to sked
-    /// scopes, and tenants in `sked_tenants`.
-    pub fn api_sets(&self, id_token_audience: bool) -> Vec<String> {
-        let audience = if id_token_audience {
-            format!(r#"["sked-api", "{CLIENT_ID}"]"#)
-        } else {
-            r#"["sked-api"]"#.into()
-        };
+    /// (audience `sked-api`) or, with `id_tokens`, its ID tokens only (audience `client_id`),
+    /// so a console that sent the other token is refused: roles in `sked_roles`, mapped to
+    /// sked scopes, and tenants in `sked_tenants`.
+    pub fn api_sets(&self, id_tokens: bool) -> Vec<String> {
+        let audience = if id_tokens { CLIENT_ID } else { "sked-api" };
+        let audience = format!(r#"["{audience}"]"#);
         vec![
             format!("auth.jwt.issuer={}", self.issuer),
             format!("auth.jwt.audience={audience}"),

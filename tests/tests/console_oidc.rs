@@ -52,7 +52,8 @@ async fn stack(name: &str, token: &str) -> Stack {
     let provider = Provider::start(&redirect, SECRET).await;
     let ns = unique(name);
     let mut sets = replayer_sets(&ns);
-    sets.extend(provider.api_sets(true));
+    // The API accepts only the token the console is set to send.
+    sets.extend(provider.api_sets(token == "id_token"));
     let config = load(sets.clone());
     create_topics(&config, 1).await;
     let ingest = Ingest::start(config.clone()).await;
@@ -92,6 +93,19 @@ async fn sso(b: &Browser, s: &Stack, login: &str) {
     b.click("button[type=submit]").await;
 }
 
+/// Signs out of the console, then forgets the provider's own session (its cookies, on its
+/// host), so the next sign-in asks for a login again.
+async fn sign_out_everywhere(b: &Browser, s: &Stack) {
+    b.click("[data-test=sign-out]").await;
+    b.find("[data-test=signed-out]").await;
+    b.goto(&format!(
+        "{}/.well-known/openid-configuration",
+        s.provider.issuer
+    ))
+    .await;
+    b.client.delete_all_cookies().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_sign_in_through_the_identity_provider_in_a_browser() {
     let s = stack("sso-browser", "access_token").await;
@@ -127,29 +141,13 @@ async fn operators_sign_in_through_the_identity_provider_in_a_browser() {
     assert!(!b.has("[data-test=read-only]").await);
     let page = b.source().await;
     assert!(!page.contains("eyJ"), "no JWT in a page");
-    b.click("[data-test=sign-out]").await;
-    b.find("[data-test=signed-out]").await;
-
-    // The provider remembers its own session; forget it to sign in as someone else.
-    b.goto(&format!(
-        "{}/.well-known/openid-configuration",
-        s.provider.issuer
-    ))
-    .await;
-    b.client.delete_all_cookies().await.unwrap();
+    sign_out_everywhere(&b, &s).await;
 
     // A reader: the read-only console.
     sso(&b, &s, "reader").await;
     assert_eq!(b.text("[data-test=actor]").await, "jwt:reader");
     b.find("[data-test=read-only]").await;
-    b.click("[data-test=sign-out]").await;
-    b.find("[data-test=signed-out]").await;
-    b.goto(&format!(
-        "{}/.well-known/openid-configuration",
-        s.provider.issuer
-    ))
-    .await;
-    b.client.delete_all_cookies().await.unwrap();
+    sign_out_everywhere(&b, &s).await;
 
     // An account the provider knows but that holds no sked role: the API's reason.
     sso(&b, &s, "nobody").await;
